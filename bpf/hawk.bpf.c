@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * hawk-bpf: trace a CPython process's allocations as tracemalloc would.
+ *
+ * Probes sit on the allocator functions the interpreter's allocator tables
+ * point to (see user/hooks.c for where exactly, and why). Each allocation
+ * records (size, Python stack) in the in-kernel "live" map under the block's
+ * address; each free deletes it. Stacks are deduplicated by hash in "stacks"
+ * and announced once on a ring buffer so user space can symbolize their code
+ * objects while they are still alive.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include "hawk.h"
+
+/* Interpreter layout and limits, set by the loader before load. */
+const volatile struct hk_py_layout L = {};
+const volatile __u32 capture_frames = 32;
+const volatile __u32 count_total = 1;
+
+struct args {
+	__u64 a;
+	__u64 b;
+	struct hk_block old;	/* realloc: the block as it was traced */
+	__u32 kind;
+	__u32 had_old;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1 << 22);
+	__type(key, __u64);
+	__type(value, struct hk_block);
+} live SEC(".maps");
+
+/* struct hk_stack cut to capture_frames: value size set at load time, so
+ * the map carries no BTF value type. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1 << 16);
+	__uint(key_size, sizeof(__u64));
+	__uint(value_size, sizeof(struct hk_stack));
+} stacks SEC(".maps");
+
+/* Arguments of calls in flight, keyed by (tid << 8 | probe slot): the raw
+ * allocator runs nested inside the object allocator on the same thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 14);
+	__type(key, __u64);
+	__type(value, struct args);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hk_stack);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HK_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 18);
+} new_stacks SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline __u64 read_ptr(__u64 addr)
+{
+	__u64 v = 0;
+
+	if (bpf_probe_read_user(&v, sizeof(v), (void *)addr))
+		count(HK_CNT_READ_ERR);
+	return v;
+}
+
+/* The calling thread's PyThreadState: the GIL holder when that is us (always
+ * so for the mem and object domains), else a walk of the interpreter's
+ * thread list, as PyGILState_GetThisThreadState() would find it. */
+static __always_inline __u64 find_tstate(__u32 tid)
+{
+	__u64 ts = read_ptr(L.runtime_addr + L.rt_tstate_current);
+
+	if (ts && (__u32)read_ptr(ts + L.tstate_native_tid) == tid)
+		return ts;
+	ts = read_ptr(L.runtime_addr + L.rt_interp_head);
+	if (!ts)
+		return 0;
+	ts = read_ptr(ts + L.interp_threads_head);
+	for (int i = 0; i < 64 && ts; i++) {
+		if ((__u32)read_ptr(ts + L.tstate_native_tid) == tid)
+			return ts;
+		ts = read_ptr(ts + L.tstate_next);
+	}
+	return 0;
+}
+
+/* Loop state on the BPF stack holds no counters: the verifier checks
+ * bpf_loop callbacks until their state converges, which a precisely known
+ * counter never does. Counts live in the scratch map value instead. */
+struct walk {
+	struct hk_stack *st;
+	__u64 frame;
+	__u64 hash;
+};
+
+#define FRAME_BUF 128
+
+static long walk_frame(__u32 i, struct walk *w)
+{
+	__u64 words[FRAME_BUF / 8];
+	__u8 *buf = (__u8 *)words;
+	__u32 off_code = L.frame_code, off_prev = L.frame_previous;
+	__u32 off_instr = L.frame_instr, off_owner = L.frame_owner;
+	__u64 code, instr;
+
+	if (!w->frame || i >= capture_frames || i >= HK_MAX_FRAMES)
+		return 1;
+	if (bpf_probe_read_user(words, sizeof(words), (void *)w->frame)) {
+		count(HK_CNT_READ_ERR);
+		w->frame = 0;
+		return 1;
+	}
+	if (off_code > FRAME_BUF - 8 || off_prev > FRAME_BUF - 8 ||
+	    off_instr > FRAME_BUF - 8 || off_owner > FRAME_BUF - 1)
+		return 1;
+	code = *(__u64 *)(buf + off_code);
+	instr = *(__u64 *)(buf + off_instr);
+
+	/* Keep the mask in the program: the verifier must see the bound. */
+	__u64 idx = i;
+	asm volatile("%0 &= 255" : "+r"(idx));
+	struct hk_frame_raw *f = &w->st->frames[idx];
+	f->code = code;
+	f->instr_off = (__s32)(instr - code);
+	f->owner = buf[off_owner];
+	w->hash = (w->hash ^ code) * 0x100000001b3ULL;
+	w->hash = (w->hash ^ (__u32)f->instr_off ^ ((__u64)f->owner << 32)) *
+		  0x100000001b3ULL;
+	w->st->nframes = i + 1;
+	w->frame = *(__u64 *)(buf + off_prev);
+	return 0;
+}
+
+/* Frames beyond the captured ones, counted into st->pad. */
+static long count_frame(__u32 i, struct walk *w)
+{
+	if (!w->frame)
+		return 1;
+	w->st->pad = i + 1;
+	w->frame = read_ptr(w->frame + L.frame_previous);
+	return 0;
+}
+
+/* Capture the calling thread's Python stack, store it once, return its id
+ * (0: no Python frames). */
+static __always_inline __u64 capture_stack(__u32 tid)
+{
+	__u32 zero = 0;
+	struct hk_stack *st = bpf_map_lookup_elem(&scratch, &zero);
+	struct walk w = {};
+	__u64 ts, cf;
+	__u32 total;
+
+	if (!st)
+		return 0;
+	ts = find_tstate(tid);
+	if (!ts) {
+		count(HK_CNT_NO_TSTATE);
+		return 0;
+	}
+	cf = L.tstate_cframe ? read_ptr(ts + L.tstate_cframe) : ts;
+	if (!cf)
+		return 0;
+	w.frame = read_ptr(cf + L.cframe_current_frame);
+	if (!w.frame)
+		return 0;
+	w.st = st;
+	w.hash = 0xcbf29ce484222325ULL;
+	st->nframes = 0;
+	st->pad = 0;
+	bpf_loop(HK_MAX_FRAMES, walk_frame, &w, 0);
+	if (w.frame) {
+		count(HK_CNT_TRUNCATED);
+		if (count_total)
+			bpf_loop(HK_TOTAL_CAP, count_frame, &w, 0);
+	}
+	total = (__u32)st->nframes + st->pad;
+	st->total = total > HK_TOTAL_CAP ? HK_TOTAL_CAP : total;
+	st->pad = 0;
+	w.hash = (w.hash ^ ((__u64)st->nframes << 16 | st->total)) *
+		 0x100000001b3ULL;
+	if (!w.hash)
+		w.hash = 1;
+	if (!bpf_map_lookup_elem(&stacks, &w.hash)) {
+		long err = bpf_map_update_elem(&stacks, &w.hash, st, BPF_NOEXIST);
+
+		if (!err) {
+			if (bpf_ringbuf_output(&new_stacks, &w.hash,
+					       sizeof(w.hash), 0))
+				count(HK_CNT_RB_DROP);
+		} else if (err != -17 /* EEXIST */) {
+			count(HK_CNT_STACK_FULL);
+		}
+	}
+	return w.hash;
+}
+
+static __always_inline __u64 inflight_key(__u64 cookie)
+{
+	return (bpf_get_current_pid_tgid() << 8) | (cookie & 0xff);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(alloc_enter)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u64 key = inflight_key(cookie);
+	struct args a = {};
+
+	a.kind = cookie >> 8;
+	a.a = PT_REGS_PARM2(ctx);
+	a.b = PT_REGS_PARM3(ctx);
+	/* Forget the old block now, not at return: once realloc has released
+	 * it another thread may be handed the same address. */
+	if (a.kind == HK_REALLOC && a.a) {
+		struct hk_block *old = bpf_map_lookup_elem(&live, &a.a);
+
+		if (old) {
+			a.old = *old;
+			a.had_old = 1;
+			bpf_map_delete_elem(&live, &a.a);
+		}
+	}
+	if (bpf_map_update_elem(&inflight, &key, &a, BPF_ANY))
+		count(HK_CNT_ARGS_LOST);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(alloc_return)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u64 key = inflight_key(cookie);
+	__u64 ret = PT_REGS_RC(ctx);
+	struct hk_block blk;
+	struct args *ap, a;
+
+	ap = bpf_map_lookup_elem(&inflight, &key);
+	if (!ap) {
+		count(HK_CNT_ARGS_LOST);
+		return 0;
+	}
+	a = *ap;
+	bpf_map_delete_elem(&inflight, &key);
+	if (!ret) {
+		/* failed realloc: the old block is still there */
+		if (a.had_old)
+			bpf_map_update_elem(&live, &a.a, &a.old, BPF_ANY);
+		return 0;
+	}
+	if (a.kind == HK_CALLOC)
+		blk.size = a.a * a.b;
+	else if (a.kind == HK_REALLOC)
+		blk.size = a.b;
+	else
+		blk.size = a.a;
+	blk.stack_id = capture_stack((__u32)bpf_get_current_pid_tgid());
+	if (bpf_map_update_elem(&live, &ret, &blk, BPF_ANY))
+		count(HK_CNT_LIVE_FULL);
+	else
+		count(HK_CNT_ALLOCS);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(free_enter)
+{
+	__u64 ptr = PT_REGS_PARM2(ctx);
+
+	if (ptr && !bpf_map_delete_elem(&live, &ptr))
+		count(HK_CNT_FREES);
+	return 0;
+}
+
+/* The user-memory read helpers are GPL-only. */
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

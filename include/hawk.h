@@ -1,0 +1,80 @@
+/* Layouts shared by the BPF programs and the loader. */
+#ifndef HAWK_H
+#define HAWK_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* Most frames one stack record can hold. Deeper stacks are truncated and
+ * counted (HK_CNT_TRUNCATED); total_nframe is still counted up to 65535. */
+#define HK_MAX_FRAMES 256
+#define HK_MAX_PROBES 16
+#define HK_TOTAL_CAP 65535
+
+/* What a probe site is: the cookie of each attached program is
+ * (kind << 8) | probe slot. */
+enum hk_kind {
+	HK_MALLOC = 1,
+	HK_CALLOC = 2,
+	HK_REALLOC = 3,
+	HK_FREE = 4,
+};
+
+/* Counters in the BPF "counters" array. Every loss is counted here. */
+enum hk_counter {
+	HK_CNT_ALLOCS,		/* allocations traced */
+	HK_CNT_FREES,		/* frees of traced blocks */
+	HK_CNT_LIVE_FULL,	/* allocation not recorded: live map full */
+	HK_CNT_STACK_FULL,	/* stack not recorded: stack map full */
+	HK_CNT_ARGS_LOST,	/* return without its entry (args map full) */
+	HK_CNT_READ_ERR,	/* a read of interpreter memory failed */
+	HK_CNT_TRUNCATED,	/* stack deeper than the capture limit */
+	HK_CNT_NO_TSTATE,	/* allocating thread has no Python thread state */
+	HK_CNT_RB_DROP,		/* new-stack notification lost (ring full) */
+	HK_CNT_MAX,
+};
+
+/* Interpreter layout the BPF side needs; filled from the per-version table
+ * in user space (user/pyoffsets.c) before load. */
+struct hk_py_layout {
+	__u64 runtime_addr;		/* address of _PyRuntime in the target */
+	__u32 rt_tstate_current;	/* _PyRuntime.gilstate.tstate_current */
+	__u32 rt_interp_head;		/* _PyRuntime.interpreters.head */
+	__u32 interp_threads_head;	/* PyInterpreterState.threads.head */
+	__u32 tstate_next;
+	__u32 tstate_native_tid;
+	__u32 tstate_cframe;		/* 0: frame pointer lives in tstate */
+	__u32 cframe_current_frame;
+	__u32 frame_code;
+	__u32 frame_previous;
+	__u32 frame_instr;		/* prev_instr (3.11, 3.12) */
+	__u32 frame_owner;
+	__u32 frame_head_size;		/* bytes read per frame */
+};
+
+/* One captured interpreter frame: the code object and the byte offset of
+ * the frame's last instruction pointer from the code object's start. The
+ * loader turns instr_off into a line with the code object's line table and
+ * drops incomplete frames (owner/firsttraceable) as tracemalloc does. */
+struct hk_frame_raw {
+	__u64 code;
+	__s32 instr_off;
+	__u8 owner;
+	__u8 pad[3];
+};
+
+struct hk_stack {
+	__u16 nframes;		/* frames held */
+	__u16 total;		/* frames on the stack, capped at 65535 */
+	__u32 pad;
+	struct hk_frame_raw frames[HK_MAX_FRAMES];
+};
+
+/* A live traced block: in the "live" map, keyed by address. */
+struct hk_block {
+	__u64 size;
+	__u64 stack_id;
+};
+
+#endif

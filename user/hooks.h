@@ -1,0 +1,50 @@
+/* Where the allocator probes go, and making every allocation reach them.
+ *
+ * Optimized CPython builds inline pymalloc behind a guard that compares the
+ * allocator table's function pointer with the default function. Pointing
+ * that table slot at the alignment padding just before the function (nops
+ * that fall into it) makes every site take the indirect call while
+ * behaving exactly the same, and a uprobe on that nop is emulated by the
+ * kernel instead of single-stepped (about 15x cheaper). The pointer change
+ * is one byte (atomic), is undone at exit, and is harmless if we are killed
+ * before undoing it: the padding stays valid code forever.
+ */
+#ifndef HAWK_HOOKS_H
+#define HAWK_HOOKS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "hawk.h"
+#include "pytarget.h"
+
+struct hk_site {
+	uint64_t func;		/* function entry (ELF address) */
+	uint64_t probe;		/* where the uprobe goes (ELF address) */
+	uint64_t redirect;	/* padding entry the table points to, or 0 */
+	int kind;		/* enum hk_kind */
+};
+
+struct hk_slot {
+	uint64_t addr;		/* runtime address of the table slot */
+	uint64_t orig;		/* function entry (runtime), restored at exit */
+	uint64_t redirect;	/* padding entry (runtime), or 0 */
+	bool redirected;	/* we wrote it and must undo it */
+};
+
+struct hk_hooks {
+	struct hk_site sites[HK_MAX_PROBES];
+	int nsites;
+	struct hk_slot slots[HK_NDOMAINS * 4];
+	int nslots;
+};
+
+/* Choose probe sites for the functions the three tables point to. */
+int hk_hooks_plan(struct hk_hooks *h, struct hk_pytarget *t, char *err,
+		  size_t errlen);
+/* Point the table slots at the padding entries (after probes are live). */
+int hk_hooks_redirect(struct hk_hooks *h, struct hk_pytarget *t, char *err,
+		      size_t errlen);
+/* Put back what hk_hooks_redirect changed, if it is still ours. */
+void hk_hooks_restore(struct hk_hooks *h, struct hk_pytarget *t);
+
+#endif

@@ -1,0 +1,221 @@
+/* hawk-bpf: tracemalloc for a running CPython process, from outside. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "options.h"
+#include "pickle.h"
+#include "pytarget.h"
+#include "report.h"
+#include "source.h"
+#include "tracer.h"
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+static int fail(const char *msg)
+{
+	fprintf(stderr, "hawk-bpf: %s\n", msg);
+	return 1;
+}
+
+static void handle_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* One tracer per target: a second would see the first restore the
+ * allocator tables under it. The lock dies with us, even on kill -9. */
+static int lock_target(pid_t pid)
+{
+	char path[64];
+	int fd;
+
+	mkdir("/run/hawk-bpf", 0700);
+	snprintf(path, sizeof(path), "/run/hawk-bpf/%d.lock", (int)pid);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		close(fd);
+		return -2;
+	}
+	return fd;
+}
+
+static const char *const counter_names[HK_CNT_MAX] = {
+	[HK_CNT_ALLOCS] = "allocations_traced",
+	[HK_CNT_FREES] = "frees_of_traced_blocks",
+	[HK_CNT_LIVE_FULL] = "lost_live_map_full",
+	[HK_CNT_STACK_FULL] = "lost_stack_map_full",
+	[HK_CNT_ARGS_LOST] = "lost_call_arguments",
+	[HK_CNT_READ_ERR] = "interpreter_read_errors",
+	[HK_CNT_TRUNCATED] = "stacks_deeper_than_capture",
+	[HK_CNT_NO_TSTATE] = "allocations_without_thread_state",
+	[HK_CNT_RB_DROP] = "lost_stack_notifications",
+};
+
+static json_t *run_info(const struct hk_pytarget *t, const struct hk_result *r,
+			const struct hk_options *o)
+{
+	json_t *c = json_object();
+
+	for (int i = 0; i < HK_CNT_MAX; i++)
+		json_object_set_new(c, counter_names[i],
+				    json_integer((json_int_t)r->counters[i]));
+	json_object_set_new(c, "unresolved_stacks",
+			    json_integer((json_int_t)r->unresolved));
+	json_object_set_new(c, "unreadable_code_objects",
+			    json_integer((json_int_t)hk_sym_failures(r->sym)));
+	return json_pack("{s:i, s:s, s:s, s:f, s:i, s:b, s:b, s:o}",
+			 "pid", (int)t->pid, "python", t->version,
+			 "image", t->image_name, "window_seconds", r->seconds,
+			 "frames", (int)o->frames, "target_exited", r->target_exited,
+			 "interrupted", r->interrupted, "counters", c);
+}
+
+/* Losses are never silent: one stderr line each. */
+static void warn_losses(const struct hk_result *r, unsigned frames)
+{
+	static const int lossy[] = { HK_CNT_LIVE_FULL, HK_CNT_STACK_FULL,
+				     HK_CNT_ARGS_LOST, HK_CNT_READ_ERR,
+				     HK_CNT_RB_DROP };
+
+	for (size_t i = 0; i < sizeof(lossy) / sizeof(lossy[0]); i++)
+		if (r->counters[lossy[i]])
+			fprintf(stderr, "hawk-bpf: warning: %s: %llu\n",
+				counter_names[lossy[i]],
+				(unsigned long long)r->counters[lossy[i]]);
+	if (frames > HK_MAX_FRAMES && r->counters[HK_CNT_TRUNCATED])
+		fprintf(stderr, "hawk-bpf: warning: %llu allocations had stacks deeper than %d frames, the most hawk-bpf captures; their tracebacks are cut there\n",
+			(unsigned long long)r->counters[HK_CNT_TRUNCATED], HK_MAX_FRAMES);
+	if (r->unresolved)
+		fprintf(stderr, "hawk-bpf: warning: %llu blocks have no stack (reported as <unknown>)\n",
+			(unsigned long long)r->unresolved);
+	if (hk_sym_failures(r->sym))
+		fprintf(stderr, "hawk-bpf: warning: %llu frames had unreadable code objects (reported as <unknown>)\n",
+			(unsigned long long)hk_sym_failures(r->sym));
+}
+
+static int write_report(FILE *out, const struct hk_options *o,
+			const struct hk_pytarget *t, const struct hk_result *r)
+{
+	struct hk_snapshot snap = { r->traces, r->ntraces, o->frames };
+	struct hk_snapshot empty = { NULL, 0, o->frames };
+	char root[64], cwd[64];
+	struct hk_source *src;
+	json_t *rep;
+	int rc;
+
+	if (o->format == HK_FMT_PICKLE)
+		return hk_pickle_write_snapshot(out, &snap);
+	snprintf(root, sizeof(root), "/proc/%d/root", (int)t->pid);
+	snprintf(cwd, sizeof(cwd), "/proc/%d/cwd", (int)t->pid);
+	src = hk_source_new(root, cwd);
+	/* Hawk's fixed-duration profile: end.compare_to(start), where the
+	 * start snapshot is empty because tracing starts with the window. */
+	rep = hk_report_build(&snap, &empty,
+			      o->format == HK_FMT_TRACEBACK ? HK_KEY_TRACEBACK
+							    : HK_KEY_LINENO,
+			      o->cumulative, o->count, src);
+	if (!rep) {
+		hk_source_free(src);
+		return -1;
+	}
+	json_object_set_new(rep, "hawk_bpf", run_info(t, r, o));
+	rc = hk_report_write(out, rep);
+	json_decref(rep);
+	hk_source_free(src);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct hk_options o;
+	struct hk_pytarget t;
+	struct hk_result r;
+	struct hk_trace_opts to;
+	char err[512];
+	FILE *out = stdout;
+	int lock, rc;
+
+	if (hk_options_parse(&o, argc, argv, err, sizeof(err))) {
+		fprintf(stderr, "hawk-bpf: %s (see hawk-bpf --help)\n", err);
+		return 2;
+	}
+	if (o.help) {
+		hk_usage(stdout);
+		return 0;
+	}
+	if (o.version) {
+		printf("hawk-bpf %s\n", HK_VERSION);
+		return 0;
+	}
+	if (geteuid() != 0)
+		return fail("must run as root (needs CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN and CAP_SYS_PTRACE)");
+	if (hk_pytarget_open(&t, o.pid, err, sizeof(err))) {
+		hk_pytarget_close(&t);
+		return fail(err);
+	}
+	if (o.output) {
+		/* Checked before attaching; truncated only once we have a
+		 * report to write. */
+		int fd = open(o.output, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+
+		if (fd < 0 || !(out = fdopen(fd, "w"))) {
+			snprintf(err, sizeof(err), "cannot write %s: %s", o.output,
+				 strerror(errno));
+			hk_pytarget_close(&t);
+			return fail(err);
+		}
+	}
+	lock = lock_target(o.pid);
+	if (lock < 0) {
+		hk_pytarget_close(&t);
+		return fail(lock == -2 ? "another hawk-bpf is already tracing this process"
+				       : "cannot create /run/hawk-bpf");
+	}
+	handle_signals();
+	to = (struct hk_trace_opts){ .frames = o.frames,
+				     .duration_ms = o.duration_ms,
+				     .stop = &stop_flag };
+	if (hk_trace_run(&t, &to, &r, err, sizeof(err))) {
+		hk_result_free(&r);
+		hk_pytarget_close(&t);
+		return fail(err);
+	}
+	if (r.target_exited)
+		fprintf(stderr, "hawk-bpf: process %d exited during the window; reporting what was traced until then\n",
+			(int)o.pid);
+	warn_losses(&r, o.frames);
+	if (out != stdout && ftruncate(fileno(out), 0))
+		rc = -1;
+	rc = write_report(out, &o, &t, &r);
+	if (fflush(out) || rc)
+		rc = fail("cannot write the report");
+	fprintf(stderr, "hawk-bpf: %zu live blocks traced over %.1f s\n", r.ntraces,
+		r.seconds);
+	if (out != stdout)
+		fclose(out);
+	hk_result_free(&r);
+	hk_pytarget_close(&t);
+	close(lock);
+	return rc ? 1 : 0;
+}

@@ -1,0 +1,41 @@
+/* The user-space data model: traces exactly as tracemalloc keeps them.
+ *
+ * A trace is (domain, size, traceback, total_nframe) like
+ * tracemalloc._get_traces(); a traceback's frames are most recent first, as
+ * in the raw traces (Lib/tracemalloc.py reverses them for its API).
+ * Filenames are interned by the producer: equal strings share one pointer,
+ * but consumers must compare with strcmp (pickles read back are not
+ * interned), and ordering is strcmp order, which equals Python's str order
+ * for UTF-8.
+ */
+#ifndef HAWK_MODEL_H
+#define HAWK_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct hk_frame {
+	const char *filename;	/* UTF-8, NUL-terminated */
+	unsigned int lineno;
+};
+
+struct hk_traceback {
+	uint32_t nframe;		/* frames held, >= 1 */
+	uint32_t total_nframe;		/* frames the stack had, capped at 65535 */
+	const struct hk_frame *frames;	/* most recent first */
+};
+
+struct hk_trace {
+	unsigned int domain;		/* 0: Python's own allocators */
+	uint64_t size;
+	const struct hk_traceback *tb;
+};
+
+struct hk_snapshot {
+	const struct hk_trace *traces;
+	size_t ntraces;
+	unsigned int traceback_limit;	/* tracemalloc.start(N) / --frames */
+};
+
+#endif

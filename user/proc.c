@@ -1,0 +1,99 @@
+#include "proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int hk_maps_read(pid_t pid, struct hk_maps *m)
+{
+	char path[64], *line = NULL;
+	size_t cap = 0, lcap = 0;
+	FILE *f;
+
+	m->v = NULL;
+	m->n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (getline(&line, &lcap, f) > 0) {
+		struct hk_map e = {0};
+		unsigned long long s, en, off;
+		char perms[8];
+		int pos = 0;
+
+		if (sscanf(line, "%llx-%llx %7s %llx %*s %lu %n", &s, &en,
+			   perms, &off, &e.inode, &pos) < 5)
+			continue;
+		e.start = s;
+		e.end = en;
+		e.offset = off;
+		memcpy(e.perms, perms, 4);
+		if (pos > 0 && line[pos] == '/') {
+			line[strcspn(line, "\n")] = 0;
+			e.path = strdup(line + pos);
+		}
+		if (m->n == cap) {
+			cap = cap ? cap * 2 : 64;
+			struct hk_map *nv = realloc(m->v, cap * sizeof(*nv));
+			if (!nv) {
+				free(e.path);
+				break;
+			}
+			m->v = nv;
+		}
+		m->v[m->n++] = e;
+	}
+	free(line);
+	fclose(f);
+	return m->n ? 0 : -1;
+}
+
+void hk_maps_free(struct hk_maps *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		free(m->v[i].path);
+	free(m->v);
+	m->v = NULL;
+	m->n = 0;
+}
+
+int hk_mem_open(pid_t pid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	return open(path, O_RDWR | O_CLOEXEC);
+}
+
+int hk_mem_read(int fd, uint64_t addr, void *buf, size_t len)
+{
+	ssize_t n = pread(fd, buf, len, (off_t)addr);
+
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+int hk_mem_write(int fd, uint64_t addr, const void *buf, size_t len)
+{
+	ssize_t n = pwrite(fd, buf, len, (off_t)addr);
+
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+void hk_proc_comm(pid_t pid, char *buf, size_t len)
+{
+	char path[64];
+	FILE *f;
+
+	snprintf(buf, len, "?");
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	if (fgets(buf, (int)len, f))
+		buf[strcspn(buf, "\n")] = 0;
+	fclose(f);
+}

@@ -1,0 +1,33 @@
+/* A target process seen through /proc: its mappings and its memory. */
+#ifndef HAWK_PROC_H
+#define HAWK_PROC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct hk_map {
+	uint64_t start, end, offset;
+	unsigned long inode;
+	char perms[5];
+	char *path;		/* NULL for anonymous mappings */
+};
+
+struct hk_maps {
+	struct hk_map *v;
+	size_t n;
+};
+
+int hk_maps_read(pid_t pid, struct hk_maps *m);
+void hk_maps_free(struct hk_maps *m);
+
+/* /proc/PID/mem opened read-write; -1 with errno on failure. */
+int hk_mem_open(pid_t pid);
+/* Whole reads and writes only: 0 on success, -1 otherwise. */
+int hk_mem_read(int fd, uint64_t addr, void *buf, size_t len);
+int hk_mem_write(int fd, uint64_t addr, const void *buf, size_t len);
+
+/* The process's command name (comm), or "?" */
+void hk_proc_comm(pid_t pid, char *buf, size_t len);
+
+#endif

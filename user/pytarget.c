@@ -1,0 +1,185 @@
+#include "pytarget.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <unistd.h>
+#include "disasm.h"
+
+#define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -1)
+
+/* Bias of a mapped ELF: the runtime address of vaddr 0. */
+static int compute_bias(const struct hk_elf *e, const struct hk_map *m,
+			uint64_t *bias)
+{
+	for (int i = 0; i < e->nseg; i++) {
+		uint64_t po = e->seg[i].offset & ~0xfffULL;
+		uint64_t pv = e->seg[i].vaddr & ~0xfffULL;
+
+		if (m->offset >= po && m->offset < e->seg[i].offset + e->seg[i].filesz) {
+			*bias = m->start - (pv + (m->offset - po));
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* "3.10" from ".../python3.10" or "libpython3.10.so…": for a clear
+ * "unsupported" message on Pythons without Py_Version. */
+static int version_from_name(const char *path, int *maj, int *min)
+{
+	const char *b = strrchr(path, '/');
+
+	b = b ? b + 1 : path;
+	if (strncmp(b, "lib", 3) == 0)
+		b += 3;
+	return sscanf(b, "python%d.%d", maj, min) == 2 ? 0 : -1;
+}
+
+/* The runtime address of an allocator table, from the rip-relative loads
+ * of the four exported wrappers of its domain: each reads ctx (table+0) and
+ * its own slot (table+8*(i+1)). Works on stripped LTO builds. */
+static int find_table(struct hk_pytarget *t, const char *const names[4],
+		      uint64_t *table)
+{
+	uint64_t refs[4][32];
+	size_t nref[4] = {0};
+
+	for (int w = 0; w < 4; w++) {
+		uint64_t a;
+		uint8_t code[256];
+		struct hk_insn ins[48];
+		size_t n;
+
+		if (hk_elf_symbol(&t->elf, names[w], &a) ||
+		    hk_elf_read(&t->elf, a, code, sizeof(code)))
+			return -1;
+		n = hk_disasm(code, sizeof(code), a, ins, 48);
+		for (size_t i = 0; i < n && nref[w] < 32; i++)
+			if (ins[i].has_rip_mem)
+				refs[w][nref[w]++] = ins[i].rip_mem;
+	}
+	for (size_t c = 0; c < nref[0]; c++) {
+		uint64_t base = refs[0][c] - 8;
+		int ok = 1;
+
+		for (int w = 1; w < 4 && ok; w++) {
+			ok = 0;
+			for (size_t i = 0; i < nref[w]; i++)
+				if (refs[w][i] == base + 8 * (w + 1))
+					ok = 1;
+		}
+		if (ok) {
+			*table = base + t->bias;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static const char *const wrappers[HK_NDOMAINS][4] = {
+	{ "PyMem_RawMalloc", "PyMem_RawCalloc", "PyMem_RawRealloc", "PyMem_RawFree" },
+	{ "PyMem_Malloc", "PyMem_Calloc", "PyMem_Realloc", "PyMem_Free" },
+	{ "PyObject_Malloc", "PyObject_Calloc", "PyObject_Realloc", "PyObject_Free" },
+};
+
+static int open_image(struct hk_pytarget *t, const struct hk_map *m)
+{
+	uint64_t rt;
+
+	snprintf(t->image_path, sizeof(t->image_path),
+		 "/proc/%d/map_files/%llx-%llx", (int)t->pid,
+		 (unsigned long long)m->start, (unsigned long long)m->end);
+	if (hk_elf_open(&t->elf, t->image_path))
+		return -1;
+	if (hk_elf_symbol(&t->elf, "_PyRuntime", &rt) ||
+	    compute_bias(&t->elf, m, &t->bias)) {
+		hk_elf_close(&t->elf);
+		return -1;
+	}
+	t->runtime = rt + t->bias;
+	snprintf(t->image_name, sizeof(t->image_name), "%s", m->path);
+	return 0;
+}
+
+int hk_pytarget_open(struct hk_pytarget *t, pid_t pid, char *err, size_t errlen)
+{
+	struct hk_maps maps;
+	uint64_t vaddr;
+	uint32_t hex;
+	int maj = 0, min = 0, found = 0, named = 0;
+
+	memset(t, 0, sizeof(*t));
+	t->pid = pid;
+	t->memfd = -1;
+	t->elf.fd = -1;
+	if (kill(pid, 0) && errno == ESRCH)
+		return ERR("no process with PID %d", (int)pid);
+	if (hk_maps_read(pid, &maps))
+		return ERR("cannot read /proc/%d/maps: %s", (int)pid,
+			   strerror(errno ? errno : EACCES));
+	/* The image that defines _PyRuntime: the executable for a static
+	 * libpython, libpython3.X.so otherwise. */
+	for (size_t i = 0; i < maps.n && !found; i++) {
+		const struct hk_map *m = &maps.v[i];
+		int seen = 0;
+
+		if (!m->path || m->perms[2] != 'x')
+			continue;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = maps.v[j].path && strcmp(maps.v[j].path, m->path) == 0 &&
+			       maps.v[j].perms[2] == 'x';
+		if (seen)
+			continue;
+		if (!named && version_from_name(m->path, &maj, &min) == 0)
+			named = 1;
+		found = open_image(t, m) == 0;
+	}
+	hk_maps_free(&maps);
+	if (!found) {
+		char comm[64];
+
+		hk_proc_comm(pid, comm, sizeof(comm));
+		if (named)
+			return ERR("unsupported CPython %d.%d in process %d (%s)",
+				   maj, min, (int)pid, comm);
+		return ERR("process %d (%s) is not a CPython process", (int)pid,
+			   comm);
+	}
+	t->memfd = hk_mem_open(pid);
+	if (t->memfd < 0)
+		return ERR("cannot open /proc/%d/mem: %s", (int)pid, strerror(errno));
+	/* Py_Version exists from 3.11 on; older Pythons are named by file. */
+	if (hk_elf_symbol(&t->elf, "Py_Version", &vaddr) ||
+	    hk_mem_read(t->memfd, vaddr + t->bias, &hex, sizeof(hex))) {
+		if (version_from_name(t->image_name, &maj, &min) == 0)
+			return ERR("unsupported CPython %d.%d in process %d",
+				   maj, min, (int)pid);
+		return ERR("cannot tell the CPython version of process %d",
+			   (int)pid);
+	}
+	t->hexversion = hex;
+	maj = hex >> 24;
+	min = (hex >> 16) & 0xff;
+	snprintf(t->version, sizeof(t->version), "%d.%d.%d", maj, min,
+		 (hex >> 8) & 0xff);
+	t->layout = hk_pyver_find(maj, min);
+	if (!t->layout)
+		return ERR("unsupported CPython %s in process %d (supported: 3.11)",
+			   t->version, (int)pid);
+	for (int d = 0; d < HK_NDOMAINS; d++)
+		if (find_table(t, wrappers[d], &t->tables[d]))
+			return ERR("cannot locate the %s allocator table of CPython %s",
+				   wrappers[d][0], t->version);
+	return 0;
+}
+
+void hk_pytarget_close(struct hk_pytarget *t)
+{
+	if (t->memfd >= 0)
+		close(t->memfd);
+	t->memfd = -1;
+	hk_elf_close(&t->elf);
+}

@@ -1,0 +1,242 @@
+#include "tracer.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include "hawk.skel.h"
+#include "hooks.h"
+
+#define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -1)
+
+struct run {
+	struct hawk_bpf *skel;
+	struct hk_symbolizer *sym;
+	struct hk_stack *buf;
+	int stacks_fd;
+};
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Resolve a stack while its code objects are still alive. */
+static const struct hk_traceback *resolve(struct run *r, uint64_t id)
+{
+	const struct hk_traceback *tb = hk_sym_lookup(r->sym, id);
+
+	if (tb)
+		return tb;
+	if (bpf_map_lookup_elem(r->stacks_fd, &id, r->buf))
+		return NULL;
+	return hk_sym_resolve(r->sym, id, r->buf);
+}
+
+static int on_new_stack(void *ctx, void *data, size_t len)
+{
+	uint64_t id;
+
+	if (len >= sizeof(id)) {
+		memcpy(&id, data, sizeof(id));
+		resolve(ctx, id);
+	}
+	return 0;
+}
+
+static int attach(struct hawk_bpf *skel, struct hk_pytarget *t,
+		  struct hk_hooks *h, struct bpf_link **links, int *nlinks,
+		  char *err, size_t errlen)
+{
+	for (int i = 0; i < h->nsites; i++) {
+		const struct hk_site *s = &h->sites[i];
+		uint64_t off;
+		struct bpf_program *progs[2] = { skel->progs.alloc_enter,
+						 skel->progs.alloc_return };
+		int np = 2;
+
+		if (hk_elf_file_offset(&t->elf, s->probe, &off))
+			return ERR("probe address %#llx is not in the file",
+				   (unsigned long long)s->probe);
+		if (s->kind == HK_FREE) {
+			progs[0] = skel->progs.free_enter;
+			np = 1;
+		}
+		for (int p = 0; p < np; p++) {
+			LIBBPF_OPTS(bpf_uprobe_opts, uo,
+				    .bpf_cookie = (uint64_t)s->kind << 8 | i,
+				    .retprobe = p == 1);
+			struct bpf_link *l = bpf_program__attach_uprobe_opts(
+				progs[p], t->pid, t->image_path, off, &uo);
+
+			if (!l)
+				return ERR("cannot attach a uprobe to %s+%#llx: %s",
+					   t->image_name, (unsigned long long)off,
+					   strerror(errno));
+			links[(*nlinks)++] = l;
+		}
+	}
+	return 0;
+}
+
+static void read_counters(struct hawk_bpf *skel, uint64_t *out)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t vals[ncpu > 0 ? ncpu : 1];
+
+	for (uint32_t i = 0; i < HK_CNT_MAX; i++) {
+		out[i] = 0;
+		if (ncpu > 0 &&
+		    bpf_map_lookup_elem(bpf_map__fd(skel->maps.counters), &i, vals) == 0)
+			for (int c = 0; c < ncpu; c++)
+				out[i] += vals[c];
+	}
+}
+
+/* Every live block, with its traceback. */
+static int collect(struct run *run, struct hk_result *res)
+{
+	int fd = bpf_map__fd(run->skel->maps.live);
+	uint64_t key, next, *keyp = NULL;
+	size_t cap = 0;
+
+	while (bpf_map_get_next_key(fd, keyp, &next) == 0) {
+		struct hk_block blk;
+
+		key = next;
+		keyp = &key;
+		if (bpf_map_lookup_elem(fd, &key, &blk))
+			continue;
+		if (res->ntraces == cap) {
+			cap = cap ? cap * 2 : 4096;
+			struct hk_trace *nt = realloc(res->traces, cap * sizeof(*nt));
+			if (!nt)
+				return -1;
+			res->traces = nt;
+		}
+		const struct hk_traceback *tb = resolve(run, blk.stack_id);
+		if (!tb) {
+			res->unresolved++;
+			tb = hk_sym_empty(run->sym);
+		}
+		res->traces[res->ntraces++] = (struct hk_trace){
+			.domain = 0, .size = blk.size, .tb = tb };
+	}
+	return 0;
+}
+
+static bool exited(int pidfd)
+{
+	struct pollfd p = { .fd = pidfd, .events = POLLIN };
+
+	return pidfd >= 0 && poll(&p, 1, 0) == 1;
+}
+
+int hk_trace_run(struct hk_pytarget *t, const struct hk_trace_opts *o,
+		 struct hk_result *res, char *err, size_t errlen)
+{
+	struct run run = {0};
+	struct hk_hooks hooks;
+	struct bpf_link *links[2 * HK_MAX_PROBES];
+	struct ring_buffer *rb = NULL;
+	int nlinks = 0, rc = -1, pidfd;
+	unsigned capture = o->frames + 2;
+	double start, deadline;
+
+	memset(res, 0, sizeof(*res));
+	if (capture > HK_MAX_FRAMES)
+		capture = HK_MAX_FRAMES;
+	if (hk_hooks_plan(&hooks, t, err, errlen))
+		return -1;
+	run.skel = hawk_bpf__open();
+	if (!run.skel)
+		return ERR("cannot open the BPF object: %s", strerror(errno));
+	run.skel->rodata->L = t->layout->bpf;
+	run.skel->rodata->L.runtime_addr = t->runtime;
+	run.skel->rodata->capture_frames = capture;
+	bpf_map__set_value_size(run.skel->maps.stacks,
+				offsetof(struct hk_stack, frames) +
+				capture * sizeof(struct hk_frame_raw));
+	if (hawk_bpf__load(run.skel)) {
+		int e = errno;
+
+		hawk_bpf__destroy(run.skel);
+		if (e == EPERM || e == EACCES)
+			return ERR("permission denied loading BPF programs: run as root (CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE)");
+		return ERR("cannot load the BPF programs: %s", strerror(e));
+	}
+	run.stacks_fd = bpf_map__fd(run.skel->maps.stacks);
+	run.buf = calloc(1, sizeof(*run.buf));
+	run.sym = hk_sym_new(t->memfd, t->layout, o->frames);
+	rb = ring_buffer__new(bpf_map__fd(run.skel->maps.new_stacks),
+			      on_new_stack, &run, NULL);
+	pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0);
+	if (!run.buf || !run.sym || !rb) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (attach(run.skel, t, &hooks, links, &nlinks, err, errlen))
+		goto out;
+	if (hk_hooks_redirect(&hooks, t, err, errlen))
+		goto out;
+	start = now();
+	deadline = start + o->duration_ms / 1000.0;
+	fprintf(stderr, "hawk-bpf: tracing PID %d (CPython %s, %s), %d probes, for %.3g s\n",
+		(int)t->pid, t->version, t->image_name, nlinks,
+		o->duration_ms / 1000.0);
+	fflush(stderr);
+	while (!*o->stop) {
+		double left = deadline - now();
+
+		if (left <= 0)
+			break;
+		if (exited(pidfd)) {
+			res->target_exited = true;
+			break;
+		}
+		ring_buffer__poll(rb, left < 0.05 ? (int)(left * 1000) + 1 : 50);
+	}
+	res->interrupted = *o->stop != 0;
+	res->seconds = now() - start;
+	rc = 0;
+out:
+	/* Undo in the order that keeps every call consistent: the table first,
+	 * then the probes; stacks still announced are resolved after. */
+	hk_hooks_restore(&hooks, t);
+	for (int i = 0; i < nlinks; i++)
+		bpf_link__destroy(links[i]);
+	if (rc == 0) {
+		ring_buffer__consume(rb);
+		read_counters(run.skel, res->counters);
+		if (collect(&run, res)) {
+			snprintf(err, errlen, "out of memory collecting live blocks");
+			rc = -1;
+		}
+		if (!res->target_exited && exited(pidfd))
+			res->target_exited = true;
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	ring_buffer__free(rb);
+	hawk_bpf__destroy(run.skel);
+	free(run.buf);
+	res->sym = run.sym;
+	return rc;
+}
+
+void hk_result_free(struct hk_result *r)
+{
+	free(r->traces);
+	hk_sym_free(r->sym);
+	memset(r, 0, sizeof(*r));
+}

@@ -1,0 +1,38 @@
+/* One tracing window over one CPython process: load and attach the BPF
+ * programs, redirect the allocator tables, wait, collect the live blocks. */
+#ifndef HAWK_TRACER_H
+#define HAWK_TRACER_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "hawk.h"
+#include "model.h"
+#include "pytarget.h"
+#include "symbolize.h"
+
+struct hk_trace_opts {
+	unsigned frames;		/* tracemalloc's traceback limit */
+	unsigned long duration_ms;
+	volatile sig_atomic_t *stop;	/* set by a signal handler */
+};
+
+struct hk_result {
+	struct hk_trace *traces;
+	size_t ntraces;
+	uint64_t counters[HK_CNT_MAX];
+	uint64_t unresolved;		/* blocks whose stack was lost */
+	bool target_exited;
+	bool interrupted;
+	double seconds;			/* length of the window */
+	struct hk_symbolizer *sym;	/* owns the tracebacks */
+};
+
+/* Runs the window; prints "hawk-bpf: tracing …" to stderr once probes are
+ * live. 0, or -1 with one line in err. Everything attached is detached and
+ * the target's tables restored before it returns, error or not. */
+int hk_trace_run(struct hk_pytarget *t, const struct hk_trace_opts *o,
+		 struct hk_result *r, char *err, size_t errlen);
+void hk_result_free(struct hk_result *r);
+
+#endif
