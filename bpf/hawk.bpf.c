@@ -17,6 +17,7 @@
 /* Interpreter layout and limits, set by the loader before load. */
 const volatile struct hk_py_layout L = {};
 const volatile __u32 capture_frames = 32;
+const volatile __u32 frames_limit = 30;	/* --frames */
 const volatile __u32 count_total = 1;
 
 struct args {
@@ -197,7 +198,8 @@ static __always_inline __u64 capture_stack(__u32 tid)
 	st->pad = 0;
 	bpf_loop(HK_MAX_FRAMES, walk_frame, &w, 0);
 	if (w.frame) {
-		count(HK_CNT_TRUNCATED);
+		if (capture_frames < frames_limit)
+			count(HK_CNT_TRUNCATED);
 		if (count_total)
 			bpf_loop(HK_TOTAL_CAP, count_frame, &w, 0);
 	}

@@ -29,7 +29,7 @@ enum hk_counter {
 	HK_CNT_STACK_FULL,	/* stack not recorded: stack map full */
 	HK_CNT_ARGS_LOST,	/* return without its entry (args map full) */
 	HK_CNT_READ_ERR,	/* a read of interpreter memory failed */
-	HK_CNT_TRUNCATED,	/* stack deeper than the capture limit */
+	HK_CNT_TRUNCATED,	/* stack cut short of --frames (HK_MAX_FRAMES) */
 	HK_CNT_NO_TSTATE,	/* allocating thread has no Python thread state */
 	HK_CNT_RB_DROP,		/* new-stack notification lost (ring full) */
 	HK_CNT_MAX,

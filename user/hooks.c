@@ -1,6 +1,7 @@
 #include "hooks.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "disasm.h"
 
@@ -131,6 +132,11 @@ static int site_for(struct hk_hooks *h, struct hk_pytarget *t, uint64_t func,
 	if (!s->probe)
 		return ERR("no safe probe site for the %s function at %#llx of CPython %s",
 			   kind_name[kind], (unsigned long long)func, t->version);
+	if (getenv("HAWK_BPF_DEBUG"))
+		fprintf(stderr, "hawk-bpf: debug: %s at %#llx: probe %#llx (%s)\n",
+			kind_name[kind], (unsigned long long)func,
+			(unsigned long long)s->probe,
+			s->redirect ? "padding, table redirected" : "inside the function");
 	return h->nsites++;
 }
 

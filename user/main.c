@@ -67,7 +67,7 @@ static const char *const counter_names[HK_CNT_MAX] = {
 	[HK_CNT_STACK_FULL] = "lost_stack_map_full",
 	[HK_CNT_ARGS_LOST] = "lost_call_arguments",
 	[HK_CNT_READ_ERR] = "interpreter_read_errors",
-	[HK_CNT_TRUNCATED] = "stacks_deeper_than_capture",
+	[HK_CNT_TRUNCATED] = "stacks_cut_at_capture_limit",
 	[HK_CNT_NO_TSTATE] = "allocations_without_thread_state",
 	[HK_CNT_RB_DROP] = "lost_stack_notifications",
 };
@@ -103,7 +103,7 @@ static void warn_losses(const struct hk_result *r, unsigned frames)
 			fprintf(stderr, "hawk-bpf: warning: %s: %llu\n",
 				counter_names[lossy[i]],
 				(unsigned long long)r->counters[lossy[i]]);
-	if (frames > HK_MAX_FRAMES && r->counters[HK_CNT_TRUNCATED])
+	if (r->counters[HK_CNT_TRUNCATED])
 		fprintf(stderr, "hawk-bpf: warning: %llu allocations had stacks deeper than %d frames, the most hawk-bpf captures; their tracebacks are cut there\n",
 			(unsigned long long)r->counters[HK_CNT_TRUNCATED], HK_MAX_FRAMES);
 	if (r->unresolved)

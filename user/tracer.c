@@ -164,6 +164,7 @@ int hk_trace_run(struct hk_pytarget *t, const struct hk_trace_opts *o,
 	run.skel->rodata->L = t->layout->bpf;
 	run.skel->rodata->L.runtime_addr = t->runtime;
 	run.skel->rodata->capture_frames = capture;
+	run.skel->rodata->frames_limit = o->frames;
 	bpf_map__set_value_size(run.skel->maps.stacks,
 				offsetof(struct hk_stack, frames) +
 				capture * sizeof(struct hk_frame_raw));
