@@ -1,0 +1,441 @@
+/* Unit tests of the command-line parser and help text (user/options.c,
+ * user/usage.c). */
+#include <criterion/criterion.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "options.h"
+
+static char err[256];
+
+static int parse_argv(struct hk_options *o, char **argv)
+{
+	int argc = 0;
+
+	while (argv[argc])
+		argc++;
+	memset(err, 'X', sizeof err);	/* catch a missing terminator */
+	return hk_options_parse(o, argc, argv, err, sizeof err);
+}
+
+/* PARSE(&o, "-p", "1", NULL): arguments after the program name. */
+#define PARSE(o, ...) parse_argv((o), (char *[]){ "hawk-bpf", __VA_ARGS__ })
+
+/* The parse fails with one line, without program name, naming needle. */
+#define EXPECT_ERR(needle, ...) do {					\
+	struct hk_options o_;						\
+	cr_assert_eq(PARSE(&o_, __VA_ARGS__), -1, "expected an error");	\
+	cr_assert(strstr(err, (needle)), "'%s' lacks '%s'", err, (needle)); \
+	cr_assert(!strchr(err, '\n'), "newline in '%s'", err);		\
+	cr_assert(strncmp(err, "hawk-bpf", 8) != 0, "prefix in '%s'", err); \
+} while (0)
+
+#define EXPECT_OK(o, ...)						\
+	cr_assert_eq(PARSE((o), __VA_ARGS__), 0, "unexpected error: %s", err)
+
+Test(options, defaults)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "-p", "42", NULL);
+	cr_assert_eq(o.command, HK_CMD_PROFILE);
+	cr_assert_eq(o.pid, 42);
+	cr_assert_eq(o.duration_ms, 5000);
+	cr_assert_eq(o.count, 10);
+	cr_assert_eq(o.format, HK_FMT_LINENO);
+	cr_assert_eq(o.frames, 30);
+	cr_assert(!o.cumulative);
+	cr_assert_null(o.output);
+	cr_assert(!o.help);
+	cr_assert(!o.version);
+	cr_assert_str_empty(err);
+}
+
+Test(options, every_option_separate_values)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "-p", "7", "--duration", "0.5", "--count", "3",
+		  "--format", "pickle", "--frames", "100", "--cumulative",
+		  "-o", "out.txt", NULL);
+	cr_assert_eq(o.pid, 7);
+	cr_assert_eq(o.duration_ms, 500);
+	cr_assert_eq(o.count, 3);
+	cr_assert_eq(o.format, HK_FMT_PICKLE);
+	cr_assert_eq(o.frames, 100);
+	cr_assert(o.cumulative);
+	cr_assert_str_eq(o.output, "out.txt");
+}
+
+Test(options, every_option_equals_form)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "--pid=9", "--duration=30", "--count=1",
+		  "--format=traceback", "--frames=1", "--output=r.txt", NULL);
+	cr_assert_eq(o.pid, 9);
+	cr_assert_eq(o.duration_ms, 30000);
+	cr_assert_eq(o.count, 1);
+	cr_assert_eq(o.format, HK_FMT_TRACEBACK);
+	cr_assert_eq(o.frames, 1);
+	cr_assert_str_eq(o.output, "r.txt");
+}
+
+Test(options, short_options_attached_and_long_pid)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "-p42", "-oFILE", NULL);
+	cr_assert_eq(o.pid, 42);
+	cr_assert_str_eq(o.output, "FILE");
+	EXPECT_OK(&o, "--pid", "5", "--output", "x", NULL);
+	cr_assert_eq(o.pid, 5);
+	cr_assert_str_eq(o.output, "x");
+	/* A value may look like an option. */
+	EXPECT_OK(&o, "-p", "1", "-o", "-h", NULL);
+	cr_assert_str_eq(o.output, "-h");
+	cr_assert(!o.help);
+}
+
+Test(options, formats)
+{
+	static const struct { const char *word; enum hk_format f; } t[] = {
+		{ "lineno", HK_FMT_LINENO },
+		{ "traceback", HK_FMT_TRACEBACK },
+		{ "pickle", HK_FMT_PICKLE },
+	};
+	struct hk_options o;
+
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		EXPECT_OK(&o, "-p", "1", "--format", (char *)t[i].word, NULL);
+		cr_assert_eq(o.format, t[i].f);
+		cr_assert_str_eq(hk_format_name(t[i].f), t[i].word);
+	}
+	cr_assert_str_eq(hk_format_name((enum hk_format)99), "?");
+	EXPECT_ERR("--format", "-p", "1", "--format", "LINENO", NULL);
+	EXPECT_ERR("'json'", "-p", "1", "--format=json", NULL);
+	EXPECT_ERR("lineno, traceback or pickle", "-p", "1", "--format", "",
+		   NULL);
+}
+
+Test(options, last_wins)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "-p", "1", "-p", "2", "--count", "5", "--count=7",
+		  "--format", "pickle", "--format", "lineno", "-o", "a",
+		  "-o", "b", NULL);
+	cr_assert_eq(o.pid, 2);
+	cr_assert_eq(o.count, 7);
+	cr_assert_eq(o.format, HK_FMT_LINENO);
+	cr_assert_str_eq(o.output, "b");
+	/* The conflict is judged on the final format, in either order. */
+	EXPECT_OK(&o, "-p", "1", "--format", "traceback", "--cumulative",
+		  "--format", "lineno", NULL);
+	cr_assert(o.cumulative);
+}
+
+Test(options, cumulative_refused_with_traceback)
+{
+	struct hk_options o;
+
+	EXPECT_ERR("--cumulative", "-p", "1", "--cumulative", "--format",
+		   "traceback", NULL);
+	EXPECT_ERR("traceback", "-p", "1", "--format=traceback",
+		   "--cumulative", NULL);
+	EXPECT_OK(&o, "-p", "1", "--cumulative", "--format", "pickle", NULL);
+	EXPECT_OK(&o, "-p", "1", "--cumulative", NULL);
+	cr_assert(o.cumulative);
+}
+
+/* One value for an option: accepted (with the stored value) or not. */
+struct bound {
+	const char *arg;
+	bool ok;
+	unsigned long want;
+};
+
+static void check_bounds(const char *opt, const struct bound *t, size_t n)
+{
+	struct hk_options o;
+
+	for (size_t i = 0; i < n; i++) {
+		char *val = (char *)t[i].arg;
+		/* -p goes last so that a bad --pid is the only error. */
+		int rc = strcmp(opt, "--pid") == 0
+			? PARSE(&o, (char *)opt, val, NULL)
+			: PARSE(&o, (char *)opt, val, "-p", "1", NULL);
+
+		if (!t[i].ok) {
+			cr_assert_eq(rc, -1, "%s '%s' accepted", opt, val);
+			cr_assert(strstr(err, opt), "'%s' lacks %s", err, opt);
+			cr_assert(strstr(err, "from 1") ||
+				  strstr(err, "from 0.001"),
+				  "'%s' gives no range", err);
+			continue;
+		}
+		cr_assert_eq(rc, 0, "%s '%s': %s", opt, val, err);
+		unsigned long got = strcmp(opt, "--pid") == 0 ? (unsigned long)o.pid
+			: strcmp(opt, "--count") == 0 ? o.count
+			: strcmp(opt, "--frames") == 0 ? o.frames
+			: o.duration_ms;
+		cr_assert_eq(got, t[i].want, "%s '%s' gave %lu", opt, val, got);
+	}
+}
+
+/* Bad in every integer option: signs, spaces, garbage, overflow. */
+#define BAD_INTEGERS							\
+	{ "", false, 0 }, { "-1", false, 0 }, { "+5", false, 0 },	\
+	{ " 5", false, 0 }, { "5 ", false, 0 }, { "12x", false, 0 },	\
+	{ "0x10", false, 0 }, { "1.0", false, 0 }, { "1e3", false, 0 },	\
+	{ "18446744073709551616", false, 0 },				\
+	{ "99999999999999999999999999", false, 0 }
+
+Test(options, count_bounds)
+{
+	static const struct bound t[] = {
+		{ "0", false, 0 }, { "1", true, 1 }, { "10", true, 10 },
+		{ "1000000", true, 1000000 }, { "1000001", false, 0 },
+		{ "007", true, 7 }, BAD_INTEGERS,
+	};
+
+	check_bounds("--count", t, sizeof t / sizeof t[0]);
+	EXPECT_ERR("--count: expected an integer from 1 to 1000000, got '12x'",
+		   "-p", "1", "--count", "12x", NULL);
+}
+
+Test(options, frames_bounds)
+{
+	static const struct bound t[] = {
+		{ "0", false, 0 }, { "1", true, 1 }, { "65535", true, 65535 },
+		{ "65536", false, 0 }, BAD_INTEGERS,
+	};
+
+	check_bounds("--frames", t, sizeof t / sizeof t[0]);
+	EXPECT_ERR("from 1 to 65535, got '65536'", "-p", "1", "--frames=65536",
+		   NULL);
+}
+
+Test(options, pid_bounds)
+{
+	static const struct bound t[] = {
+		{ "0", false, 0 }, { "1", true, 1 },
+		{ "2147483647", true, INT_MAX }, { "2147483648", false, 0 },
+		{ "4294967297", false, 0 }, BAD_INTEGERS,
+	};
+	struct hk_options o;
+
+	check_bounds("--pid", t, sizeof t / sizeof t[0]);
+	EXPECT_ERR("-p", "-p", "0", NULL);
+	EXPECT_ERR("got '-1'", "-p", "-1", NULL);
+	EXPECT_OK(&o, "-p", "2147483647", NULL);
+	cr_assert_eq(o.pid, INT_MAX);
+}
+
+Test(options, duration_bounds)
+{
+	static const struct bound t[] = {
+		{ "0", false, 0 }, { "0.0", false, 0 }, { "0.0009", false, 0 },
+		{ "0.001", true, 1 }, { "0.0019", true, 1 },
+		{ "0.5", true, 500 }, { ".5", true, 500 }, { "5.", true, 5000 },
+		{ "30", true, 30000 }, { "1.2345", true, 1234 },
+		{ "86400", true, 86400000 }, { "86400.000000", true, 86400000 },
+		{ "86400.001", false, 0 }, { "86400.0000001", false, 0 },
+		{ "86401", false, 0 }, { "0086400", true, 86400000 },
+		{ "99999999999999999999999", false, 0 },
+		{ "", false, 0 }, { ".", false, 0 }, { "-1", false, 0 },
+		{ "+1", false, 0 }, { " 1", false, 0 }, { "1 ", false, 0 },
+		{ "1e3", false, 0 }, { "0x10", false, 0 }, { "inf", false, 0 },
+		{ "nan", false, 0 }, { "1.2.3", false, 0 }, { "1,5", false, 0 },
+		{ "5s", false, 0 },
+	};
+
+	check_bounds("--duration", t, sizeof t / sizeof t[0]);
+	EXPECT_ERR("--duration: expected seconds from 0.001 to 86400, got 'x'",
+		   "-p", "1", "--duration", "x", NULL);
+}
+
+Test(options, output_errors)
+{
+	EXPECT_ERR("-o", "-p", "1", "-o", "", NULL);
+	EXPECT_ERR("--output", "-p", "1", "--output=", NULL);
+}
+
+Test(options, missing_pid)
+{
+	struct hk_options o;
+
+	cr_assert_eq(PARSE(&o, NULL), -1);
+	cr_assert_str_eq(err, "missing -p PID");
+	EXPECT_ERR("missing -p PID", "--count", "3", NULL);
+	cr_assert_eq(hk_options_parse(&o, 0, (char *[]){ NULL }, err,
+				      sizeof err), -1);
+	cr_assert_str_eq(err, "missing -p PID");
+}
+
+Test(options, missing_argument)
+{
+	EXPECT_ERR("-p", "-p", NULL);
+	EXPECT_ERR("--pid", "--pid", NULL);
+	EXPECT_ERR("--duration", "-p", "1", "--duration", NULL);
+	EXPECT_ERR("--count", "-p", "1", "--count", NULL);
+	EXPECT_ERR("--format", "-p", "1", "--format", NULL);
+	EXPECT_ERR("--frames", "-p", "1", "--frames", NULL);
+	EXPECT_ERR("-o", "-p", "1", "-o", NULL);
+	EXPECT_ERR("missing argument", "-p", "1", "--output", NULL);
+}
+
+Test(options, unknown_and_ambiguous_options)
+{
+	EXPECT_ERR("unknown option '--bogus'", "-p", "1", "--bogus", NULL);
+	EXPECT_ERR("unknown option '--bogus'", "-p", "1", "--bogus=3", NULL);
+	EXPECT_ERR("unknown option '-x'", "-p", "1", "-x", NULL);
+	EXPECT_ERR("unknown option '-c'", "-c", "-p", "1", NULL);
+	/* Not yet implemented options are simply unknown today. */
+	EXPECT_ERR("'--stats'", "-p", "1", "--stats", NULL);
+	EXPECT_ERR("'--sample-rates'", "-p", "1", "--sample-rates=x", NULL);
+	EXPECT_ERR("ambiguous option '--c'", "-p", "1", "--c", "3", NULL);
+	EXPECT_ERR("ambiguous option '--f'", "-p", "1", "--f=3", NULL);
+	EXPECT_ERR("unknown option '--=x'", "-p", "1", "--=x", NULL);
+}
+
+Test(options, unique_abbreviation_accepted)
+{
+	struct hk_options o;
+
+	/* getopt_long's usual behaviour; no future option starts so. */
+	EXPECT_OK(&o, "-p", "1", "--dur=2", "--cum", NULL);
+	cr_assert_eq(o.duration_ms, 2000);
+	cr_assert(o.cumulative);
+}
+
+Test(options, flags_take_no_argument)
+{
+	EXPECT_ERR("--cumulative", "-p", "1", "--cumulative=yes", NULL);
+	EXPECT_ERR("--help", "--help=1", NULL);
+	EXPECT_ERR("--version", "--version=x", NULL);
+}
+
+Test(options, extra_positional_arguments)
+{
+	char *argv[] = { "hawk-bpf", "extra", "-p", "1", NULL };
+	struct hk_options o;
+
+	EXPECT_ERR("unexpected argument 'extra'", "-p", "1", "extra", NULL);
+	EXPECT_ERR("'2'", "-p", "1", "2", NULL);
+	EXPECT_ERR("'x'", "-p", "1", "--", "x", NULL);
+	cr_assert_eq(parse_argv(&o, argv), -1);
+	cr_assert(strstr(err, "'extra'"), "%s", err);
+	/* argv is left in order (no GNU permutation). */
+	cr_assert_str_eq(argv[1], "extra");
+	cr_assert_str_eq(argv[2], "-p");
+	EXPECT_OK(&o, "-p", "1", "--", NULL);
+}
+
+Test(options, future_subcommands)
+{
+	static const char *const words[] = {
+		"start", "snapshot", "stop", "status", "compare", "serve",
+	};
+	char msg[64];
+
+	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+		snprintf(msg, sizeof msg, "'%s': subcommand not implemented",
+			 words[i]);
+		EXPECT_ERR(msg, (char *)words[i], "-p", "1", NULL);
+		EXPECT_ERR(msg, (char *)words[i], "--help", NULL);
+	}
+	/* Only as the first word; elsewhere it is just an extra argument. */
+	EXPECT_ERR("unexpected argument 'start'", "-p", "1", "start", NULL);
+}
+
+Test(options, help_and_version)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "-h", NULL);
+	cr_assert(o.help);
+	cr_assert(!o.version);
+	EXPECT_OK(&o, "--help", NULL);
+	cr_assert(o.help);
+	EXPECT_OK(&o, "-V", NULL);
+	cr_assert(o.version);
+	cr_assert(!o.help);
+	EXPECT_OK(&o, "--version", NULL);
+	cr_assert(o.version);
+	/* Help stops the parse: later mistakes do not matter... */
+	EXPECT_OK(&o, "-p", "1", "--help", "--count", "0", "junk", NULL);
+	cr_assert(o.help);
+	/* ...but earlier ones are still reported, as GNU tools do. */
+	EXPECT_ERR("--count", "--count", "0", "--help", NULL);
+}
+
+Test(options, repeated_calls_reset_getopt)
+{
+	struct hk_options o;
+
+	/* Stop half-way through the cluster "-hV": with optind = 1 glibc
+	 * would go on with the stale "V" in the next call. */
+	EXPECT_OK(&o, "-hV", NULL);
+	cr_assert(o.help && !o.version);
+	EXPECT_OK(&o, "-p", "2", NULL);
+	cr_assert(!o.version && !o.help && o.pid == 2);
+	EXPECT_ERR("--frames", "-p", "1", "--frames", "0", NULL);
+	EXPECT_OK(&o, "-p", "3", NULL);
+	cr_assert_eq(o.pid, 3);
+	cr_assert_eq(o.frames, 30);	/* defaults restored */
+	cr_assert(!o.help);
+}
+
+Test(options, error_buffer_handling)
+{
+	struct hk_options o;
+	char small[8];
+
+	cr_assert_eq(hk_options_parse(&o, 1, (char *[]){ "hawk-bpf", NULL },
+				      NULL, 0), -1);
+	cr_assert_eq(hk_options_parse(&o, 1, (char *[]){ "hawk-bpf", NULL },
+				      small, sizeof small), -1);
+	cr_assert_str_eq(small, "missing");
+	cr_assert_eq(hk_options_parse(&o, 3,
+				      (char *[]){ "hawk-bpf", "-p", "1", NULL },
+				      small, sizeof small), 0);
+	cr_assert_str_empty(small);
+}
+
+Test(usage, mentions_everything)
+{
+	static const char *const needles[] = {
+		"NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "OUTPUT",
+		"EXIT STATUS", "EXAMPLES",
+		"-p, --pid", "--duration", "--count", "--format", "--frames",
+		"--cumulative", "-o, --output", "-h, --help", "-V, --version",
+		"lineno", "traceback", "pickle", "--option=VALUE",
+		"root", "CAP_BPF", "CAP_SYS_ADMIN", "CAP_SYS_PTRACE",
+		"Ctrl-C", "SIGTERM",
+		"hawk-bpf: tracing PID N (CPython X.Y.Z)", "standard error",
+		"Default 5.", "Default 10.", "Default 30.",
+		"1 to 1000000", "1 to 65535", "0.001 to\n        86400",
+	};
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	cr_assert_not_null(f);
+	hk_usage(f);
+	cr_assert_eq(fclose(f), 0);
+	for (size_t i = 0; i < sizeof needles / sizeof needles[0]; i++)
+		cr_assert(strstr(text, needles[i]), "help lacks '%s'",
+			  needles[i]);
+	/* Fits a terminal: no line longer than 79 columns, no tabs. */
+	for (char *line = text, *nl; *line; line = nl + 1) {
+		nl = strchr(line, '\n');
+		cr_assert_not_null(nl, "help does not end with a newline");
+		cr_assert_leq(nl - line, 79, "long line: %.*s",
+			      (int)(nl - line), line);
+	}
+	cr_assert_null(strchr(text, '\t'));
+	free(text);
+}

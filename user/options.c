@@ -1,0 +1,286 @@
+/* Parsing of hawk-bpf's command line; see options.h. */
+#include "options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+_Static_assert(sizeof(pid_t) == sizeof(int), "pid_t is int on Linux");
+
+/* Long-only options get values outside the char range. */
+enum {
+	OPT_DURATION = 256,
+	OPT_COUNT,
+	OPT_FORMAT,
+	OPT_FRAMES,
+	OPT_CUMULATIVE,
+};
+
+static const struct option longopts[] = {
+	{ "pid",	required_argument,	NULL, 'p' },
+	{ "duration",	required_argument,	NULL, OPT_DURATION },
+	{ "count",	required_argument,	NULL, OPT_COUNT },
+	{ "format",	required_argument,	NULL, OPT_FORMAT },
+	{ "frames",	required_argument,	NULL, OPT_FRAMES },
+	{ "cumulative",	no_argument,		NULL, OPT_CUMULATIVE },
+	{ "output",	required_argument,	NULL, 'o' },
+	{ "help",	no_argument,		NULL, 'h' },
+	{ "version",	no_argument,		NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* '+': stop at the first non-option instead of permuting argv (and ignore
+ * POSIXLY_CORRECT either way); ':': a missing argument returns ':'. */
+static const char shortopts[] = "+:p:o:hV";
+
+/* How errors name each option, and its argument. */
+static const struct {
+	int val;
+	const char *name;
+	const char *arg;
+} optnames[] = {
+	{ 'p',			"-p/--pid",	"PID" },
+	{ OPT_DURATION,		"--duration",	"SEC" },
+	{ OPT_COUNT,		"--count",	"N" },
+	{ OPT_FORMAT,		"--format",	"lineno|traceback|pickle" },
+	{ OPT_FRAMES,		"--frames",	"N" },
+	{ OPT_CUMULATIVE,	"--cumulative",	NULL },
+	{ 'o',			"-o/--output",	"FILE" },
+	{ 'h',			"-h/--help",	NULL },
+	{ 'V',			"-V/--version",	NULL },
+};
+
+/* Words reserved for later subcommands: refused now, not misparsed. */
+static const char *const future_commands[] = {
+	"start", "snapshot", "stop", "status", "compare", "serve",
+};
+
+static const char *const format_names[] = {
+	[HK_FMT_LINENO] = "lineno",
+	[HK_FMT_TRACEBACK] = "traceback",
+	[HK_FMT_PICKLE] = "pickle",
+};
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+const char *hk_format_name(enum hk_format f)
+{
+	if ((unsigned)f < ARRAY_LEN(format_names))
+		return format_names[f];
+	return "?";
+}
+
+__attribute__((format(printf, 3, 4)))
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+static int find_opt(int val)
+{
+	for (size_t i = 0; i < ARRAY_LEN(optnames); i++)
+		if (optnames[i].val == val)
+			return (int)i;
+	return -1;
+}
+
+static const char *opt_name(int val)
+{
+	int i = find_opt(val);
+
+	return i < 0 ? "?" : optnames[i].name;
+}
+
+/* Strict decimal: strtoul alone would take spaces, signs and "-1". */
+static bool parse_ulong(const char *s, unsigned long min, unsigned long max,
+			unsigned long *out)
+{
+	unsigned long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* Seconds as "D", "D.", "D.F" or ".F" in milliseconds, truncating below the
+ * millisecond but comparing bounds exactly (86400.0001 is too long, 0.0009
+ * too short).  Hand-made because strtod takes hex, exponents, inf, nan
+ * and the locale's decimal point. */
+static bool parse_duration(const char *s, unsigned long *ms)
+{
+	unsigned long whole = 0, frac = 0;
+	bool digits = false, beyond = false;	/* beyond: nonzero past 1 ms */
+	int nfrac = 0;
+
+	for (; *s >= '0' && *s <= '9'; s++, digits = true)
+		if (whole <= HK_DURATION_MS_MAX / 1000)	/* else stays too big */
+			whole = whole * 10 + (unsigned long)(*s - '0');
+	if (*s == '.') {
+		for (s++; *s >= '0' && *s <= '9'; s++, digits = true, nfrac++) {
+			if (nfrac < 3)
+				frac = frac * 10 + (unsigned long)(*s - '0');
+			else if (*s != '0')
+				beyond = true;
+		}
+	}
+	if (*s || !digits || whole > HK_DURATION_MS_MAX / 1000)
+		return false;
+	for (; nfrac < 3; nfrac++)
+		frac *= 10;
+	*ms = whole * 1000 + frac;
+	if (*ms == 0 || *ms > HK_DURATION_MS_MAX ||
+	    (*ms == HK_DURATION_MS_MAX && beyond))
+		return false;
+	return true;
+}
+
+static bool parse_format(const char *s, enum hk_format *f)
+{
+	for (size_t i = 0; i < ARRAY_LEN(format_names); i++) {
+		if (strcmp(s, format_names[i]) == 0) {
+			*f = (enum hk_format)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* getopt returned '?': an unknown or ambiguous option, or an argument
+ * given to an option that takes none. */
+static int bad_option(char **argv, char *err, size_t errlen)
+{
+	const char *arg = argv[optind - 1], *name;
+	size_t len;
+	int n = 0;
+
+	if (optopt && find_opt(optopt) >= 0)
+		return fail(err, errlen, "%s: takes no argument, got '%s'",
+			    opt_name(optopt), arg);
+	if (optopt)
+		return fail(err, errlen, "unknown option '-%c'", optopt);
+	/* An unknown long option; glibc has stepped past it. */
+	name = arg + 2;
+	len = strcspn(name, "=");
+	for (const struct option *lo = longopts; lo->name; lo++)
+		n += strncmp(lo->name, name, len) == 0;
+	if (n > 1 && len)
+		return fail(err, errlen,
+			    "ambiguous option '--%.*s': spell it out in full",
+			    (int)len, name);
+	if (!len)	/* "--=x": show it whole */
+		return fail(err, errlen, "unknown option '%s'", arg);
+	return fail(err, errlen, "unknown option '--%.*s'", (int)len, name);
+}
+
+int hk_options_parse(struct hk_options *o, int argc, char **argv,
+		     char *err, size_t errlen)
+{
+	unsigned long v;
+	int c;
+
+	*o = (struct hk_options){
+		.command = HK_CMD_PROFILE,
+		.duration_ms = HK_DURATION_MS_DEFAULT,
+		.count = HK_COUNT_DEFAULT,
+		.format = HK_FMT_LINENO,
+		.frames = HK_FRAMES_DEFAULT,
+	};
+	if (err && errlen)
+		err[0] = '\0';
+	if (argc < 1 || !argv)
+		return fail(err, errlen, "missing -p PID");
+
+	for (size_t i = 0; argc > 1 && i < ARRAY_LEN(future_commands); i++)
+		if (strcmp(argv[1], future_commands[i]) == 0)
+			return fail(err, errlen,
+				    "'%s': subcommand not implemented yet",
+				    argv[1]);
+
+	opterr = 0;	/* we report errors ourselves */
+	optind = 0;	/* 0, not 1: glibc then also forgets a half-read "-hV" */
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if (!parse_ulong(optarg, 1, INT_MAX, &v))
+				return fail(err, errlen,
+					    "%s: expected a process ID from 1 to %d, got '%s'",
+					    opt_name(c), INT_MAX, optarg);
+			o->pid = (pid_t)v;
+			break;
+		case OPT_DURATION:
+			if (!parse_duration(optarg, &o->duration_ms))
+				return fail(err, errlen,
+					    "%s: expected seconds from 0.001 to %lu, got '%s'",
+					    opt_name(c), HK_DURATION_MS_MAX / 1000, optarg);
+			break;
+		case OPT_COUNT:
+			if (!parse_ulong(optarg, 1, HK_COUNT_MAX, &v))
+				return fail(err, errlen,
+					    "%s: expected an integer from 1 to %u, got '%s'",
+					    opt_name(c), HK_COUNT_MAX, optarg);
+			o->count = (unsigned)v;
+			break;
+		case OPT_FORMAT:
+			if (!parse_format(optarg, &o->format))
+				return fail(err, errlen,
+					    "%s: expected lineno, traceback or pickle, got '%s'",
+					    opt_name(c), optarg);
+			break;
+		case OPT_FRAMES:
+			if (!parse_ulong(optarg, 1, HK_FRAMES_MAX, &v))
+				return fail(err, errlen,
+					    "%s: expected an integer from 1 to %u, got '%s'",
+					    opt_name(c), HK_FRAMES_MAX, optarg);
+			o->frames = (unsigned)v;
+			break;
+		case OPT_CUMULATIVE:
+			o->cumulative = true;
+			break;
+		case 'o':
+			if (!*optarg)
+				return fail(err, errlen,
+					    "%s: expected a file name, got ''",
+					    opt_name(c));
+			o->output = optarg;
+			break;
+		case 'h':
+			o->help = true;
+			return 0;
+		case 'V':
+			o->version = true;
+			return 0;
+		case ':':
+			return fail(err, errlen, "%s: missing argument %s",
+				    opt_name(optopt),
+				    optnames[find_opt(optopt)].arg);
+		default:
+			return bad_option(argv, err, errlen);
+		}
+	}
+	if (optind < argc)
+		return fail(err, errlen, "unexpected argument '%s'",
+			    argv[optind]);
+	if (!o->pid)
+		return fail(err, errlen, "missing -p PID");
+	/* Snapshot.statistics('traceback', cumulative=True) raises too. */
+	if (o->cumulative && o->format == HK_FMT_TRACEBACK)
+		return fail(err, errlen,
+			    "--cumulative cannot be used with --format traceback");
+	return 0;
+}
