@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/file.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "options.h"
@@ -22,6 +24,21 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	stop_flag = 1;
+}
+
+/* Root, or the capabilities the help text names. */
+static int privileged(void)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+
+	if (geteuid() == 0)
+		return 1;
+	if (syscall(SYS_capget, &h, d))
+		return 0;
+#define HAS(c) (d[(c) / 32].effective & (1u << ((c) % 32)))
+	return HAS(CAP_SYS_ADMIN) && HAS(CAP_SYS_PTRACE);
+#undef HAS
 }
 
 static int fail(const char *msg)
@@ -84,10 +101,11 @@ static json_t *run_info(const struct hk_pytarget *t, const struct hk_result *r,
 			    json_integer((json_int_t)r->unresolved));
 	json_object_set_new(c, "unreadable_code_objects",
 			    json_integer((json_int_t)hk_sym_failures(r->sym)));
-	return json_pack("{s:i, s:s, s:s, s:f, s:i, s:b, s:b, s:o}",
+	return json_pack("{s:i, s:s, s:s, s:f, s:i, s:b, s:b, s:b, s:o}",
 			 "pid", (int)t->pid, "python", t->version,
 			 "image", t->image_name, "window_seconds", r->seconds,
 			 "frames", (int)o->frames, "target_exited", r->target_exited,
+			 "frozen_at_finalize", r->finalizing,
 			 "interrupted", r->interrupted, "counters", c);
 }
 
@@ -114,6 +132,20 @@ static void warn_losses(const struct hk_result *r, unsigned frames)
 			(unsigned long long)hk_sym_failures(r->sym));
 }
 
+/* The target's root and cwd, held open from the start so source lines
+ * can still be read if the target exits during the window. */
+static int rootfd = -1, cwdfd = -1;
+
+static void hold_dirs(pid_t pid)
+{
+	char p[64];
+
+	snprintf(p, sizeof(p), "/proc/%d/root", (int)pid);
+	rootfd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	snprintf(p, sizeof(p), "/proc/%d/cwd", (int)pid);
+	cwdfd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
 static int write_report(FILE *out, const struct hk_options *o,
 			const struct hk_pytarget *t, const struct hk_result *r)
 {
@@ -126,8 +158,8 @@ static int write_report(FILE *out, const struct hk_options *o,
 
 	if (o->format == HK_FMT_PICKLE)
 		return hk_pickle_write_snapshot(out, &snap);
-	snprintf(root, sizeof(root), "/proc/%d/root", (int)t->pid);
-	snprintf(cwd, sizeof(cwd), "/proc/%d/cwd", (int)t->pid);
+	snprintf(root, sizeof(root), "/proc/self/fd/%d", rootfd);
+	snprintf(cwd, sizeof(cwd), "/proc/self/fd/%d", cwdfd);
 	src = hk_source_new(root, cwd);
 	/* Hawk's fixed-duration profile: end.compare_to(start), where the
 	 * start snapshot is empty because tracing starts with the window. */
@@ -168,8 +200,8 @@ int main(int argc, char **argv)
 		printf("hawk-bpf %s\n", HK_VERSION);
 		return 0;
 	}
-	if (geteuid() != 0)
-		return fail("must run as root (needs CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN and CAP_SYS_PTRACE)");
+	if (!privileged())
+		return fail("must run as root (or with CAP_SYS_ADMIN and CAP_SYS_PTRACE)");
 	if (hk_pytarget_open(&t, o.pid, err, sizeof(err))) {
 		hk_pytarget_close(&t);
 		return fail(err);
@@ -192,6 +224,7 @@ int main(int argc, char **argv)
 		return fail(lock == -2 ? "another hawk-bpf is already tracing this process"
 				       : "cannot create /run/hawk-bpf");
 	}
+	hold_dirs(o.pid);
 	handle_signals();
 	to = (struct hk_trace_opts){ .frames = o.frames,
 				     .duration_ms = o.duration_ms,
@@ -202,8 +235,9 @@ int main(int argc, char **argv)
 		return fail(err);
 	}
 	if (r.target_exited)
-		fprintf(stderr, "hawk-bpf: process %d exited during the window; reporting what was traced until then\n",
-			(int)o.pid);
+		fprintf(stderr, "hawk-bpf: process %d exited during the window; reporting %s\n",
+			(int)o.pid, r.finalizing ? "the blocks alive when it began to shut down"
+						 : "what was traced until then");
 	warn_losses(&r, o.frames);
 	if (out != stdout && ftruncate(fileno(out), 0))
 		rc = -1;

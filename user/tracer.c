@@ -58,6 +58,19 @@ static int attach(struct hawk_bpf *skel, struct hk_pytarget *t,
 		  struct hk_hooks *h, struct bpf_link **links, int *nlinks,
 		  char *err, size_t errlen)
 {
+	uint64_t fin, off;
+	struct bpf_link *l;
+
+	/* Py_FinalizeEx freezes the record (see "frozen" in the BPF side). */
+	if (hk_elf_symbol(&t->elf, "Py_FinalizeEx", &fin) == 0 &&
+	    hk_elf_file_offset(&t->elf, fin, &off) == 0) {
+		l = bpf_program__attach_uprobe(skel->progs.finalize_enter, false,
+					       t->pid, t->image_path, off);
+		if (!l)
+			return ERR("cannot attach a uprobe to Py_FinalizeEx: %s",
+				   strerror(errno));
+		links[(*nlinks)++] = l;
+	}
 	for (int i = 0; i < h->nsites; i++) {
 		const struct hk_site *s = &h->sites[i];
 		uint64_t off;
@@ -147,7 +160,7 @@ int hk_trace_run(struct hk_pytarget *t, const struct hk_trace_opts *o,
 {
 	struct run run = {0};
 	struct hk_hooks hooks;
-	struct bpf_link *links[2 * HK_MAX_PROBES];
+	struct bpf_link *links[2 * HK_MAX_PROBES + 1];
 	struct ring_buffer *rb = NULL;
 	int nlinks = 0, rc = -1, pidfd;
 	unsigned capture = o->frames + 2;
@@ -165,6 +178,7 @@ int hk_trace_run(struct hk_pytarget *t, const struct hk_trace_opts *o,
 	run.skel->rodata->L.runtime_addr = t->runtime;
 	run.skel->rodata->capture_frames = capture;
 	run.skel->rodata->frames_limit = o->frames;
+	run.skel->rodata->bare = getenv("HAWK_BPF_BARE") != NULL;
 	bpf_map__set_value_size(run.skel->maps.stacks,
 				offsetof(struct hk_stack, frames) +
 				capture * sizeof(struct hk_frame_raw));
@@ -219,6 +233,7 @@ out:
 	if (rc == 0) {
 		ring_buffer__consume(rb);
 		read_counters(run.skel, res->counters);
+		res->finalizing = run.skel->bss->frozen != 0;
 		if (collect(&run, res)) {
 			snprintf(err, errlen, "out of memory collecting live blocks");
 			rc = -1;

@@ -23,6 +23,7 @@ struct hk_result {
 	uint64_t counters[HK_CNT_MAX];
 	uint64_t unresolved;		/* blocks whose stack was lost */
 	bool target_exited;
+	bool finalizing;		/* record frozen at Py_FinalizeEx */
 	bool interrupted;
 	double seconds;			/* length of the window */
 	struct hk_symbolizer *sym;	/* owns the tracebacks */
