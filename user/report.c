@@ -1,0 +1,306 @@
+/* Hawk's profile JSON.  Hawk's reference renderer (Python):
+ *
+ *   for stat in top_stats[:count]:
+ *       frame = stat.traceback[0]
+ *       code_line = linecache.getline(frame.filename, frame.lineno).strip()
+ *       yield {"stat": str(stat), "mem_blocks_count": stat.count,
+ *              "mem_blocks_size_bytes": stat.size,
+ *              "mem_blocks_size": format_bytes(stat.size),
+ *              "filename": frame.filename, "lineno": frame.lineno,
+ *              "code": code_line}
+ *
+ * stat.traceback[0] is the OLDEST frame of the grouping traceback (Python's
+ * Traceback is oldest first), i.e. tb.frames[nframe - 1] here.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "format.h"
+#include "report.h"
+
+/* ---- building ----------------------------------------------------------- */
+
+/* A JSON string even from invalid UTF-8 (bad bytes become U+FFFD; Python
+ * would show surrogate escapes, which jansson cannot hold). */
+static json_t *str_n(const char *s, size_t n)
+{
+	json_t *j = json_stringn(s, n);
+
+	if (j)
+		return j;
+	char *t = malloc(3 * n + 1), *o = t;
+	if (!t)
+		return NULL;
+	for (size_t i = 0; i < n;) {
+		/* keep the longest valid prefix of a sequence, else U+FFFD */
+		size_t k = 1;
+
+		if ((unsigned char)s[i] >= 0x80) {
+			k = 0;
+			for (size_t l = 4; l >= 2 && !k; l--)
+				if (i + l <= n && (j = json_stringn(s + i, l)))
+					json_decref(j), k = l;
+		}
+		if (k) {
+			memcpy(o, s + i, k);
+			o += k;
+			i += k;
+		} else {
+			memcpy(o, "\xEF\xBF\xBD", 3);
+			o += 3;
+			i++;
+		}
+	}
+	j = json_stringn(t, (size_t)(o - t));
+	free(t);
+	return j;
+}
+
+static json_t *str(const char *s)
+{
+	return str_n(s, strlen(s));
+}
+
+static json_t *bytes_str(int64_t v)
+{
+	char buf[HK_SIZE_BUFLEN];
+
+	hk_format_bytes(buf, sizeof(buf), v);
+	return json_string(buf);
+}
+
+/* Adds key: value, stealing value; counts failures in *err. */
+static void put(json_t *o, const char *key, json_t *value, int *err)
+{
+	if (!value || json_object_set_new(o, key, value))
+		(*err)++;
+}
+
+static json_t *code_line(struct hk_source *src, const struct hk_frame *f)
+{
+	size_t n = 0;
+	const char *line = src ? hk_source_line(src, f->filename, f->lineno, &n) : "";
+
+	return str_n(line, n);
+}
+
+static json_t *lineno_entry(const struct hk_stat *s, bool diff, struct hk_source *src)
+{
+	const struct hk_frame *f = &s->tb.frames[s->tb.nframe - 1];
+	json_t *o = json_object();
+	char *text = hk_stat_strdup(s, diff);
+	int err = !o || !text;
+
+	if (o) {
+		put(o, "stat", text ? str(text) : NULL, &err);
+		put(o, "mem_blocks_count", json_integer(s->count), &err);
+		put(o, "mem_blocks_size_bytes", json_integer(s->size), &err);
+		put(o, "mem_blocks_size", bytes_str(s->size), &err);
+		put(o, "filename", str(f->filename), &err);
+		put(o, "lineno", json_integer(f->lineno), &err);
+		put(o, "code", code_line(src, f), &err);
+	}
+	free(text);
+	if (err) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* Traceback.format(): oldest frame first, source line when there is one. */
+static json_t *format_traceback(const struct hk_traceback *tb, struct hk_source *src)
+{
+	json_t *lines = json_array();
+	int err = !lines;
+
+	for (uint32_t i = tb->nframe; i-- > 0 && !err;) {
+		const struct hk_frame *f = &tb->frames[i];
+		size_t n = 0;
+		const char *line = src ? hk_source_line(src, f->filename, f->lineno, &n) : "";
+		size_t fl = strlen(f->filename);
+		char *buf = malloc(fl + n + 64);
+
+		if (!buf) {
+			err = 1;
+			break;
+		}
+		int m = sprintf(buf, "  File \"%s\", line %u", f->filename, f->lineno);
+		if (json_array_append_new(lines, str_n(buf, (size_t)m)))
+			err = 1;
+		if (n && !err) {
+			memcpy(buf, "    ", 4);
+			memcpy(buf + 4, line, n);
+			if (json_array_append_new(lines, str_n(buf, n + 4)))
+				err = 1;
+		}
+		free(buf);
+	}
+	if (err) {
+		json_decref(lines);
+		return NULL;
+	}
+	return lines;
+}
+
+static json_t *traceback_entry(const struct hk_stat *s, struct hk_source *src)
+{
+	json_t *o = json_object();
+	int err = !o;
+
+	if (o) {
+		put(o, "mem_blocks_count", json_integer(s->count), &err);
+		put(o, "mem_blocks_size_bytes", json_integer(s->size), &err);
+		put(o, "mem_blocks_size", bytes_str(s->size), &err);
+		put(o, "traceback", format_traceback(&s->tb, src), &err);
+	}
+	if (err) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+json_t *hk_report_render(const struct hk_stats *stats, size_t count,
+			 enum hk_report_style style, struct hk_source *src,
+			 const struct hk_heap *heap)
+{
+	json_t *root = json_object(), *list = json_array();
+	int err = !root || !list;
+
+	for (size_t i = 0; i < stats->n && i < count && !err; i++) {
+		const struct hk_stat *s = &stats->stats[i];
+		json_t *e = style == HK_REPORT_TRACEBACK ? traceback_entry(s, src)
+							 : lineno_entry(s, stats->diff, src);
+
+		if (json_array_append_new(list, e))
+			err = 1;
+	}
+	if (root) {
+		put(root, "stats", list, &err);
+		put(root, "heap_current_bytes", json_integer(heap->current), &err);
+		put(root, "heap_current", bytes_str(heap->current), &err);
+		if (heap->has_diff) {
+			put(root, "heap_diff_bytes", json_integer(heap->diff), &err);
+			put(root, "heap_diff", bytes_str(heap->diff), &err);
+		}
+	} else {
+		json_decref(list);
+	}
+	if (err) {
+		json_decref(root);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return root;
+}
+
+json_t *hk_report_build(const struct hk_snapshot *snap, const struct hk_snapshot *old,
+			enum hk_key_type key, bool cumulative, size_t count,
+			struct hk_source *src)
+{
+	struct hk_stats *stats;
+	struct hk_heap heap = { .current = (int64_t)hk_snapshot_total(snap) };
+	int err = old ? hk_compare_to(snap, old, key, cumulative, &stats)
+		      : hk_statistics(snap, key, cumulative, &stats);
+
+	if (err) {
+		errno = -err;
+		return NULL;
+	}
+	if (old) {
+		heap.diff = heap.current - (int64_t)hk_snapshot_total(old);
+		heap.has_diff = true;
+	}
+	json_t *r = hk_report_render(stats, count,
+				     key == HK_KEY_TRACEBACK ? HK_REPORT_TRACEBACK : HK_REPORT_LINENO,
+				     src, &heap);
+	hk_stats_free(stats);
+	return r;
+}
+
+/* ---- serializing -------------------------------------------------------- */
+
+/* jansson's JSON_ENSURE_ASCII writes "\u00E9" and leaves DEL raw; Python
+ * writes "\u00e9" and "\u007f".  Outside strings the text is plain ASCII,
+ * so a byte filter that tracks backslash escapes is enough. */
+struct pyfilter {
+	char *buf;
+	size_t n, cap;
+	int esc;		/* 0; 1 after '\'; 2..5 in \uXXXX hex digits */
+	bool oom;
+};
+
+static void emit(struct pyfilter *p, const char *s, size_t n)
+{
+	if (p->oom)
+		return;
+	if (p->n + n + 1 > p->cap) {
+		size_t cap = p->cap ? p->cap : 4096;
+
+		while (p->n + n + 1 > cap)
+			cap *= 2;
+		char *nb = realloc(p->buf, cap);
+		if (!nb) {
+			p->oom = true;
+			return;
+		}
+		p->buf = nb;
+		p->cap = cap;
+	}
+	memcpy(p->buf + p->n, s, n);
+	p->n += n;
+	p->buf[p->n] = 0;
+}
+
+static int filter_cb(const char *s, size_t n, void *data)
+{
+	struct pyfilter *p = data;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (p->esc >= 2) {
+			if (c >= 'A' && c <= 'F')
+				c += 'a' - 'A';
+			p->esc = p->esc == 5 ? 0 : p->esc + 1;
+		} else if (p->esc == 1) {
+			p->esc = c == 'u' ? 2 : 0;
+		} else if (c == '\\') {
+			p->esc = 1;
+		} else if (c == 0x7f) {
+			emit(p, "\\u007f", 6);
+			continue;
+		}
+		emit(p, &c, 1);
+	}
+	return p->oom ? -1 : 0;
+}
+
+char *hk_report_dumps(const json_t *report)
+{
+	struct pyfilter p = { 0 };
+
+	if (json_dump_callback(report, filter_cb, &p,
+			       JSON_INDENT(2) | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER) ||
+	    p.oom) {
+		free(p.buf);
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (!p.buf)
+		p.buf = strdup("");
+	return p.buf;
+}
+
+int hk_report_write(FILE *f, const json_t *report)
+{
+	char *s = hk_report_dumps(report);
+
+	if (!s)
+		return -1;
+	int r = fputs(s, f) < 0 || fputc('\n', f) == EOF ? -1 : 0;
+	free(s);
+	return r;
+}
