@@ -148,6 +148,26 @@ static int collect(struct run *run, struct hk_result *res)
 	return 0;
 }
 
+/* With kernel.bpf_stats_enabled=1, the time spent in each program. */
+static void debug_prog_stats(struct hawk_bpf *skel)
+{
+	struct bpf_program *p;
+
+	if (!getenv("HAWK_BPF_DEBUG"))
+		return;
+	bpf_object__for_each_program(p, skel->obj) {
+		struct bpf_prog_info info = {0};
+		__u32 len = sizeof(info);
+
+		if (bpf_obj_get_info_by_fd(bpf_program__fd(p), &info, &len) ||
+		    !info.run_cnt)
+			continue;
+		fprintf(stderr, "hawk-bpf: debug: %s: %llu runs, %.0f ns/run\n",
+			bpf_program__name(p), (unsigned long long)info.run_cnt,
+			(double)info.run_time_ns / info.run_cnt);
+	}
+}
+
 static bool exited(int pidfd)
 {
 	struct pollfd p = { .fd = pidfd, .events = POLLIN };
@@ -228,6 +248,7 @@ out:
 	/* Undo in the order that keeps every call consistent: the table first,
 	 * then the probes; stacks still announced are resolved after. */
 	hk_hooks_restore(&hooks, t);
+	debug_prog_stats(run.skel);
 	for (int i = 0; i < nlinks; i++)
 		bpf_link__destroy(links[i]);
 	if (rc == 0) {
