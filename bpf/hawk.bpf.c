@@ -26,20 +26,24 @@ const volatile __u32 bare = 0;
  * was alive when the target began to exit, not what its teardown left. */
 volatile __u32 frozen = 0;
 
+/* Next dense stack id (0 means "no Python frames"). */
+__u32 next_stack_id = 0;
+
 struct args {
 	__u64 a;
 	__u64 b;
-	struct hk_block old;	/* realloc: the block as it was traced */
+	__u64 old;		/* realloc: the block as it was traced */
 	__u32 kind;
 	__u32 had_old;
 };
 
+/* Preallocated: an insert or delete then costs no memory allocation, which
+ * halves the BPF time per event. max_entries is set by the loader. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 1 << 22);
+	__uint(max_entries, 1 << 20);
 	__type(key, __u64);
-	__type(value, struct hk_block);
+	__type(value, __u64);
 } live SEC(".maps");
 
 /* struct hk_stack cut to capture_frames: value size set at load time, so
@@ -52,13 +56,17 @@ struct {
 	__uint(value_size, sizeof(struct hk_stack));
 } stacks SEC(".maps");
 
-/* Arguments of calls in flight, keyed by (tid << 8 | probe slot): the raw
+/* Arguments of calls in flight, per thread and probe site: the raw
  * allocator runs nested inside the object allocator on the same thread. */
+struct inflight {
+	struct args site[HK_MAX_PROBES];
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1 << 14);
-	__type(key, __u64);
-	__type(value, struct args);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct inflight);
 } inflight SEC(".maps");
 
 struct {
@@ -127,19 +135,21 @@ struct walk {
 	__u64 hash;
 };
 
-#define FRAME_BUF 128
+#define FRAME_BUF 64
 
 static long walk_frame(__u32 i, struct walk *w)
 {
 	__u64 words[FRAME_BUF / 8];
 	__u8 *buf = (__u8 *)words;
-	__u32 off_code = L.frame_code, off_prev = L.frame_previous;
-	__u32 off_instr = L.frame_instr, off_owner = L.frame_owner;
+	/* Read from f_code (the lowest field needed) to owner only. */
+	__u32 base = L.frame_code;
+	__u32 off_code = 0, off_prev = L.frame_previous - base;
+	__u32 off_instr = L.frame_instr - base, off_owner = L.frame_owner - base;
 	__u64 code, instr;
 
 	if (!w->frame || i >= capture_frames || i >= HK_MAX_FRAMES)
 		return 1;
-	if (bpf_probe_read_user(words, sizeof(words), (void *)w->frame)) {
+	if (bpf_probe_read_user(words, sizeof(words), (void *)(w->frame + base))) {
 		count(HK_CNT_READ_ERR);
 		w->frame = 0;
 		return 1;
@@ -165,19 +175,46 @@ static long walk_frame(__u32 i, struct walk *w)
 	return 0;
 }
 
-/* Frames beyond the captured ones, counted into st->pad. */
+/* Frames beyond the captured ones, counted into st->beyond. */
 static long count_frame(__u32 i, struct walk *w)
 {
 	if (!w->frame)
 		return 1;
-	w->st->pad = i + 1;
+	w->st->beyond = i + 1;
 	w->frame = read_ptr(w->frame + L.frame_previous);
 	return 0;
 }
 
-/* Capture the calling thread's Python stack, store it once, return its id
- * (0: no Python frames). */
-static __always_inline __u64 capture_stack(__u32 tid)
+/* The dense id of a captured stack, storing and announcing it when new. */
+static __always_inline __u32 stack_id(struct hk_stack *st, __u64 hash)
+{
+	struct hk_stack *known = bpf_map_lookup_elem(&stacks, &hash);
+	long err;
+
+	if (known)
+		return known->id;
+	st->id = __sync_fetch_and_add(&next_stack_id, 1) + 1;
+	if (st->id > HK_ID_MAX) {
+		count(HK_CNT_IDS_FULL);
+		return 0;
+	}
+	err = bpf_map_update_elem(&stacks, &hash, st, BPF_NOEXIST);
+	if (err == -17 /* EEXIST: another CPU stored it first */) {
+		known = bpf_map_lookup_elem(&stacks, &hash);
+		return known ? known->id : 0;
+	}
+	if (err) {
+		count(HK_CNT_STACK_FULL);
+		return 0;
+	}
+	if (bpf_ringbuf_output(&new_stacks, &hash, sizeof(hash), 0))
+		count(HK_CNT_RB_DROP);
+	return st->id;
+}
+
+/* Capture the calling thread's Python stack, store it once, return its
+ * dense id (0: no Python frames). */
+static __always_inline __u32 capture_stack(__u32 tid)
 {
 	__u32 zero = 0;
 	struct hk_stack *st = bpf_map_lookup_elem(&scratch, &zero);
@@ -201,7 +238,7 @@ static __always_inline __u64 capture_stack(__u32 tid)
 	w.st = st;
 	w.hash = 0xcbf29ce484222325ULL;
 	st->nframes = 0;
-	st->pad = 0;
+	st->beyond = 0;
 	bpf_loop(HK_MAX_FRAMES, walk_frame, &w, 0);
 	if (w.frame) {
 		if (capture_frames < frames_limit)
@@ -209,57 +246,55 @@ static __always_inline __u64 capture_stack(__u32 tid)
 		if (count_total)
 			bpf_loop(HK_TOTAL_CAP, count_frame, &w, 0);
 	}
-	total = (__u32)st->nframes + st->pad;
+	total = (__u32)st->nframes + st->beyond;
 	st->total = total > HK_TOTAL_CAP ? HK_TOTAL_CAP : total;
-	st->pad = 0;
+	st->beyond = 0;
 	w.hash = (w.hash ^ ((__u64)st->nframes << 16 | st->total)) *
 		 0x100000001b3ULL;
 	if (!w.hash)
 		w.hash = 1;
-	if (!bpf_map_lookup_elem(&stacks, &w.hash)) {
-		long err = bpf_map_update_elem(&stacks, &w.hash, st, BPF_NOEXIST);
-
-		if (!err) {
-			if (bpf_ringbuf_output(&new_stacks, &w.hash,
-					       sizeof(w.hash), 0))
-				count(HK_CNT_RB_DROP);
-		} else if (err != -17 /* EEXIST */) {
-			count(HK_CNT_STACK_FULL);
-		}
-	}
-	return w.hash;
+	return stack_id(st, w.hash);
 }
 
-static __always_inline __u64 inflight_key(__u64 cookie)
+static __always_inline struct args *inflight_args(__u64 cookie, int create)
 {
-	return (bpf_get_current_pid_tgid() << 8) | (cookie & 0xff);
+	struct inflight *in = bpf_task_storage_get(&inflight,
+		bpf_get_current_task_btf(), 0,
+		create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+
+	if (!in)
+		return 0;
+	return &in->site[cookie & (HK_MAX_PROBES - 1)];
 }
 
 SEC("uprobe")
 int BPF_KPROBE(alloc_enter)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx);
-	__u64 key = inflight_key(cookie);
-	struct args a = {};
+	struct args *a;
 
 	if (bare || frozen)
 		return 0;
-	a.kind = cookie >> 8;
-	a.a = PT_REGS_PARM2(ctx);
-	a.b = PT_REGS_PARM3(ctx);
+	a = inflight_args(cookie, 1);
+	if (!a) {
+		count(HK_CNT_ARGS_LOST);
+		return 0;
+	}
+	a->kind = cookie >> 8;
+	a->a = PT_REGS_PARM2(ctx);
+	a->b = PT_REGS_PARM3(ctx);
+	a->had_old = 0;
 	/* Forget the old block now, not at return: once realloc has released
 	 * it another thread may be handed the same address. */
-	if (a.kind == HK_REALLOC && a.a) {
-		struct hk_block *old = bpf_map_lookup_elem(&live, &a.a);
+	if (a->kind == HK_REALLOC && a->a) {
+		__u64 *old = bpf_map_lookup_elem(&live, &a->a);
 
 		if (old) {
-			a.old = *old;
-			a.had_old = 1;
-			bpf_map_delete_elem(&live, &a.a);
+			a->old = *old;
+			a->had_old = 1;
+			bpf_map_delete_elem(&live, &a->a);
 		}
 	}
-	if (bpf_map_update_elem(&inflight, &key, &a, BPF_ANY))
-		count(HK_CNT_ARGS_LOST);
 	return 0;
 }
 
@@ -267,33 +302,32 @@ SEC("uretprobe")
 int BPF_KRETPROBE(alloc_return)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx);
-	__u64 key = inflight_key(cookie);
 	__u64 ret = PT_REGS_RC(ctx);
-	struct hk_block blk;
-	struct args *ap, a;
+	__u64 size, blk;
+	struct args *a;
 
 	if (bare || frozen)
 		return 0;
-	ap = bpf_map_lookup_elem(&inflight, &key);
-	if (!ap) {
+	a = inflight_args(cookie, 0);
+	if (!a || !a->kind) {
 		count(HK_CNT_ARGS_LOST);
 		return 0;
 	}
-	a = *ap;
-	bpf_map_delete_elem(&inflight, &key);
 	if (!ret) {
 		/* failed realloc: the old block is still there */
-		if (a.had_old)
-			bpf_map_update_elem(&live, &a.a, &a.old, BPF_ANY);
+		if (a->had_old)
+			bpf_map_update_elem(&live, &a->a, &a->old, BPF_ANY);
+		a->kind = 0;
 		return 0;
 	}
-	if (a.kind == HK_CALLOC)
-		blk.size = a.a * a.b;
-	else if (a.kind == HK_REALLOC)
-		blk.size = a.b;
+	if (a->kind == HK_CALLOC)
+		size = a->a * a->b;
+	else if (a->kind == HK_REALLOC)
+		size = a->b;
 	else
-		blk.size = a.a;
-	blk.stack_id = capture_stack((__u32)bpf_get_current_pid_tgid());
+		size = a->a;
+	a->kind = 0;
+	blk = HK_BLOCK(size, capture_stack((__u32)bpf_get_current_pid_tgid()));
 	if (bpf_map_update_elem(&live, &ret, &blk, BPF_ANY))
 		count(HK_CNT_LIVE_FULL);
 	else

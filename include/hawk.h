@@ -32,6 +32,7 @@ enum hk_counter {
 	HK_CNT_TRUNCATED,	/* stack cut short of --frames (HK_MAX_FRAMES) */
 	HK_CNT_NO_TSTATE,	/* allocating thread has no Python thread state */
 	HK_CNT_RB_DROP,		/* new-stack notification lost (ring full) */
+	HK_CNT_IDS_FULL,	/* more distinct stacks than ids */
 	HK_CNT_MAX,
 };
 
@@ -67,14 +68,21 @@ struct hk_frame_raw {
 struct hk_stack {
 	__u16 nframes;		/* frames held */
 	__u16 total;		/* frames on the stack, capped at 65535 */
+	__u32 id;		/* dense id, what live blocks refer to */
+	__u32 beyond;		/* scratch: frames counted past the capture */
 	__u32 pad;
 	struct hk_frame_raw frames[HK_MAX_FRAMES];
 };
 
-/* A live traced block: in the "live" map, keyed by address. */
-struct hk_block {
-	__u64 size;
-	__u64 stack_id;
-};
+/* A live traced block is one 64-bit value in the "live" map, keyed by
+ * address: size in the low 40 bits, stack id above. Keeping the value at
+ * 8 bytes makes a map entry 64 bytes (48 of it the kernel's own header). */
+#define HK_SIZE_BITS 40
+#define HK_SIZE_MAX ((1ULL << HK_SIZE_BITS) - 1)
+#define HK_ID_MAX ((1U << (64 - HK_SIZE_BITS)) - 1)
+#define HK_BLOCK(size, id) ((__u64)(id) << HK_SIZE_BITS | \
+			    ((size) > HK_SIZE_MAX ? HK_SIZE_MAX : (size)))
+#define HK_BLOCK_SIZE(b) ((b) & HK_SIZE_MAX)
+#define HK_BLOCK_ID(b) ((__u32)((b) >> HK_SIZE_BITS))
 
 #endif

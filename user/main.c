@@ -87,6 +87,7 @@ static const char *const counter_names[HK_CNT_MAX] = {
 	[HK_CNT_TRUNCATED] = "stacks_cut_at_capture_limit",
 	[HK_CNT_NO_TSTATE] = "allocations_without_thread_state",
 	[HK_CNT_RB_DROP] = "lost_stack_notifications",
+	[HK_CNT_IDS_FULL] = "lost_stack_ids_exhausted",
 };
 
 static json_t *run_info(const struct hk_pytarget *t, const struct hk_result *r,
@@ -114,7 +115,7 @@ static void warn_losses(const struct hk_result *r, unsigned frames)
 {
 	static const int lossy[] = { HK_CNT_LIVE_FULL, HK_CNT_STACK_FULL,
 				     HK_CNT_ARGS_LOST, HK_CNT_READ_ERR,
-				     HK_CNT_RB_DROP };
+				     HK_CNT_RB_DROP, HK_CNT_IDS_FULL };
 
 	for (size_t i = 0; i < sizeof(lossy) / sizeof(lossy[0]); i++)
 		if (r->counters[lossy[i]])
@@ -228,6 +229,8 @@ int main(int argc, char **argv)
 	handle_signals();
 	to = (struct hk_trace_opts){ .frames = o.frames,
 				     .duration_ms = o.duration_ms,
+				     .max_blocks = o.max_blocks,
+				     .need_total = o.format == HK_FMT_PICKLE,
 				     .stop = &stop_flag };
 	if (hk_trace_run(&t, &to, &r, err, sizeof(err))) {
 		hk_result_free(&r);

@@ -17,6 +17,7 @@ enum {
 	OPT_FORMAT,
 	OPT_FRAMES,
 	OPT_CUMULATIVE,
+	OPT_MAX_BLOCKS,
 };
 
 static const struct option longopts[] = {
@@ -26,6 +27,7 @@ static const struct option longopts[] = {
 	{ "format",	required_argument,	NULL, OPT_FORMAT },
 	{ "frames",	required_argument,	NULL, OPT_FRAMES },
 	{ "cumulative",	no_argument,		NULL, OPT_CUMULATIVE },
+	{ "max-blocks",	required_argument,	NULL, OPT_MAX_BLOCKS },
 	{ "output",	required_argument,	NULL, 'o' },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ "version",	no_argument,		NULL, 'V' },
@@ -48,6 +50,7 @@ static const struct {
 	{ OPT_FORMAT,		"--format",	"lineno|traceback|pickle" },
 	{ OPT_FRAMES,		"--frames",	"N" },
 	{ OPT_CUMULATIVE,	"--cumulative",	NULL },
+	{ OPT_MAX_BLOCKS,	"--max-blocks",	"N" },
 	{ 'o',			"-o/--output",	"FILE" },
 	{ 'h',			"-h/--help",	NULL },
 	{ 'V',			"-V/--version",	NULL },
@@ -200,6 +203,7 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 		.count = HK_COUNT_DEFAULT,
 		.format = HK_FMT_LINENO,
 		.frames = HK_FRAMES_DEFAULT,
+		.max_blocks = HK_MAX_BLOCKS_DEFAULT,
 	};
 	if (err && errlen)
 		err[0] = '\0';
@@ -251,6 +255,14 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 			break;
 		case OPT_CUMULATIVE:
 			o->cumulative = true;
+			break;
+		case OPT_MAX_BLOCKS:
+			if (!parse_ulong(optarg, HK_MAX_BLOCKS_MIN, HK_MAX_BLOCKS_MAX, &v))
+				return fail(err, errlen,
+					    "%s: expected an integer from %u to %u, got '%s'",
+					    opt_name(c), HK_MAX_BLOCKS_MIN,
+					    HK_MAX_BLOCKS_MAX, optarg);
+			o->max_blocks = (unsigned)v;
 			break;
 		case 'o':
 			if (!*optarg)

@@ -23,6 +23,10 @@
 #define HK_COUNT_MAX		1000000U
 #define HK_FRAMES_DEFAULT	30U
 #define HK_FRAMES_MAX		65535U		/* tracemalloc's limit */
+/* Live blocks the kernel map holds; preallocated at 64 bytes each. */
+#define HK_MAX_BLOCKS_DEFAULT	1048576U
+#define HK_MAX_BLOCKS_MIN	1024U
+#define HK_MAX_BLOCKS_MAX	67108864U
 
 /* What to do.  Subcommands (start, snapshot, stop, status, compare, serve)
  * will add values here; today only the one-shot profile exists. */
@@ -38,6 +42,7 @@ struct hk_options {
 	enum hk_format format;		/* --format */
 	unsigned frames;		/* --frames: 1 .. HK_FRAMES_MAX */
 	bool cumulative;		/* --cumulative; never with traceback */
+	unsigned max_blocks;		/* --max-blocks */
 	const char *output;		/* -o: points into argv; NULL = stdout */
 	bool help;			/* -h: later arguments unread */
 	bool version;			/* -V: later arguments unread */

@@ -31,27 +31,35 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Resolve a stack while its code objects are still alive. */
-static const struct hk_traceback *resolve(struct run *r, uint64_t id)
+/* Resolve a new stack (by its hash) while its code objects are alive. */
+static void resolve_hash(struct run *r, uint64_t hash)
 {
-	const struct hk_traceback *tb = hk_sym_lookup(r->sym, id);
-
-	if (tb)
-		return tb;
-	if (bpf_map_lookup_elem(r->stacks_fd, &id, r->buf))
-		return NULL;
-	return hk_sym_resolve(r->sym, id, r->buf);
+	if (bpf_map_lookup_elem(r->stacks_fd, &hash, r->buf) == 0 &&
+	    !hk_sym_lookup(r->sym, r->buf->id))
+		hk_sym_resolve(r->sym, r->buf->id, r->buf);
 }
 
 static int on_new_stack(void *ctx, void *data, size_t len)
 {
-	uint64_t id;
+	uint64_t hash;
 
-	if (len >= sizeof(id)) {
-		memcpy(&id, data, sizeof(id));
-		resolve(ctx, id);
+	if (len >= sizeof(hash)) {
+		memcpy(&hash, data, sizeof(hash));
+		resolve_hash(ctx, hash);
 	}
 	return 0;
+}
+
+/* Stacks whose announcement was lost: resolve every stack not seen yet. */
+static void resolve_all(struct run *r)
+{
+	uint64_t key, next, *keyp = NULL;
+
+	while (bpf_map_get_next_key(r->stacks_fd, keyp, &next) == 0) {
+		key = next;
+		keyp = &key;
+		resolve_hash(r, key);
+	}
 }
 
 static int attach(struct hawk_bpf *skel, struct hk_pytarget *t,
@@ -123,13 +131,17 @@ static int collect(struct run *run, struct hk_result *res)
 	uint64_t key, next, *keyp = NULL;
 	size_t cap = 0;
 
+	bool swept = false;
+
 	while (bpf_map_get_next_key(fd, keyp, &next) == 0) {
-		struct hk_block blk;
+		uint64_t blk;
+		uint32_t id;
 
 		key = next;
 		keyp = &key;
 		if (bpf_map_lookup_elem(fd, &key, &blk))
 			continue;
+		id = HK_BLOCK_ID(blk);
 		if (res->ntraces == cap) {
 			cap = cap ? cap * 2 : 4096;
 			struct hk_trace *nt = realloc(res->traces, cap * sizeof(*nt));
@@ -137,13 +149,18 @@ static int collect(struct run *run, struct hk_result *res)
 				return -1;
 			res->traces = nt;
 		}
-		const struct hk_traceback *tb = resolve(run, blk.stack_id);
+		const struct hk_traceback *tb = hk_sym_lookup(run->sym, id);
+		if (!tb && !swept) {
+			resolve_all(run);
+			swept = true;
+			tb = hk_sym_lookup(run->sym, id);
+		}
 		if (!tb) {
 			res->unresolved++;
 			tb = hk_sym_empty(run->sym);
 		}
 		res->traces[res->ntraces++] = (struct hk_trace){
-			.domain = 0, .size = blk.size, .tb = tb };
+			.domain = 0, .size = HK_BLOCK_SIZE(blk), .tb = tb };
 	}
 	return 0;
 }
@@ -199,6 +216,8 @@ int hk_trace_run(struct hk_pytarget *t, const struct hk_trace_opts *o,
 	run.skel->rodata->capture_frames = capture;
 	run.skel->rodata->frames_limit = o->frames;
 	run.skel->rodata->bare = getenv("HAWK_BPF_BARE") != NULL;
+	run.skel->rodata->count_total = o->need_total;
+	bpf_map__set_max_entries(run.skel->maps.live, o->max_blocks);
 	bpf_map__set_value_size(run.skel->maps.stacks,
 				offsetof(struct hk_stack, frames) +
 				capture * sizeof(struct hk_frame_raw));

@@ -14,6 +14,8 @@
 struct hk_trace_opts {
 	unsigned frames;		/* tracemalloc's traceback limit */
 	unsigned long duration_ms;
+	unsigned max_blocks;		/* capacity of the live-block map */
+	bool need_total;		/* count total_nframe (pickle only) */
 	volatile sig_atomic_t *stop;	/* set by a signal handler */
 };
 

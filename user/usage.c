@@ -12,7 +12,7 @@ void hk_usage(FILE *f)
 "SYNOPSIS\n"
 "    sudo hawk-bpf -p PID [--duration SEC] [--count N]\n"
 "                  [--format lineno|traceback|pickle] [--frames N]\n"
-"                  [--cumulative] [-o FILE]\n"
+"                  [--cumulative] [--max-blocks N] [-o FILE]\n"
 "    hawk-bpf -h|--help\n"
 "    hawk-bpf -V|--version\n"
 "\n"
@@ -57,6 +57,12 @@ void hk_usage(FILE *f)
 "        Keep at most N frames per traceback, from 1 to %u, as\n"
 "        tracemalloc.start(N).  Default %u.\n"
 "\n", HK_FRAMES_MAX, HK_FRAMES_DEFAULT);
+	fprintf(f,
+"    --max-blocks N\n"
+"        Room for N live blocks in the kernel (64 bytes each, reserved\n"
+"        up front), from %u to %u.  Default %u.  Blocks beyond it are\n"
+"        not traced and the report says how many.\n"
+"\n", HK_MAX_BLOCKS_MIN, HK_MAX_BLOCKS_MAX, HK_MAX_BLOCKS_DEFAULT);
 	fputs(
 "    --cumulative\n"
 "        Count each block in every frame of its traceback, not only the\n"
