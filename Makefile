@@ -21,7 +21,7 @@ LIB_SRCS  := $(filter-out user/main.c,$(wildcard user/*.c))
 LIB_OBJS  := $(patsubst user/%.c,$(OUT)/user/%.o,$(LIB_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(patsubst tests/unit/%.c,$(OUT)/unit/%.o,$(UNIT_SRCS))
-HEADERS   := $(wildcard include/*.h user/*.h)
+HEADERS   := $(wildcard include/*.h user/*.h tests/unit/*.h)
 
 .PHONY: all deps install uninstall test unit e2e demo clean
 .DELETE_ON_ERROR:
@@ -47,7 +47,9 @@ $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 $(OUT)/user/%.o: user/%.c $(HEADERS) $(SKELS) | $(OUT)/user
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# Rebuilt from scratch so objects of removed sources never linger.
 $(OUT)/libhawk.a: $(LIB_OBJS)
+	rm -f $@
 	$(AR) rcs $@ $^
 
 $(OUT)/hawk-bpf: $(OUT)/user/main.o $(OUT)/libhawk.a

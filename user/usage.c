@@ -60,8 +60,8 @@ void hk_usage(FILE *f)
 	fprintf(f,
 "    --max-blocks N\n"
 "        Room for N live blocks in the kernel (64 bytes each, reserved\n"
-"        up front), from %u to %u.  Default %u.  Blocks beyond it are\n"
-"        not traced and the report says how many.\n"
+"        up front), from %u to %u.  Default %u.\n"
+"        Blocks beyond it are not traced and the report says how many.\n"
 "\n", HK_MAX_BLOCKS_MIN, HK_MAX_BLOCKS_MAX, HK_MAX_BLOCKS_DEFAULT);
 	fputs(
 "    --cumulative\n"

@@ -5,20 +5,13 @@ usage: oracle_format.py SEED
 Prints {"format_size": [[value, sign, expected]...],
         "format_bytes": [[value, expected]...]} (values: JSON ints or floats).
 """
-import json
+import os
 import random
 import sys
 from tracemalloc import _format_size
 
-
-def format_bytes(value: int) -> str:
-    # Hawk's helper, verbatim
-    formatted_value = float(value)
-    for unit in ('B', 'KB', 'MB', 'GB', 'TB', 'PB', 'EB'):
-        if abs(formatted_value) < 1024.0:
-            return f"{formatted_value:3.1f} {unit}"
-        formatted_value /= 1024.0
-    return f"{formatted_value:.1f} YB"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from oracle_common import format_bytes, print_json  # noqa: E402
 
 
 def main():
@@ -52,7 +45,7 @@ def main():
             out["format_size"].append([v, sign, _format_size(v, sign)])
     for v in ints:
         out["format_bytes"].append([v, format_bytes(v)])
-    sys.stdout.write(json.dumps(out))
+    print_json(out)
 
 
 main()

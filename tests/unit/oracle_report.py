@@ -13,6 +13,9 @@ import random
 import sys
 import tracemalloc
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from oracle_common import format_bytes, print_json, raw_traces  # noqa: E402
+
 SOURCES = {
     "app.py": "import json\n\ndef handler(req):\n    data = [0] * 1000\n"
               "    return json.dumps(data)\n\nclass Caf\u00e9:\n"
@@ -24,16 +27,6 @@ SOURCES = {
 }
 MISSING = ["/srv/missing.py", "/srv/we\"ird\\name.py", "/srv/del\x7f.py",
            "<frozen importlib._bootstrap>", "<string>"]
-
-
-def format_bytes(value: int) -> str:
-    # Hawk's helper, verbatim
-    formatted_value = float(value)
-    for unit in ('B', 'KB', 'MB', 'GB', 'TB', 'PB', 'EB'):
-        if abs(formatted_value) < 1024.0:
-            return f"{formatted_value:3.1f} {unit}"
-        formatted_value /= 1024.0
-    return f"{formatted_value:.1f} YB"
 
 
 # Hawk's renderer, as given in the hawk-bpf brief
@@ -105,10 +98,7 @@ def main():
                                   "count": count, "expected": doc,
                                   "dump": json.dumps(doc, indent=2)})
 
-    def dump(traces):
-        return [[size, [list(f) for f in tb], total] for _, size, tb, total in traces]
-
-    sys.stdout.write(json.dumps({"new": dump(new), "old": dump(old), "cases": cases}))
+    print_json({"new": raw_traces(new), "old": raw_traces(old), "cases": cases})
 
 
 main()

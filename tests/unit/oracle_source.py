@@ -6,10 +6,12 @@ Prints {"abs": [[filename, lineno, line]...],        absolute names
         "rel": [[filename, lineno, line]...],        relative to DIR
         "root": [[filename, lineno, line]...]}       names inside DIR/root
 """
-import json
 import linecache
 import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from oracle_common import print_json  # noqa: E402
 
 BOM = b"\xef\xbb\xbf"
 PLAIN = ("# caf\u00e9\n"
@@ -108,7 +110,7 @@ def main():
     doc["root"] = [[n[len(top) + len("/root"):], i, line]
                    for n, i, line in cases([os.path.join(top, "root/app/x.py"),
                                             os.path.join(top, "root/app/none.py")], lambda n: n)]
-    sys.stdout.write(json.dumps(doc))
+    print_json(doc)
 
 
 main()

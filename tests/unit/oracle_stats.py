@@ -7,10 +7,13 @@ Prints one JSON document: the traces (frames most recent first, as
 _tracemalloc gives them) and, for every key type and cumulative flag,
 str() and fields of Snapshot.statistics() and Snapshot.compare_to().
 """
-import json
+import os
 import random
 import sys
 import tracemalloc
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from oracle_common import print_json, raw_traces  # noqa: E402
 
 FILENAMES = [
     "/srv/app/main.py", "/srv/app/models.py", "/srv/app/caf\u00e9.py",
@@ -90,13 +93,10 @@ def main():
                                     frames_raw(s.traceback)] for s in diffs]
             cases.append(case)
 
-    def dump(traces):
-        return [[size, [list(f) for f in tb], total] for _, size, tb, total in traces]
-
-    sys.stdout.write(json.dumps({
-        "new": dump(new), "old": dump(old),
+    print_json({
+        "new": raw_traces(new), "old": raw_traces(old),
         "total_new": sum(t[1] for t in new), "total_old": sum(t[1] for t in old),
-        "cases": cases}))
+        "cases": cases})
 
 
 if __name__ == "__main__":

@@ -7,28 +7,11 @@
 #include <string.h>
 
 #include "format.h"
+#include "oracle.h"
 
 /* Tampering tests expect mismatches: keep their logs quiet. */
 static bool quiet;
 #define LOG_ERROR(...) do { if (!quiet) cr_log_error(__VA_ARGS__); } while (0)
-
-/* Runs tests/unit/SCRIPT ARGS with $HAWK_PYTHON; its stdout is JSON. */
-static json_t *oracle(const char *script_args)
-{
-	const char *py = getenv("HAWK_PYTHON");
-	const char *slash = strrchr(__FILE__, '/');
-	char cmd[4096];
-	json_error_t e = { 0 };
-
-	snprintf(cmd, sizeof(cmd), "%s %.*s%s", py && *py ? py : "/usr/bin/python3.11",
-		 slash ? (int)(slash - __FILE__ + 1) : 0, __FILE__, script_args);
-	FILE *p = popen(cmd, "r");
-	cr_assert(p, "popen %s", cmd);
-	json_t *j = json_loadf(p, JSON_ALLOW_NUL, &e);
-	int status = pclose(p);
-	cr_assert(j && status == 0, "oracle failed (status %d): %s: %s", status, cmd, e.text);
-	return j;
-}
 
 static double num(const json_t *v)
 {

@@ -6,14 +6,13 @@
 #include <string.h>
 
 #include "linetable.h"
+#include "oracle.h"
 
 static FILE *lt_run_oracle(void)
 {
-	const char *py = getenv("HAWK_PYTHON");
+	const char *py = oracle_python();
 	char cmd[512];
 
-	if (!py || !*py)
-		py = "/usr/bin/python3.11";
 	snprintf(cmd, sizeof(cmd), "'%s' tests/unit/oracle_linetable.py", py);
 	return popen(cmd, "r");
 }

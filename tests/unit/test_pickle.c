@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "oracle.h"
 #include "pickle.h"
 
 /* ---- canonical text (see oracle_pickle.py) ----------------------------- */
@@ -191,15 +192,13 @@ static char *pk_render(const char *name, const struct hk_snapshot *s,
 
 static char *pk_oracle(const char *args)
 {
-	const char *py = getenv("HAWK_PYTHON");
+	const char *py = oracle_python();
 	char *cmd = NULL, *out = NULL;
 	size_t outlen = 0;
 	char buf[65536];
 	size_t got;
 	FILE *p, *o = open_memstream(&out, &outlen);
 
-	if (!py || !*py)
-		py = "/usr/bin/python3.11";
 	cr_assert(asprintf(&cmd, "'%s' tests/unit/oracle_pickle.py %s", py, args) > 0);
 	p = popen(cmd, "r");
 	cr_assert_not_null(p, "cannot run %s", cmd);
