@@ -180,6 +180,7 @@ static void check_bounds(const char *opt, const struct bound *t, size_t n)
 		unsigned long got = strcmp(opt, "--pid") == 0 ? (unsigned long)o.pid
 			: strcmp(opt, "--count") == 0 ? o.count
 			: strcmp(opt, "--frames") == 0 ? o.frames
+			: strcmp(opt, "--max-blocks") == 0 ? o.max_blocks
 			: o.duration_ms;
 		cr_assert_eq(got, t[i].want, "%s '%s' gave %lu", opt, val, got);
 	}
@@ -204,6 +205,22 @@ Test(options, count_bounds)
 	check_bounds("--count", t, sizeof t / sizeof t[0]);
 	EXPECT_ERR("--count: expected an integer from 1 to 1000000, got '12x'",
 		   "-p", "1", "--count", "12x", NULL);
+}
+
+Test(options, max_blocks_bounds)
+{
+	static const struct bound t[] = {
+		{ "1023", false, 0 }, { "1024", true, 1024 },
+		{ "67108864", true, 67108864 }, { "67108865", false, 0 },
+		BAD_INTEGERS,
+	};
+	struct hk_options o;
+
+	EXPECT_OK(&o, "-p", "1", NULL);
+	cr_assert_eq(o.max_blocks, 1048576);
+	check_bounds("--max-blocks", t, sizeof t / sizeof t[0]);
+	EXPECT_ERR("--max-blocks: expected an integer from 1024 to 67108864, got '0'",
+		   "-p", "1", "--max-blocks", "0", NULL);
 }
 
 Test(options, frames_bounds)
@@ -411,7 +428,8 @@ Test(usage, mentions_everything)
 		"NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "OUTPUT",
 		"EXIT STATUS", "EXAMPLES",
 		"-p, --pid", "--duration", "--count", "--format", "--frames",
-		"--cumulative", "-o, --output", "-h, --help", "-V, --version",
+		"--cumulative", "--max-blocks", "-o, --output", "-h, --help",
+		"-V, --version",
 		"lineno", "traceback", "pickle", "--option=VALUE",
 		"root", "CAP_BPF", "CAP_SYS_ADMIN", "CAP_SYS_PTRACE",
 		"Ctrl-C", "SIGTERM",
