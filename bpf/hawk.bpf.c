@@ -19,6 +19,10 @@ const volatile struct hk_py_layout L = {};
 const volatile __u32 capture_frames = 32;
 const volatile __u32 frames_limit = 30;	/* --frames */
 const volatile __u32 count_total = 1;
+/* --stats: count sizes per domain, no stacks, no live blocks. */
+const volatile __u32 stats_mode = 0;
+/* enum hk_domain_kind of each probe site (by cookie slot). */
+const volatile __u8 site_domain[HK_MAX_PROBES] = {};
 /* Benchmarks only: probes fire and return at once (the uprobe floor). */
 const volatile __u32 bare = 0;
 
@@ -60,6 +64,7 @@ struct {
  * allocator runs nested inside the object allocator on the same thread. */
 struct inflight {
 	struct args site[HK_MAX_PROBES];
+	__u32 in_pymalloc;	/* --stats: depth inside a pymalloc call */
 };
 
 struct {
@@ -82,6 +87,13 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HK_DK_MAX * HK_HIST_BUCKETS);
+	__type(key, __u32);
+	__type(value, struct hk_hist_cell);
+} hist SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -256,34 +268,77 @@ static __always_inline __u32 capture_stack(__u32 tid)
 	return stack_id(st, w.hash);
 }
 
-static __always_inline struct args *inflight_args(__u64 cookie, int create)
+static __always_inline __u64 call_size(const struct args *a)
 {
-	struct inflight *in = bpf_task_storage_get(&inflight,
-		bpf_get_current_task_btf(), 0,
-		create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+	if (a->kind == HK_CALLOC)
+		return a->a * a->b;
+	if (a->kind == HK_REALLOC)
+		return a->b;
+	return a->a;
+}
 
-	if (!in)
-		return 0;
-	return &in->site[cookie & (HK_MAX_PROBES - 1)];
+/* --stats: one allocation of its requested size, counted once: the raw
+ * call pymalloc makes for a large block belongs to the outer call, as in
+ * tracemalloc. */
+static __always_inline void count_size(__u64 cookie, struct inflight *in,
+				       struct args *a)
+{
+	__u32 dom = site_domain[cookie & (HK_MAX_PROBES - 1)], b = 0, key;
+	__u64 size = call_size(a);
+	struct hk_hist_cell *c;
+
+	if (dom == HK_DK_PYMALLOC)
+		in->in_pymalloc++;
+	else if (in->in_pymalloc)
+		return;
+	/* b = bit length of size (BPF has no clz): binary search. */
+	for (int sh = 32; sh; sh >>= 1) {
+		if (size >> sh) {
+			size >>= sh;
+			b += sh;
+		}
+	}
+	b += size != 0;
+	size = call_size(a);
+	if (b >= HK_HIST_BUCKETS || dom >= HK_DK_MAX)
+		return;
+	key = dom * HK_HIST_BUCKETS + b;
+	c = bpf_map_lookup_elem(&hist, &key);
+	if (c) {
+		c->count++;
+		c->bytes += size;
+	}
+}
+
+static __always_inline struct inflight *task_inflight(int create)
+{
+	return bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0,
+				    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
 }
 
 SEC("uprobe")
 int BPF_KPROBE(alloc_enter)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx);
+	struct inflight *in;
 	struct args *a;
 
 	if (bare || frozen)
 		return 0;
-	a = inflight_args(cookie, 1);
-	if (!a) {
+	in = task_inflight(1);
+	if (!in) {
 		count(HK_CNT_ARGS_LOST);
 		return 0;
 	}
+	a = &in->site[cookie & (HK_MAX_PROBES - 1)];
 	a->kind = cookie >> 8;
 	a->a = PT_REGS_PARM2(ctx);
 	a->b = PT_REGS_PARM3(ctx);
 	a->had_old = 0;
+	if (stats_mode) {
+		count_size(cookie, in, a);
+		return 0;
+	}
 	/* Forget the old block now, not at return: once realloc has released
 	 * it another thread may be handed the same address. */
 	if (a->kind == HK_REALLOC && a->a) {
@@ -304,12 +359,24 @@ int BPF_KRETPROBE(alloc_return)
 	__u64 cookie = bpf_get_attach_cookie(ctx);
 	__u64 ret = PT_REGS_RC(ctx);
 	__u64 size, blk;
+	struct inflight *in;
 	struct args *a;
 
 	if (bare || frozen)
 		return 0;
-	a = inflight_args(cookie, 0);
-	if (!a || !a->kind) {
+	in = task_inflight(0);
+	if (!in) {
+		count(HK_CNT_ARGS_LOST);
+		return 0;
+	}
+	if (stats_mode) {
+		if (site_domain[cookie & (HK_MAX_PROBES - 1)] == HK_DK_PYMALLOC &&
+		    in->in_pymalloc)
+			in->in_pymalloc--;
+		return 0;
+	}
+	a = &in->site[cookie & (HK_MAX_PROBES - 1)];
+	if (!a->kind) {
 		count(HK_CNT_ARGS_LOST);
 		return 0;
 	}
@@ -320,12 +387,7 @@ int BPF_KRETPROBE(alloc_return)
 		a->kind = 0;
 		return 0;
 	}
-	if (a->kind == HK_CALLOC)
-		size = a->a * a->b;
-	else if (a->kind == HK_REALLOC)
-		size = a->b;
-	else
-		size = a->a;
+	size = call_size(a);
 	a->kind = 0;
 	blk = HK_BLOCK(size, capture_stack((__u32)bpf_get_current_pid_tgid()));
 	if (bpf_map_update_elem(&live, &ret, &blk, BPF_ANY))

@@ -36,6 +36,20 @@ enum hk_counter {
 	HK_CNT_MAX,
 };
 
+/* --stats: allocations by domain and power-of-two size bucket (bucket b
+ * holds sizes in [2^(b-1), 2^b), bucket 0 the size 0). */
+#define HK_HIST_BUCKETS 64
+enum hk_domain_kind {
+	HK_DK_RAW,		/* PyMem_Raw* */
+	HK_DK_PYMALLOC,		/* PyMem_* and PyObject_* (one allocator) */
+	HK_DK_MAX,
+};
+
+struct hk_hist_cell {
+	__u64 count;
+	__u64 bytes;
+};
+
 /* Interpreter layout the BPF side needs; filled from the per-version table
  * in user space (user/pyoffsets.c) before load. */
 struct hk_py_layout {

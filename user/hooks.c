@@ -162,6 +162,7 @@ int hk_hooks_plan(struct hk_hooks *h, struct hk_pytarget *t, char *err,
 			si = site_for(h, t, func, k, err, errlen);
 			if (si < 0)
 				return -1;
+			h->sites[si].domains |= 1u << d;
 			sl->addr = t->tables[d] + 8 * k;
 			sl->orig = func + t->bias;
 			if (h->sites[si].redirect)

@@ -22,6 +22,7 @@ struct hk_site {
 	uint64_t probe;		/* where the uprobe goes (ELF address) */
 	uint64_t redirect;	/* padding entry the table points to, or 0 */
 	int kind;		/* enum hk_kind */
+	unsigned domains;	/* bit d: table of domain d points here */
 };
 
 struct hk_slot {

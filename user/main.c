@@ -15,6 +15,7 @@
 #include "pickle.h"
 #include "pytarget.h"
 #include "report.h"
+#include "sizestats.h"
 #include "source.h"
 #include "tracer.h"
 
@@ -159,6 +160,19 @@ static int write_report(FILE *out, const struct hk_options *o,
 
 	if (o->format == HK_FMT_PICKLE)
 		return hk_pickle_write_snapshot(out, &snap);
+	if (o->format == HK_FMT_TEXT) {
+		fprintf(out, "# hawk-bpf --stats: allocations by size, PID %d (CPython %s), %.1f s\n",
+			(int)t->pid, t->version, r->seconds);
+		return hk_sizestats_text(out, (const hk_hist *)&r->hist);
+	}
+	if (o->format == HK_FMT_JSON) {
+		json_t *j = json_pack("{s:o, s:o}", "size_stats",
+				      hk_sizestats_json((const hk_hist *)&r->hist),
+				      "hawk_bpf", run_info(t, r, o));
+		rc = hk_report_write(out, j);
+		json_decref(j);
+		return rc;
+	}
 	snprintf(root, sizeof(root), "/proc/self/fd/%d", rootfd);
 	snprintf(cwd, sizeof(cwd), "/proc/self/fd/%d", cwdfd);
 	src = hk_source_new(root, cwd);
@@ -231,6 +245,7 @@ int main(int argc, char **argv)
 				     .duration_ms = o.duration_ms,
 				     .max_blocks = o.max_blocks,
 				     .need_total = o.format == HK_FMT_PICKLE,
+				     .stats = o.stats,
 				     .stop = &stop_flag };
 	if (hk_trace_run(&t, &to, &r, err, sizeof(err))) {
 		hk_result_free(&r);
@@ -247,8 +262,9 @@ int main(int argc, char **argv)
 	rc = write_report(out, &o, &t, &r);
 	if (fflush(out) || rc)
 		rc = fail("cannot write the report");
-	fprintf(stderr, "hawk-bpf: %zu live blocks traced over %.1f s\n", r.ntraces,
-		r.seconds);
+	if (!o.stats)
+		fprintf(stderr, "hawk-bpf: %zu live blocks traced over %.1f s\n",
+			r.ntraces, r.seconds);
 	if (out != stdout)
 		fclose(out);
 	hk_result_free(&r);

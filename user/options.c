@@ -18,6 +18,7 @@ enum {
 	OPT_FRAMES,
 	OPT_CUMULATIVE,
 	OPT_MAX_BLOCKS,
+	OPT_STATS,
 };
 
 static const struct option longopts[] = {
@@ -28,6 +29,7 @@ static const struct option longopts[] = {
 	{ "frames",	required_argument,	NULL, OPT_FRAMES },
 	{ "cumulative",	no_argument,		NULL, OPT_CUMULATIVE },
 	{ "max-blocks",	required_argument,	NULL, OPT_MAX_BLOCKS },
+	{ "stats",	no_argument,		NULL, OPT_STATS },
 	{ "output",	required_argument,	NULL, 'o' },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ "version",	no_argument,		NULL, 'V' },
@@ -51,6 +53,7 @@ static const struct {
 	{ OPT_FRAMES,		"--frames",	"N" },
 	{ OPT_CUMULATIVE,	"--cumulative",	NULL },
 	{ OPT_MAX_BLOCKS,	"--max-blocks",	"N" },
+	{ OPT_STATS,		"--stats",	NULL },
 	{ 'o',			"-o/--output",	"FILE" },
 	{ 'h',			"-h/--help",	NULL },
 	{ 'V',			"-V/--version",	NULL },
@@ -65,6 +68,8 @@ static const char *const format_names[] = {
 	[HK_FMT_LINENO] = "lineno",
 	[HK_FMT_TRACEBACK] = "traceback",
 	[HK_FMT_PICKLE] = "pickle",
+	[HK_FMT_JSON] = "json",
+	[HK_FMT_TEXT] = "text",
 };
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -196,6 +201,7 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 {
 	unsigned long v;
 	int c;
+	bool format_given = false;
 
 	*o = (struct hk_options){
 		.command = HK_CMD_PROFILE,
@@ -243,8 +249,9 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 		case OPT_FORMAT:
 			if (!parse_format(optarg, &o->format))
 				return fail(err, errlen,
-					    "%s: expected lineno, traceback or pickle, got '%s'",
+					    "%s: expected lineno, traceback or pickle (json or text with --stats), got '%s'",
 					    opt_name(c), optarg);
+			format_given = true;
 			break;
 		case OPT_FRAMES:
 			if (!parse_ulong(optarg, 1, HK_FRAMES_MAX, &v))
@@ -255,6 +262,9 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 			break;
 		case OPT_CUMULATIVE:
 			o->cumulative = true;
+			break;
+		case OPT_STATS:
+			o->stats = true;
 			break;
 		case OPT_MAX_BLOCKS:
 			if (!parse_ulong(optarg, HK_MAX_BLOCKS_MIN, HK_MAX_BLOCKS_MAX, &v))
@@ -290,6 +300,16 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 			    argv[optind]);
 	if (!o->pid)
 		return fail(err, errlen, "missing -p PID");
+	/* --stats has its own formats: json (default) and text. */
+	if (o->stats && !format_given)
+		o->format = HK_FMT_JSON;
+	if (o->stats != (o->format == HK_FMT_JSON || o->format == HK_FMT_TEXT))
+		return fail(err, errlen, o->stats
+			    ? "--format %s cannot be used with --stats (json or text)"
+			    : "--format %s needs --stats",
+			    hk_format_name(o->format));
+	if (o->stats && o->cumulative)
+		return fail(err, errlen, "--cumulative cannot be used with --stats");
 	/* Snapshot.statistics('traceback', cumulative=True) raises too. */
 	if (o->cumulative && o->format == HK_FMT_TRACEBACK)
 		return fail(err, errlen,

@@ -32,7 +32,10 @@
  * will add values here; today only the one-shot profile exists. */
 enum hk_command { HK_CMD_PROFILE };
 
-enum hk_format { HK_FMT_LINENO, HK_FMT_TRACEBACK, HK_FMT_PICKLE };
+enum hk_format {
+	HK_FMT_LINENO, HK_FMT_TRACEBACK, HK_FMT_PICKLE,
+	HK_FMT_JSON, HK_FMT_TEXT,	/* --stats only */
+};
 
 struct hk_options {
 	enum hk_command command;
@@ -43,6 +46,7 @@ struct hk_options {
 	unsigned frames;		/* --frames: 1 .. HK_FRAMES_MAX */
 	bool cumulative;		/* --cumulative; never with traceback */
 	unsigned max_blocks;		/* --max-blocks */
+	bool stats;			/* --stats: size distribution */
 	const char *output;		/* -o: points into argv; NULL = stdout */
 	bool help;			/* -h: later arguments unread */
 	bool version;			/* -V: later arguments unread */

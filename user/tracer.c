@@ -62,9 +62,16 @@ static void resolve_all(struct run *r)
 	}
 }
 
+/* Raw sites are those the raw table points to (with PYTHONMALLOC=malloc,
+ * every table). */
+static int site_domain(const struct hk_site *s)
+{
+	return (s->domains & (1u << HK_DOM_RAW)) ? HK_DK_RAW : HK_DK_PYMALLOC;
+}
+
 static int attach(struct hawk_bpf *skel, struct hk_pytarget *t,
-		  struct hk_hooks *h, struct bpf_link **links, int *nlinks,
-		  char *err, size_t errlen)
+		  struct hk_hooks *h, bool stats, struct bpf_link **links,
+		  int *nlinks, char *err, size_t errlen)
 {
 	uint64_t fin, off;
 	struct bpf_link *l;
@@ -90,9 +97,15 @@ static int attach(struct hawk_bpf *skel, struct hk_pytarget *t,
 			return ERR("probe address %#llx is not in the file",
 				   (unsigned long long)s->probe);
 		if (s->kind == HK_FREE) {
+			if (stats)
+				continue;
 			progs[0] = skel->progs.free_enter;
 			np = 1;
 		}
+		/* --stats needs the return only to know when a pymalloc call
+		 * (and the raw call nested in it) is over. */
+		if (stats && site_domain(s) == HK_DK_RAW)
+			np = 1;
 		for (int p = 0; p < np; p++) {
 			LIBBPF_OPTS(bpf_uprobe_opts, uo,
 				    .bpf_cookie = (uint64_t)s->kind << 8 | i,
@@ -108,6 +121,23 @@ static int attach(struct hawk_bpf *skel, struct hk_pytarget *t,
 		}
 	}
 	return 0;
+}
+
+static void read_hist(struct hawk_bpf *skel, struct hk_result *r)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct hk_hist_cell vals[ncpu > 0 ? ncpu : 1];
+
+	for (uint32_t k = 0; k < HK_DK_MAX * HK_HIST_BUCKETS && ncpu > 0; k++) {
+		struct hk_hist_cell *c = &r->hist[k / HK_HIST_BUCKETS][k % HK_HIST_BUCKETS];
+
+		if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.hist), &k, vals))
+			continue;
+		for (int i = 0; i < ncpu; i++) {
+			c->count += vals[i].count;
+			c->bytes += vals[i].bytes;
+		}
+	}
 }
 
 static void read_counters(struct hawk_bpf *skel, uint64_t *out)
@@ -217,7 +247,10 @@ int hk_trace_run(struct hk_pytarget *t, const struct hk_trace_opts *o,
 	run.skel->rodata->frames_limit = o->frames;
 	run.skel->rodata->bare = getenv("HAWK_BPF_BARE") != NULL;
 	run.skel->rodata->count_total = o->need_total;
-	bpf_map__set_max_entries(run.skel->maps.live, o->max_blocks);
+	run.skel->rodata->stats_mode = o->stats;
+	for (int i = 0; i < hooks.nsites; i++)
+		run.skel->rodata->site_domain[i] = site_domain(&hooks.sites[i]);
+	bpf_map__set_max_entries(run.skel->maps.live, o->stats ? 1024 : o->max_blocks);
 	bpf_map__set_value_size(run.skel->maps.stacks,
 				offsetof(struct hk_stack, frames) +
 				capture * sizeof(struct hk_frame_raw));
@@ -239,7 +272,7 @@ int hk_trace_run(struct hk_pytarget *t, const struct hk_trace_opts *o,
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	if (attach(run.skel, t, &hooks, links, &nlinks, err, errlen))
+	if (attach(run.skel, t, &hooks, o->stats, links, &nlinks, err, errlen))
 		goto out;
 	if (hk_hooks_redirect(&hooks, t, err, errlen))
 		goto out;
@@ -274,6 +307,7 @@ out:
 		ring_buffer__consume(rb);
 		read_counters(run.skel, res->counters);
 		res->finalizing = run.skel->bss->frozen != 0;
+		read_hist(run.skel, res);
 		if (collect(&run, res)) {
 			snprintf(err, errlen, "out of memory collecting live blocks");
 			rc = -1;

@@ -16,6 +16,7 @@ struct hk_trace_opts {
 	unsigned long duration_ms;
 	unsigned max_blocks;		/* capacity of the live-block map */
 	bool need_total;		/* count total_nframe (pickle only) */
+	bool stats;			/* --stats: size histogram only */
 	volatile sig_atomic_t *stop;	/* set by a signal handler */
 };
 
@@ -28,6 +29,7 @@ struct hk_result {
 	bool finalizing;		/* record frozen at Py_FinalizeEx */
 	bool interrupted;
 	double seconds;			/* length of the window */
+	struct hk_hist_cell hist[HK_DK_MAX][HK_HIST_BUCKETS];	/* --stats */
 	struct hk_symbolizer *sym;	/* owns the tracebacks */
 };
 

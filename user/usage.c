@@ -13,6 +13,8 @@ void hk_usage(FILE *f)
 "    sudo hawk-bpf -p PID [--duration SEC] [--count N]\n"
 "                  [--format lineno|traceback|pickle] [--frames N]\n"
 "                  [--cumulative] [--max-blocks N] [-o FILE]\n"
+"    sudo hawk-bpf -p PID --stats [--duration SEC] [--format json|text]\n"
+"                  [-o FILE]\n"
 "    hawk-bpf -h|--help\n"
 "    hawk-bpf -V|--version\n"
 "\n"
@@ -64,6 +66,13 @@ void hk_usage(FILE *f)
 "        Blocks beyond it are not traced and the report says how many.\n"
 "\n", HK_MAX_BLOCKS_MIN, HK_MAX_BLOCKS_MAX, HK_MAX_BLOCKS_DEFAULT);
 	fputs(
+"    --stats\n"
+"        Instead of stacks, report the size distribution of every\n"
+"        allocation made during the window: counts and bytes in\n"
+"        power-of-two buckets, for the raw domain (PyMem_Raw*) and for\n"
+"        pymalloc (PyMem_* and PyObject_*, one allocator in CPython).\n"
+"        Use it to choose sampling rates.  Formats: json (default), text.\n"
+"\n"
 "    --cumulative\n"
 "        Count each block in every frame of its traceback, not only the\n"
 "        most recent one, as Snapshot.statistics(..., cumulative=True).\n"
