@@ -11,7 +11,7 @@ PKGS      := libbpf libelf zlib jansson capstone libdw
 CFLAGS    ?= -O2 -g
 CFLAGS    += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
              -Iinclude -Iuser -I$(OUT) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+LDLIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Iinclude -I$(OUT) \
               -Wall -Wno-unused-function
 
@@ -23,7 +23,7 @@ UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(patsubst tests/unit/%.c,$(OUT)/unit/%.o,$(UNIT_SRCS))
 HEADERS   := $(wildcard include/*.h user/*.h tests/unit/*.h)
 
-.PHONY: all deps install uninstall test unit e2e demo clean
+.PHONY: all deps install uninstall test unit e2e demo bench clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -84,6 +84,12 @@ test: deps
 demo: deps
 	$(MAKE) all
 	sh scripts/demo
+
+# hawk-bpf's overhead against tracemalloc on bundled workloads (root, ~4 min).
+# BENCH_ARGS=--quick: churn only; BENCH_ARGS="--python PATH": another CPython 3.11.
+bench: deps
+	$(MAKE) all
+	/usr/bin/python3 scripts/bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(OUT)

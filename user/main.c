@@ -10,6 +10,7 @@
 #include <sys/file.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "options.h"
 #include "pickle.h"
@@ -259,7 +260,16 @@ int main(int argc, char **argv)
 	warn_losses(&r, o.frames);
 	if (out != stdout && ftruncate(fileno(out), 0))
 		rc = -1;
-	rc = write_report(out, &o, &t, &r);
+	{
+		struct timespec a, b;
+
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		rc = write_report(out, &o, &t, &r);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		if (getenv("HAWK_BPF_DEBUG"))
+			fprintf(stderr, "hawk-bpf: debug: report took %.3f s\n",
+				b.tv_sec - a.tv_sec + (b.tv_nsec - a.tv_nsec) / 1e9);
+	}
 	if (fflush(out) || rc)
 		rc = fail("cannot write the report");
 	if (!o.stats)

@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,45 +155,67 @@ static void read_counters(struct hawk_bpf *skel, uint64_t *out)
 	}
 }
 
-/* Every live block, with its traceback. */
+static int add_trace(struct run *run, struct hk_result *res, size_t *cap,
+		     bool *swept, uint64_t blk)
+{
+	uint32_t id = HK_BLOCK_ID(blk);
+	const struct hk_traceback *tb = hk_sym_lookup(run->sym, id);
+
+	if (res->ntraces == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 4096;
+		struct hk_trace *nt = realloc(res->traces, ncap * sizeof(*nt));
+
+		if (!nt)
+			return -1;
+		res->traces = nt;
+		*cap = ncap;
+	}
+	if (!tb && !*swept) {
+		resolve_all(run);
+		*swept = true;
+		tb = hk_sym_lookup(run->sym, id);
+	}
+	if (!tb) {
+		res->unresolved++;
+		tb = hk_sym_empty(run->sym);
+	}
+	res->traces[res->ntraces++] = (struct hk_trace){
+		.domain = 0, .size = HK_BLOCK_SIZE(blk), .tb = tb };
+	return 0;
+}
+
+/* Every live block, with its traceback. Batched: two syscalls per block
+ * made a million-block snapshot take seconds. */
 static int collect(struct run *run, struct hk_result *res)
 {
+	enum { BATCH = 8192 };
 	int fd = bpf_map__fd(run->skel->maps.live);
-	uint64_t key, next, *keyp = NULL;
+	uint64_t keys[BATCH], vals[BATCH], in = 0, out = 0;
 	size_t cap = 0;
+	bool swept = false, first = true;
+	int err;
 
-	bool swept = false;
+	do {
+		__u32 n = BATCH;
 
-	while (bpf_map_get_next_key(fd, keyp, &next) == 0) {
-		uint64_t blk;
-		uint32_t id;
-
-		key = next;
-		keyp = &key;
-		if (bpf_map_lookup_elem(fd, &key, &blk))
-			continue;
-		id = HK_BLOCK_ID(blk);
-		if (res->ntraces == cap) {
-			cap = cap ? cap * 2 : 4096;
-			struct hk_trace *nt = realloc(res->traces, cap * sizeof(*nt));
-			if (!nt)
+		err = bpf_map_lookup_batch(fd, first ? NULL : &in, &out, keys,
+					   vals, &n, NULL);
+		if (err && errno != ENOENT)
+			return -1;
+		for (__u32 i = 0; i < n; i++)
+			if (add_trace(run, res, &cap, &swept, vals[i]))
 				return -1;
-			res->traces = nt;
-		}
-		const struct hk_traceback *tb = hk_sym_lookup(run->sym, id);
-		if (!tb && !swept) {
-			resolve_all(run);
-			swept = true;
-			tb = hk_sym_lookup(run->sym, id);
-		}
-		if (!tb) {
-			res->unresolved++;
-			tb = hk_sym_empty(run->sym);
-		}
-		res->traces[res->ntraces++] = (struct hk_trace){
-			.domain = 0, .size = HK_BLOCK_SIZE(blk), .tb = tb };
-	}
+		in = out;
+		first = false;
+	} while (!err);
 	return 0;
+}
+
+static void debug_time(const char *what, double since)
+{
+	if (getenv("HAWK_BPF_DEBUG"))
+		fprintf(stderr, "hawk-bpf: debug: %s took %.3f s\n", what,
+			now() - since);
 }
 
 /* With kernel.bpf_stats_enabled=1, the time spent in each program. */
@@ -213,6 +236,47 @@ static void debug_prog_stats(struct hawk_bpf *skel)
 			bpf_program__name(p), (unsigned long long)info.run_cnt,
 			(double)info.run_time_ns / info.run_cnt);
 	}
+}
+
+static void *destroy_link(void *l)
+{
+	bpf_link__destroy(l);
+	return NULL;
+}
+
+/* Each uprobe takes ~0.2 s to unregister (an RCU grace period); in
+ * parallel they share one. */
+static void detach_all(struct bpf_link **links, int n)
+{
+	pthread_t th[2 * HK_MAX_PROBES + 1];
+	bool started[2 * HK_MAX_PROBES + 1] = { false };
+
+	for (int i = 0; i < n; i++)
+		started[i] = pthread_create(&th[i], NULL, destroy_link, links[i]) == 0;
+	for (int i = 0; i < n; i++) {
+		if (started[i])
+			pthread_join(th[i], NULL);
+		else
+			bpf_link__destroy(links[i]);
+	}
+}
+
+struct detach {
+	pthread_t thread;
+	struct hawk_bpf *skel;
+	struct bpf_link *links[2 * HK_MAX_PROBES + 1];
+	int nlinks;
+};
+
+static void *detach_thread(void *arg)
+{
+	struct detach *d = arg;
+	double t0 = now();
+
+	detach_all(d->links, d->nlinks);
+	hawk_bpf__destroy(d->skel);
+	debug_time("detach", t0);
+	return NULL;
 }
 
 static bool exited(int pidfd)
@@ -299,33 +363,55 @@ int hk_trace_run(struct hk_pytarget *t, const struct hk_trace_opts *o,
 out:
 	/* Undo in the order that keeps every call consistent: the table first,
 	 * then the probes; stacks still announced are resolved after. */
+	double t0 = now();
 	hk_hooks_restore(&hooks, t);
 	debug_prog_stats(run.skel);
-	for (int i = 0; i < nlinks; i++)
-		bpf_link__destroy(links[i]);
 	if (rc == 0) {
+		/* Stop the record first: the snapshot is this instant, while
+		 * the probes take a while to come off. */
+		res->finalizing = run.skel->bss->frozen != 0;
+		run.skel->bss->frozen = 1;
 		ring_buffer__consume(rb);
 		read_counters(run.skel, res->counters);
-		res->finalizing = run.skel->bss->frozen != 0;
 		read_hist(run.skel, res);
-		if (collect(&run, res)) {
-			snprintf(err, errlen, "out of memory collecting live blocks");
-			rc = -1;
-		}
+		t0 = now();
+		rc = collect(&run, res);
+		debug_time("collect", t0);
+		if (rc)
+			snprintf(err, errlen, "cannot read the live blocks: %s",
+				 strerror(errno));
 		if (!res->target_exited && exited(pidfd))
 			res->target_exited = true;
 	}
 	if (pidfd >= 0)
 		close(pidfd);
 	ring_buffer__free(rb);
-	hawk_bpf__destroy(run.skel);
 	free(run.buf);
 	res->sym = run.sym;
+	/* Unregistering uprobes is slow (serialized RCU waits): it runs in
+	 * the background while the report is written; hk_result_free waits
+	 * for it, so nothing of ours outlives the process. */
+	struct detach *d = malloc(sizeof(*d));
+	if (d) {
+		*d = (struct detach){ .skel = run.skel, .nlinks = nlinks };
+		memcpy(d->links, links, nlinks * sizeof(links[0]));
+		if (pthread_create(&d->thread, NULL, detach_thread, d) == 0) {
+			res->detach = d;
+			return rc;
+		}
+		free(d);
+	}
+	detach_all(links, nlinks);
+	hawk_bpf__destroy(run.skel);
 	return rc;
 }
 
 void hk_result_free(struct hk_result *r)
 {
+	if (r->detach) {
+		pthread_join(r->detach->thread, NULL);
+		free(r->detach);
+	}
 	free(r->traces);
 	hk_sym_free(r->sym);
 	memset(r, 0, sizeof(*r));

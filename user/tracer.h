@@ -31,11 +31,13 @@ struct hk_result {
 	double seconds;			/* length of the window */
 	struct hk_hist_cell hist[HK_DK_MAX][HK_HIST_BUCKETS];	/* --stats */
 	struct hk_symbolizer *sym;	/* owns the tracebacks */
+	struct detach *detach;		/* probes still coming off */
 };
 
 /* Runs the window; prints "hawk-bpf: tracing …" to stderr once probes are
- * live. 0, or -1 with one line in err. Everything attached is detached and
- * the target's tables restored before it returns, error or not. */
+ * live. 0, or -1 with one line in err. The target's tables are restored
+ * and the record frozen before it returns, error or not; the probes come
+ * off in the background, and hk_result_free waits until they are off. */
 int hk_trace_run(struct hk_pytarget *t, const struct hk_trace_opts *o,
 		 struct hk_result *r, char *err, size_t errlen);
 void hk_result_free(struct hk_result *r);
