@@ -1,0 +1,39 @@
+"""Handshake shared by the scripts/bench workloads.
+
+A workload calls run(timed, prepare=None).  prepare(args) runs first and
+its result is handed to timed(state, args); neither the interpreter start
+nor prepare() is timed.  With --wait-for FILE the workload prints
+"ready PID" and waits until FILE exists before the timed part, so a tracer
+can attach first.  The timed part's wall time in seconds is printed on the
+last line.  With --hold the result of the timed part is kept alive after
+that line until standard input closes (the memory benchmark measures the
+tracer while the blocks are live).
+"""
+import argparse
+import os
+import sys
+import time
+
+
+def run(timed, prepare=None, doc=None):
+    ap = argparse.ArgumentParser(description=doc)
+    ap.add_argument("--wait-for", metavar="FILE",
+                    help='print "ready PID", wait for FILE, then run')
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="multiply the amount of work (default 1)")
+    ap.add_argument("--hold", action="store_true",
+                    help="keep the result alive until stdin closes")
+    args = ap.parse_args()
+    state = prepare(args) if prepare else None
+    if args.wait_for:
+        print("ready", os.getpid(), flush=True)
+        while not os.path.exists(args.wait_for):
+            time.sleep(0.005)
+    t = time.perf_counter()
+    kept = timed(state, args)
+    dt = time.perf_counter() - t
+    print(f"{dt:.6f}", flush=True)
+    if args.hold:
+        sys.stdin.read()
+    del kept
+    return 0
