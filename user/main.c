@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "compare.h"
 #include "options.h"
 #include "pickle.h"
 #include "pytarget.h"
@@ -216,6 +217,8 @@ int main(int argc, char **argv)
 		printf("hawk-bpf %s\n", HK_VERSION);
 		return 0;
 	}
+	if (o.command == HK_CMD_COMPARE)	/* reads files: no root, no target */
+		return hk_compare_main(&o);
 	if (!privileged())
 		return fail("must run as root (or with CAP_SYS_ADMIN and CAP_SYS_PTRACE)");
 	if (hk_pytarget_open(&t, o.pid, err, sizeof(err))) {

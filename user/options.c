@@ -61,7 +61,12 @@ static const struct {
 
 /* Words reserved for later subcommands: refused now, not misparsed. */
 static const char *const future_commands[] = {
-	"start", "snapshot", "stop", "status", "compare", "serve",
+	"start", "snapshot", "stop", "status", "serve",
+};
+
+/* compare reads two pickles: the options about tracing do not apply. */
+static const int compare_refused[] = {
+	'p', OPT_DURATION, OPT_FRAMES, OPT_MAX_BLOCKS, OPT_STATS,
 };
 
 static const char *const format_names[] = {
@@ -107,6 +112,19 @@ static const char *opt_name(int val)
 	int i = find_opt(val);
 
 	return i < 0 ? "?" : optnames[i].name;
+}
+
+static int refuse_for_compare(const struct hk_options *o, int val,
+			      char *err, size_t errlen)
+{
+	if (o->command != HK_CMD_COMPARE)
+		return 0;
+	for (size_t i = 0; i < ARRAY_LEN(compare_refused); i++)
+		if (compare_refused[i] == val)
+			return fail(err, errlen,
+				    "%s cannot be used with compare, which reads two pickle files and traces no process",
+				    opt_name(val));
+	return 0;
 }
 
 /* Strict decimal: strtoul alone would take spaces, signs and "-1". */
@@ -171,12 +189,15 @@ static bool parse_format(const char *s, enum hk_format *f)
 
 /* getopt returned '?': an unknown or ambiguous option, or an argument
  * given to an option that takes none. */
-static int bad_option(char **argv, char *err, size_t errlen)
+static int bad_option(const struct hk_options *o, char **argv,
+		      char *err, size_t errlen)
 {
 	const char *arg = argv[optind - 1], *name;
 	size_t len;
 	int n = 0;
 
+	if (optopt && refuse_for_compare(o, optopt, err, errlen))
+		return -1;
 	if (optopt && find_opt(optopt) >= 0)
 		return fail(err, errlen, "%s: takes no argument, got '%s'",
 			    opt_name(optopt), arg);
@@ -194,6 +215,40 @@ static int bad_option(char **argv, char *err, size_t errlen)
 	if (!len)	/* "--=x": show it whole */
 		return fail(err, errlen, "unknown option '%s'", arg);
 	return fail(err, errlen, "unknown option '--%.*s'", (int)len, name);
+}
+
+/* A word that is not an option: compare's OLD, then NEW. */
+static int positional(struct hk_options *o, const char *arg,
+		      char *err, size_t errlen)
+{
+	const char **slot = !o->old_file ? &o->old_file
+			  : !o->new_file ? &o->new_file : NULL;
+
+	if (!slot)
+		return fail(err, errlen, "unexpected argument '%s'", arg);
+	if (!*arg)
+		return fail(err, errlen,
+			    "compare: expected a file name for %s, got ''",
+			    slot == &o->old_file ? "OLD" : "NEW");
+	*slot = arg;
+	return 0;
+}
+
+/* The final checks of "compare OLD NEW", once every option is read. */
+static int compare_checks(const struct hk_options *o, char *err, size_t errlen)
+{
+	if (!o->old_file)
+		return fail(err, errlen, "compare: missing OLD and NEW pickle files");
+	if (!o->new_file)
+		return fail(err, errlen, "compare: missing NEW pickle file");
+	if (o->format != HK_FMT_LINENO && o->format != HK_FMT_TRACEBACK)
+		return fail(err, errlen,
+			    "--format %s cannot be used with compare (lineno or traceback)",
+			    hk_format_name(o->format));
+	if (o->cumulative && o->format == HK_FMT_TRACEBACK)
+		return fail(err, errlen,
+			    "--cumulative cannot be used with --format traceback");
+	return 0;
 }
 
 int hk_options_parse(struct hk_options *o, int argc, char **argv,
@@ -221,10 +276,38 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 			return fail(err, errlen,
 				    "'%s': subcommand not implemented yet",
 				    argv[1]);
+	if (argc > 1 && strcmp(argv[1], "compare") == 0) {
+		/* getopt then sees "compare" as the program name. */
+		o->command = HK_CMD_COMPARE;
+		argc--;
+		argv++;
+	}
 
 	opterr = 0;	/* we report errors ourselves */
 	optind = 0;	/* 0, not 1: glibc then also forgets a half-read "-hV" */
-	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+	for (;;) {
+		int before = optind ? optind : 1;
+
+		c = getopt_long(argc, argv, shortopts, longopts, NULL);
+		if (c == -1) {
+			/* At the end, at "--" (optind then steps past it),
+			 * or, with '+', at the first non-option. */
+			if (optind >= argc || o->command != HK_CMD_COMPARE)
+				break;
+			if (optind > before) {
+				while (optind < argc)
+					if (positional(o, argv[optind++], err, errlen))
+						return -1;
+				break;
+			}
+			/* compare's OLD and NEW may come among the options:
+			 * step over the word and go on. */
+			if (positional(o, argv[optind++], err, errlen))
+				return -1;
+			continue;
+		}
+		if (c != ':' && c != '?' && refuse_for_compare(o, c, err, errlen))
+			return -1;
 		switch (c) {
 		case 'p':
 			if (!parse_ulong(optarg, 1, INT_MAX, &v))
@@ -249,7 +332,9 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 		case OPT_FORMAT:
 			if (!parse_format(optarg, &o->format))
 				return fail(err, errlen,
-					    "%s: expected lineno, traceback or pickle (json or text with --stats), got '%s'",
+					    o->command == HK_CMD_COMPARE
+					    ? "%s: expected lineno or traceback, got '%s'"
+					    : "%s: expected lineno, traceback or pickle (json or text with --stats), got '%s'",
 					    opt_name(c), optarg);
 			format_given = true;
 			break;
@@ -288,13 +373,17 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 			o->version = true;
 			return 0;
 		case ':':
+			if (refuse_for_compare(o, optopt, err, errlen))
+				return -1;
 			return fail(err, errlen, "%s: missing argument %s",
 				    opt_name(optopt),
 				    optnames[find_opt(optopt)].arg);
 		default:
-			return bad_option(argv, err, errlen);
+			return bad_option(o, argv, err, errlen);
 		}
 	}
+	if (o->command == HK_CMD_COMPARE)
+		return compare_checks(o, err, errlen);
 	if (optind < argc)
 		return fail(err, errlen, "unexpected argument '%s'",
 			    argv[optind]);

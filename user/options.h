@@ -28,9 +28,10 @@
 #define HK_MAX_BLOCKS_MIN	1024U
 #define HK_MAX_BLOCKS_MAX	67108864U
 
-/* What to do.  Subcommands (start, snapshot, stop, status, compare, serve)
- * will add values here; today only the one-shot profile exists. */
-enum hk_command { HK_CMD_PROFILE };
+/* What to do: the one-shot profile of a process (no subcommand word), or
+ * "compare OLD NEW".  Subcommands start, snapshot, stop, status and serve
+ * will add values here. */
+enum hk_command { HK_CMD_PROFILE, HK_CMD_COMPARE };
 
 enum hk_format {
 	HK_FMT_LINENO, HK_FMT_TRACEBACK, HK_FMT_PICKLE,
@@ -48,6 +49,8 @@ struct hk_options {
 	unsigned max_blocks;		/* --max-blocks */
 	bool stats;			/* --stats: size distribution */
 	const char *output;		/* -o: points into argv; NULL = stdout */
+	const char *old_file;		/* compare: OLD pickle (argv); else NULL */
+	const char *new_file;		/* compare: NEW pickle (argv); else NULL */
 	bool help;			/* -h: later arguments unread */
 	bool version;			/* -V: later arguments unread */
 };
@@ -55,7 +58,11 @@ struct hk_options {
 /* Fills *o from argv (argv[0] is the program name; argv is not reordered).
  * Returns 0 when parsed: if o->help or o->version is set, the caller
  * prints help or version and ignores the rest.  Options are read in order
- * and -h/-V stop the parse, so "-h" alone needs no -p.  Returns -1 on error
+ * and -h/-V stop the parse, so "-h" alone needs no -p.
+ * "compare" as argv[1] selects HK_CMD_COMPARE: two positional file names,
+ * OLD and NEW, anywhere among the options (or after "--"); only --format
+ * lineno|traceback, --count, --cumulative, -o, -h and -V are allowed, and
+ * -p is not needed.  Other subcommand words are refused.  Returns -1 on error
  * with one line in err (no program name, no newline; err may be NULL);
  * *o then holds defaults and whatever was parsed before the error. */
 int hk_options_parse(struct hk_options *o, int argc, char **argv,

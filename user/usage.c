@@ -15,6 +15,8 @@ void hk_usage(FILE *f)
 "                  [--cumulative] [--max-blocks N] [-o FILE]\n"
 "    sudo hawk-bpf -p PID --stats [--duration SEC] [--format json|text]\n"
 "                  [-o FILE]\n"
+"    hawk-bpf compare OLD NEW [--format lineno|traceback] [--count N]\n"
+"                  [--cumulative] [-o FILE]\n"
 "    hawk-bpf -h|--help\n"
 "    hawk-bpf -V|--version\n"
 "\n"
@@ -32,9 +34,20 @@ void hk_usage(FILE *f)
 "    and CAP_SYS_PTRACE.  Ctrl-C (SIGINT) or SIGTERM ends the window early;\n"
 "    the report then covers the time traced so far.\n"
 "\n"
+"COMMANDS\n"
+"    compare OLD NEW\n"
+"        Report what changed between two snapshot pickles, written by\n"
+"        hawk-bpf --format pickle or by tracemalloc's Snapshot.dump():\n"
+"        Hawk's interval profile, the statistics of\n"
+"        NEW.compare_to(OLD, 'lineno' or 'traceback', cumulative), with\n"
+"        heap_current_bytes the total size of NEW and heap_diff_bytes\n"
+"        that total minus OLD's.  Source lines are read from this\n"
+"        machine's files.  It traces nothing and needs no root.  Only\n"
+"        --format lineno|traceback, --count, --cumulative and -o apply.\n"
+"\n"
 "OPTIONS\n"
 "    -p, --pid PID\n"
-"        The CPython process to trace.  Required.\n"
+"        The CPython process to trace.  Required, except for compare.\n"
 "\n", f);
 	fprintf(f,
 "    --duration SEC\n"
@@ -97,7 +110,9 @@ void hk_usage(FILE *f)
 "\n"
 "EXIT STATUS\n"
 "    0   the report was written, also when the window was cut short\n"
-"    1   tracing failed: no such process, not CPython, not permitted, ...\n"
+"    1   tracing failed: no such process, not CPython, not permitted, ...;\n"
+"        or compare could not read a pickle, or the report could not be\n"
+"        written\n"
 "    2   the command line is wrong\n"
 "\n"
 "EXAMPLES\n"
@@ -111,6 +126,9 @@ void hk_usage(FILE *f)
 "        The 20 lines holding the most memory, counting their callees.\n"
 "\n"
 "    sudo hawk-bpf -p 1234 --format pickle -o snap.pickle\n"
-"        A snapshot for python3: tracemalloc.Snapshot.load('snap.pickle').\n",
+"        A snapshot for python3: tracemalloc.Snapshot.load('snap.pickle').\n"
+"\n"
+"    hawk-bpf compare before.pickle after.pickle --count 20\n"
+"        The 20 lines whose memory grew or shrank the most in between.\n",
 	      f);
 }

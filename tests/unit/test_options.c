@@ -115,7 +115,8 @@ Test(options, formats)
 	}
 	cr_assert_str_eq(hk_format_name((enum hk_format)99), "?");
 	EXPECT_ERR("--format", "-p", "1", "--format", "LINENO", NULL);
-	EXPECT_ERR("'json'", "-p", "1", "--format=json", NULL);
+	EXPECT_ERR("--format json needs --stats", "-p", "1", "--format=json",
+		   NULL);
 	EXPECT_ERR("lineno, traceback or pickle", "-p", "1", "--format", "",
 		   NULL);
 }
@@ -311,7 +312,6 @@ Test(options, unknown_and_ambiguous_options)
 	EXPECT_ERR("unknown option '-x'", "-p", "1", "-x", NULL);
 	EXPECT_ERR("unknown option '-c'", "-c", "-p", "1", NULL);
 	/* Not yet implemented options are simply unknown today. */
-	EXPECT_ERR("'--stats'", "-p", "1", "--stats", NULL);
 	EXPECT_ERR("'--sample-rates'", "-p", "1", "--sample-rates=x", NULL);
 	EXPECT_ERR("ambiguous option '--c'", "-p", "1", "--c", "3", NULL);
 	EXPECT_ERR("ambiguous option '--f'", "-p", "1", "--f=3", NULL);
@@ -354,7 +354,7 @@ Test(options, extra_positional_arguments)
 Test(options, future_subcommands)
 {
 	static const char *const words[] = {
-		"start", "snapshot", "stop", "status", "compare", "serve",
+		"start", "snapshot", "stop", "status", "serve",
 	};
 	char msg[64];
 
@@ -366,6 +366,267 @@ Test(options, future_subcommands)
 	}
 	/* Only as the first word; elsewhere it is just an extra argument. */
 	EXPECT_ERR("unexpected argument 'start'", "-p", "1", "start", NULL);
+	EXPECT_ERR("unexpected argument 'compare'", "-p", "1", "compare",
+		   NULL);
+	/* ... and in compare, it is a file name. */
+	EXPECT_ERR("unexpected argument 'start'", "compare", "a", "b", "start",
+		   NULL);
+}
+
+/* ---- compare OLD NEW ---------------------------------------------------- */
+
+Test(compare, defaults)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "compare", "old.pickle", "new.pickle", NULL);
+	cr_assert_eq(o.command, HK_CMD_COMPARE);
+	cr_assert_str_eq(o.old_file, "old.pickle");
+	cr_assert_str_eq(o.new_file, "new.pickle");
+	cr_assert_eq(o.format, HK_FMT_LINENO);
+	cr_assert_eq(o.count, 10);
+	cr_assert(!o.cumulative);
+	cr_assert_null(o.output);
+	cr_assert_eq(o.pid, 0);
+	cr_assert(!o.help && !o.version && !o.stats);
+	cr_assert_str_empty(err);
+}
+
+Test(compare, profile_has_no_files)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "-p", "1", NULL);
+	cr_assert_eq(o.command, HK_CMD_PROFILE);
+	cr_assert_null(o.old_file);
+	cr_assert_null(o.new_file);
+}
+
+Test(compare, every_option)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "compare", "a", "b", "--format", "traceback", "--count",
+		  "3", "-o", "out.json", NULL);
+	cr_assert_eq(o.format, HK_FMT_TRACEBACK);
+	cr_assert_eq(o.count, 3);
+	cr_assert_str_eq(o.output, "out.json");
+	cr_assert(!o.cumulative);
+	EXPECT_OK(&o, "compare", "--format=lineno", "--cumulative",
+		  "--count=1000000", "--output=r", "a", "b", NULL);
+	cr_assert_eq(o.format, HK_FMT_LINENO);
+	cr_assert(o.cumulative);
+	cr_assert_eq(o.count, 1000000);
+	cr_assert_str_eq(o.output, "r");
+	cr_assert_str_eq(o.old_file, "a");
+	cr_assert_str_eq(o.new_file, "b");
+	EXPECT_OK(&o, "compare", "-oX", "a", "b", "--cum", NULL);
+	cr_assert_str_eq(o.output, "X");
+	cr_assert(o.cumulative);
+}
+
+Test(compare, files_among_options)
+{
+	struct hk_options o;
+	char *argv[] = { "hawk-bpf", "compare", "--count", "2", "a", "-o",
+			 "r", "b", "--cumulative", NULL };
+
+	/* OLD first, NEW second, wherever they are; argv keeps its order. */
+	cr_assert_eq(parse_argv(&o, argv), 0, "%s", err);
+	cr_assert_str_eq(o.old_file, "a");
+	cr_assert_str_eq(o.new_file, "b");
+	cr_assert_eq(o.count, 2);
+	cr_assert_str_eq(o.output, "r");
+	cr_assert(o.cumulative);
+	cr_assert_str_eq(argv[4], "a");
+	cr_assert_str_eq(argv[5], "-o");
+	cr_assert_str_eq(argv[7], "b");
+	EXPECT_OK(&o, "compare", "a", "--count", "4", "b", NULL);
+	cr_assert_str_eq(o.old_file, "a");
+	cr_assert_str_eq(o.new_file, "b");
+	cr_assert_eq(o.count, 4);
+	/* An option's value is not a file, even when it looks like one. */
+	EXPECT_OK(&o, "compare", "-o", "a", "b", "c", NULL);
+	cr_assert_str_eq(o.output, "a");
+	cr_assert_str_eq(o.old_file, "b");
+	cr_assert_str_eq(o.new_file, "c");
+	EXPECT_OK(&o, "compare", "-o", "--", "b", "c", NULL);
+	cr_assert_str_eq(o.output, "--");
+	cr_assert_str_eq(o.old_file, "b");
+	/* "-" is a file name, as for other tools. */
+	EXPECT_OK(&o, "compare", "-", "b", NULL);
+	cr_assert_str_eq(o.old_file, "-");
+}
+
+Test(compare, double_dash)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "compare", "--", "-a", "--count", NULL);
+	cr_assert_str_eq(o.old_file, "-a");
+	cr_assert_str_eq(o.new_file, "--count");
+	cr_assert_eq(o.count, 10);
+	EXPECT_OK(&o, "compare", "--count", "5", "a", "--", "-b", NULL);
+	cr_assert_str_eq(o.old_file, "a");
+	cr_assert_str_eq(o.new_file, "-b");
+	cr_assert_eq(o.count, 5);
+	EXPECT_OK(&o, "compare", "a", "b", "--", NULL);
+	EXPECT_OK(&o, "compare", "a", "--", "--", NULL);
+	cr_assert_str_eq(o.new_file, "--");
+	EXPECT_ERR("unexpected argument '-c'", "compare", "--", "a", "b", "-c",
+		   NULL);
+	EXPECT_ERR("compare: missing NEW", "compare", "a", "--", NULL);
+}
+
+Test(compare, file_count)
+{
+	cr_assert_eq(PARSE(&(struct hk_options){ 0 }, "compare", NULL), -1);
+	cr_assert_str_eq(err, "compare: missing OLD and NEW pickle files");
+	EXPECT_ERR("compare: missing OLD and NEW", "compare", "--count", "3",
+		   NULL);
+	EXPECT_ERR("compare: missing NEW pickle file", "compare", "a", NULL);
+	EXPECT_ERR("compare: missing NEW", "compare", "--cumulative", "a",
+		   NULL);
+	EXPECT_ERR("unexpected argument 'c'", "compare", "a", "b", "c", NULL);
+	EXPECT_ERR("unexpected argument 'c'", "compare", "a", "b", "c", "d",
+		   NULL);
+	EXPECT_ERR("compare: expected a file name for OLD, got ''", "compare",
+		   "", "b", NULL);
+	EXPECT_ERR("compare: expected a file name for NEW, got ''", "compare",
+		   "a", "", NULL);
+}
+
+Test(compare, tracing_options_refused)
+{
+	static const char *const opts[][3] = {
+		{ "-p", "1", "-p/--pid" },
+		{ "--pid", "1", "-p/--pid" },
+		{ "--pid=1", NULL, "-p/--pid" },
+		{ "-p1", NULL, "-p/--pid" },
+		{ "--duration", "5", "--duration" },
+		{ "--dur=5", NULL, "--duration" },
+		{ "--frames", "3", "--frames" },
+		{ "--max-blocks", "2048", "--max-blocks" },
+		{ "--stats", NULL, "--stats" },
+		/* refused before their value is looked at */
+		{ "-p", "0", "-p/--pid" },
+		{ "--frames", "x", "--frames" },
+		{ "--stats=1", NULL, "--stats" },
+	};
+	char msg[128];
+
+	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+		snprintf(msg, sizeof msg, "%s cannot be used with compare",
+			 opts[i][2]);
+		EXPECT_ERR(msg, "compare", "a", "b", (char *)opts[i][0],
+			   (char *)opts[i][1], NULL);
+		EXPECT_ERR(msg, "compare", (char *)opts[i][0],
+			   (char *)opts[i][1], "a", "b", NULL);
+	}
+	/* Also when its value is missing. */
+	EXPECT_ERR("-p/--pid cannot be used with compare", "compare", "a",
+		   "b", "-p", NULL);
+	EXPECT_ERR("--duration cannot be used with compare", "compare", "a",
+		   "b", "--duration", NULL);
+}
+
+Test(compare, formats)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "compare", "a", "b", "--format", "traceback", NULL);
+	cr_assert_eq(o.format, HK_FMT_TRACEBACK);
+	EXPECT_OK(&o, "compare", "a", "b", "--format", "pickle", "--format",
+		  "lineno", NULL);
+	cr_assert_eq(o.format, HK_FMT_LINENO);
+	EXPECT_ERR("--format pickle cannot be used with compare", "compare",
+		   "a", "b", "--format", "pickle", NULL);
+	EXPECT_ERR("--format json cannot be used with compare", "compare",
+		   "a", "b", "--format=json", NULL);
+	EXPECT_ERR("--format text cannot be used with compare", "compare",
+		   "--format=text", "a", "b", NULL);
+	EXPECT_ERR("--format: expected lineno or traceback, got 'LINENO'",
+		   "compare", "a", "b", "--format", "LINENO", NULL);
+	EXPECT_ERR("got ''", "compare", "a", "b", "--format=", NULL);
+	EXPECT_ERR("--format: missing argument", "compare", "a", "b",
+		   "--format", NULL);
+}
+
+Test(compare, cumulative_refused_with_traceback)
+{
+	struct hk_options o;
+
+	EXPECT_ERR("--cumulative cannot be used with --format traceback",
+		   "compare", "a", "b", "--cumulative", "--format",
+		   "traceback", NULL);
+	EXPECT_ERR("--cumulative cannot be used with --format traceback",
+		   "compare", "--format=traceback", "a", "--cumulative", "b",
+		   NULL);
+	EXPECT_OK(&o, "compare", "a", "b", "--format=traceback",
+		  "--cumulative", "--format=lineno", NULL);
+	cr_assert(o.cumulative);
+}
+
+Test(compare, count_and_output_values)
+{
+	EXPECT_ERR("--count: expected an integer from 1 to 1000000, got '0'",
+		   "compare", "a", "b", "--count", "0", NULL);
+	EXPECT_ERR("got '1000001'", "compare", "a", "b", "--count=1000001",
+		   NULL);
+	EXPECT_ERR("got '-1'", "compare", "a", "b", "--count", "-1", NULL);
+	EXPECT_ERR("got '3x'", "compare", "--count", "3x", "a", "b", NULL);
+	EXPECT_ERR("--count: missing argument", "compare", "a", "b",
+		   "--count", NULL);
+	EXPECT_ERR("-o/--output: expected a file name", "compare", "a", "b",
+		   "-o", "", NULL);
+	EXPECT_ERR("-o/--output: missing argument", "compare", "a", "b", "-o",
+		   NULL);
+}
+
+Test(compare, unknown_options)
+{
+	EXPECT_ERR("unknown option '--bogus'", "compare", "a", "--bogus", "b",
+		   NULL);
+	EXPECT_ERR("unknown option '-x'", "compare", "a", "b", "-x", NULL);
+	EXPECT_ERR("--cumulative: takes no argument", "compare", "a", "b",
+		   "--cumulative=1", NULL);
+	EXPECT_ERR("ambiguous option '--c'", "compare", "a", "b", "--c", NULL);
+}
+
+Test(compare, help_and_version)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "compare", "--help", NULL);
+	cr_assert(o.help);
+	EXPECT_OK(&o, "compare", "a", "-h", "-p", "1", NULL);
+	cr_assert(o.help);
+	EXPECT_OK(&o, "compare", "-V", NULL);
+	cr_assert(o.version);
+	/* Earlier mistakes are still reported. */
+	EXPECT_ERR("-p/--pid", "compare", "-p", "1", "--help", NULL);
+}
+
+Test(compare, repeated_calls_reset)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "compare", "a", "b", "--count", "3", NULL);
+	EXPECT_OK(&o, "-p", "2", NULL);
+	cr_assert_eq(o.command, HK_CMD_PROFILE);
+	cr_assert_null(o.old_file);
+	cr_assert_null(o.new_file);
+	cr_assert_eq(o.count, 10);
+	/* A compare that stopped after OLD leaves nothing for the next. */
+	EXPECT_ERR("missing NEW", "compare", "a", NULL);
+	EXPECT_OK(&o, "compare", "c", "d", NULL);
+	cr_assert_str_eq(o.old_file, "c");
+	cr_assert_str_eq(o.new_file, "d");
+	/* Stop in the middle of "-hV", then compare. */
+	EXPECT_OK(&o, "compare", "-hV", NULL);
+	EXPECT_OK(&o, "compare", "e", "f", NULL);
+	cr_assert(!o.help && !o.version);
+	cr_assert_str_eq(o.old_file, "e");
 }
 
 Test(options, help_and_version)
@@ -430,7 +691,9 @@ Test(usage, mentions_everything)
 		"-p, --pid", "--duration", "--count", "--format", "--frames",
 		"--cumulative", "--max-blocks", "-o, --output", "-h, --help",
 		"-V, --version",
-		"lineno", "traceback", "pickle", "--option=VALUE",
+		"COMMANDS", "compare OLD NEW", "hawk-bpf compare OLD NEW",
+		"NEW.compare_to(OLD", "Snapshot.dump()", "heap_diff_bytes",
+		"needs no root", "lineno", "traceback", "pickle", "--option=VALUE",
 		"root", "CAP_BPF", "CAP_SYS_ADMIN", "CAP_SYS_PTRACE",
 		"Ctrl-C", "SIGTERM",
 		"hawk-bpf: tracing PID N (CPython X.Y.Z)", "standard error",

@@ -1,0 +1,366 @@
+"""`hawk-bpf compare OLD NEW`: Hawk's interval report between two snapshot
+pickles, judged by the real tracemalloc.
+
+Two snapshots are dumped by /usr/bin/python3.11 with tracemalloc.start(5)
+(OLD, then more allocations and frees, then NEW); every report must hold
+exactly NEW.compare_to(OLD, key_type, cumulative) as computed here by the
+real tracemalloc: same `stat` strings, sizes, counts, frames and order, and
+heap_current_bytes / heap_diff_bytes from the two totals.  hawk-bpf's own
+pickles (--format pickle) must work the same way.  Bad files exit 1 and bad
+command lines exit 2, each with one `hawk-bpf: ...` line on stderr.
+"""
+import json
+import linecache
+import os
+import pickle
+import shutil
+import subprocess
+import tempfile
+import tracemalloc
+
+import pytest
+
+from helpers import ENV, PYTHONS, format_bytes, run_hawk, run_oracle, traced_run
+
+DEBIAN = PYTHONS["debian-3.11.2"][0]
+NOBODY = 65534
+
+LINENO_KEYS = ["stat", "mem_blocks_count", "mem_blocks_size_bytes",
+               "mem_blocks_size", "filename", "lineno", "code"]
+TRACEBACK_KEYS = ["mem_blocks_count", "mem_blocks_size_bytes", "mem_blocks_size",
+                  "traceback"]
+TOP_KEYS = ["stats", "heap_current_bytes", "heap_current", "heap_diff_bytes",
+            "heap_diff"]
+
+# OLD and NEW differ in every way compare_to can see: lines that grow, that
+# appear, that shrink, that vanish (size 0 in NEW), that stay the same, and
+# nested calls, so that cumulative and traceback statistics differ from
+# lineno ones.
+SCRIPT = '''\
+import sys
+import tracemalloc
+
+
+def leaf(n, size):
+    return [bytearray(size) for _ in range(n)]
+
+
+def mid(n, size):
+    return leaf(n, size)
+
+
+def top(n, size):
+    return mid(n, size)
+
+
+def strings(n):
+    return ["s%06d" % i * 4 for i in range(n)]
+
+
+def table(n):
+    return {i: str(i) * 3 for i in range(n)}
+
+
+tracemalloc.start(5)
+keep = [top(200, 100)]
+keep.append(leaf(300, 64))
+gone = strings(500)
+stay = table(200)
+small = [bytes(i) for i in range(1, 40)]
+shrink = [bytearray(512) for _ in range(100)]
+tracemalloc.take_snapshot().dump(sys.argv[1])
+
+keep.append(top(400, 100))
+del keep[1]
+del gone
+more = strings(800)
+t2 = table(300)
+churn = [bytearray(2000) for _ in range(50)]
+del churn
+for i in range(20):
+    keep.append(mid(5, 1000 + i))
+del shrink[30:]
+tracemalloc.take_snapshot().dump(sys.argv[2])
+'''
+
+
+@pytest.fixture(scope="module")
+def dumps(tmp_path_factory):
+    """(OLD path, NEW path, OLD Snapshot, NEW Snapshot) from tracemalloc."""
+    d = tmp_path_factory.mktemp("compare")
+    script = d / "allocs.py"
+    script.write_text(SCRIPT)
+    old, new = d / "old.pickle", d / "new.pickle"
+    r = subprocess.run([DEBIAN, script, old, new], env=ENV, cwd=d,
+                       capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    return old, new, tracemalloc.Snapshot.load(str(old)), tracemalloc.Snapshot.load(str(new))
+
+
+def compare(*args):
+    """hawk-bpf compare ARGS: (report, stdout bytes); must succeed quietly."""
+    rc, out, err = run_hawk("compare", *args)
+    assert rc == 0, err
+    assert err == [], err
+    rep = json.loads(out)
+    # Python's json.dumps(report, indent=2), byte for byte.
+    assert out == (json.dumps(rep, indent=2) + "\n").encode()
+    return rep, out
+
+
+def total(snap):
+    return sum(t.size for t in snap.traces)
+
+
+def check_report(rep, old, new, key, cumulative=False, count=10):
+    """rep is Hawk's interval report of new.compare_to(old, key, cumulative)."""
+    want = new.compare_to(old, key, cumulative)[:count]
+    assert list(rep) == TOP_KEYS
+    assert len(rep["stats"]) == len(want)
+    for i, (got, d) in enumerate(zip(rep["stats"], want)):
+        where = f"stats[{i}] should be {d}"
+        assert got["mem_blocks_count"] == d.count, where
+        assert got["mem_blocks_size_bytes"] == d.size, where
+        assert got["mem_blocks_size"] == format_bytes(d.size), where
+        if key == "traceback":
+            assert list(got) == TRACEBACK_KEYS, where
+            assert got["traceback"] == d.traceback.format(), where
+        else:
+            frame = d.traceback[0]
+            assert list(got) == LINENO_KEYS, where
+            assert got["stat"] == str(d), where
+            assert got["filename"] == frame.filename, where
+            assert got["lineno"] == frame.lineno, where
+            assert got["code"] == linecache.getline(frame.filename, frame.lineno).strip(), where
+    assert rep["heap_current_bytes"] == total(new)
+    assert rep["heap_current"] == format_bytes(total(new))
+    assert rep["heap_diff_bytes"] == total(new) - total(old)
+    assert rep["heap_diff"] == format_bytes(total(new) - total(old))
+    return want
+
+
+def test_fixture_covers_every_kind_of_change(dumps):
+    old, new, so, sn = dumps
+    diffs = sn.compare_to(so, "lineno")
+    assert len(diffs) > 10
+    assert any(d.size_diff > 0 and d.count_diff > 0 for d in diffs)
+    assert any(d.size_diff < 0 and d.size > 0 for d in diffs)
+    assert any(d.size == 0 and d.size_diff < 0 for d in diffs)
+    assert any(d.size_diff == 0 and d.size > 0 for d in diffs)
+    assert len(sn.compare_to(so, "lineno", True)) > len(diffs)
+
+
+def test_lineno_default(dumps):
+    old, new, so, sn = dumps
+    rep, _ = compare(old, new)
+    want = check_report(rep, so, sn, "lineno")
+    assert len(want) == 10
+    # The top lines are the script's own, with their source.
+    assert rep["stats"][0]["filename"].endswith("allocs.py")
+    assert rep["stats"][0]["code"]
+
+
+def test_lineno_explicit_format_and_options_anywhere(dumps):
+    old, new, so, sn = dumps
+    _, a = compare(old, new)
+    _, b = compare("--format", "lineno", old, "--count=10", new)
+    assert a == b
+
+
+def test_lineno_cumulative(dumps):
+    old, new, so, sn = dumps
+    rep, _ = compare(old, new, "--cumulative")
+    check_report(rep, so, sn, "lineno", cumulative=True)
+    assert rep != compare(old, new)[0]
+
+
+def test_lineno_cumulative_all(dumps):
+    old, new, so, sn = dumps
+    rep, _ = compare(old, new, "--cumulative", "--count", "1000000")
+    want = check_report(rep, so, sn, "lineno", cumulative=True, count=1000000)
+    assert len(want) == len(sn.compare_to(so, "lineno", True))
+
+
+def test_traceback(dumps):
+    old, new, so, sn = dumps
+    rep, _ = compare(old, new, "--format", "traceback")
+    check_report(rep, so, sn, "traceback")
+    assert any(len(s["traceback"]) > 2 for s in rep["stats"])
+
+
+def test_traceback_all(dumps):
+    old, new, so, sn = dumps
+    rep, _ = compare("--format=traceback", "--count", "1000000", old, new)
+    want = check_report(rep, so, sn, "traceback", count=1000000)
+    assert len(want) == len(sn.compare_to(so, "traceback"))
+
+
+@pytest.mark.parametrize("count", [1, 3, 10, 11, 1000000])
+def test_count(dumps, count):
+    old, new, so, sn = dumps
+    rep, _ = compare(old, new, "--count", str(count))
+    want = check_report(rep, so, sn, "lineno", count=count)
+    assert len(want) == min(count, len(sn.compare_to(so, "lineno")))
+
+
+def test_reversed_and_same(dumps):
+    """NEW against OLD (memory that went away), and a file against itself."""
+    old, new, so, sn = dumps
+    rep, _ = compare(new, old, "--count", "50")
+    check_report(rep, sn, so, "lineno", count=50)
+    assert rep["heap_diff_bytes"] < 0
+    rep, _ = compare(new, new, "--count", "50")
+    check_report(rep, sn, sn, "lineno", count=50)
+    assert rep["heap_diff_bytes"] == 0
+    assert all("(+0 B)" in s["stat"] for s in rep["stats"])
+
+
+def test_output_file(dumps, tmp_path):
+    old, new, so, sn = dumps
+    _, want = compare(old, new, "--format", "traceback")
+    out = tmp_path / "report.json"
+    out.write_text("stale content that is longer than nothing\n" * 1000)
+    rc, stdout, err = run_hawk("compare", old, new, "--format", "traceback", "-o", out)
+    assert (rc, stdout, err) == (0, b"", [])
+    assert out.read_bytes() == want
+
+
+def test_needs_no_root(dumps):
+    old, new, so, sn = dumps
+    d = tempfile.mkdtemp(prefix="hawk-compare-")
+    try:
+        os.chmod(d, 0o755)
+        paths = []
+        for src in (old, new):
+            dst = os.path.join(d, os.path.basename(src))
+            shutil.copyfile(src, dst)
+            os.chmod(dst, 0o644)
+            paths.append(dst)
+        rc, out, err = run_hawk("compare", *paths, "--count", "1000", user=NOBODY)
+        assert rc == 0, err
+        assert err == []
+        got = [s["stat"] for s in json.loads(out)["stats"]]
+        assert got == [str(s) for s in sn.compare_to(so, "lineno")[:1000]]
+    finally:
+        shutil.rmtree(d)
+
+
+def test_hawk_bpf_pickles(procs, tmp_path):
+    """hawk-bpf's own pickle against tracemalloc's of the same workload,
+    both ways, and against itself."""
+    hawk_pickle = tmp_path / "hawk.pickle"
+    traced_run(procs, tmp_path, DEBIAN, "retain.py", "--format", "pickle",
+               "-o", hawk_pickle)
+    oracle_pickle = tmp_path / "oracle.pickle"
+    so = run_oracle(DEBIAN, "retain.py", 30, oracle_pickle)
+    sh = tracemalloc.Snapshot.load(str(hawk_pickle))
+    assert sh.traces and so.traces
+    for a, b, sa, sb in ((oracle_pickle, hawk_pickle, so, sh),
+                         (hawk_pickle, oracle_pickle, sh, so),
+                         (hawk_pickle, hawk_pickle, sh, sh)):
+        rep, _ = compare(a, b, "--count", "1000000")
+        check_report(rep, sa, sb, "lineno", count=1000000)
+        rep, _ = compare(a, b, "--count", "1000000", "--cumulative")
+        check_report(rep, sa, sb, "lineno", cumulative=True, count=1000000)
+        rep, _ = compare(a, b, "--format", "traceback", "--count", "200")
+        check_report(rep, sa, sb, "traceback", count=200)
+
+
+# ------------------------------------------------------------------ errors
+
+def assert_one_error(rc, out, err, status, *needles):
+    assert rc == status, (rc, err)
+    assert out == b""
+    assert len(err) == 1, err
+    assert err[0].startswith("hawk-bpf: "), err
+    for n in needles:
+        assert str(n) in err[0], (n, err)
+
+
+@pytest.fixture
+def bad_files(dumps, tmp_path):
+    """name -> (path, words the error line must hold)."""
+    old, new, so, sn = dumps
+    data = new.read_bytes()
+    files = {}
+
+    def put(name, content, *words):
+        p = tmp_path / name
+        p.write_bytes(content)
+        files[name] = (p, words)
+
+    put("garbage.pickle", b"this is not a pickle\n", "not a tracemalloc snapshot pickle")
+    put("empty.pickle", b"", "empty")
+    put("half.pickle", data[:len(data) // 2], "not a tracemalloc snapshot pickle")
+    put("nostop.pickle", data[:-1], "not a tracemalloc snapshot pickle")
+    put("head.pickle", data[:3], "not a tracemalloc snapshot pickle")
+    put("dict.pickle", pickle.dumps({"traces": []}, protocol=4),
+        "not a tracemalloc snapshot pickle")
+    files["missing.pickle"] = (tmp_path / "missing.pickle", ("No such file",))
+    files["directory"] = (tmp_path, ("Is a directory",))
+    return files
+
+
+@pytest.mark.parametrize("name", ["garbage.pickle", "empty.pickle", "half.pickle",
+                                  "nostop.pickle", "head.pickle", "dict.pickle",
+                                  "missing.pickle", "directory"])
+@pytest.mark.parametrize("which", ["OLD", "NEW"])
+def test_bad_file(dumps, bad_files, tmp_path, name, which):
+    old, new, so, sn = dumps
+    bad, words = bad_files[name]
+    args = [bad, new] if which == "OLD" else [old, bad]
+    out_file = tmp_path / "never.json"
+    rc, out, err = run_hawk("compare", *args, "-o", out_file)
+    assert_one_error(rc, out, err, 1, bad, *words)
+    assert not out_file.exists(), "-o was created although a pickle was bad"
+
+
+def test_unwritable_output(dumps, tmp_path):
+    old, new, so, sn = dumps
+    rc, out, err = run_hawk("compare", old, new, "-o", tmp_path / "no-such-dir" / "r.json")
+    assert_one_error(rc, out, err, 1, "no-such-dir", "No such file")
+
+
+@pytest.mark.parametrize("args, needle", [
+    ([], "missing OLD and NEW"),
+    (["OLD"], "missing NEW"),
+    (["OLD", "NEW", "NEW"], "unexpected argument"),
+    (["OLD", "NEW", "-p", "1"], "-p/--pid"),
+    (["-p", "1", "OLD", "NEW"], "-p/--pid"),
+    (["OLD", "NEW", "--duration", "1"], "--duration"),
+    (["OLD", "NEW", "--frames", "3"], "--frames"),
+    (["OLD", "NEW", "--max-blocks", "4096"], "--max-blocks"),
+    (["OLD", "NEW", "--stats"], "--stats"),
+    (["OLD", "NEW", "--format", "pickle"], "--format pickle"),
+    (["OLD", "NEW", "--format", "json"], "--format json"),
+    (["OLD", "NEW", "--format", "text"], "--format text"),
+    (["OLD", "NEW", "--format", "bogus"], "'bogus'"),
+    (["OLD", "NEW", "--format"], "missing argument"),
+    (["OLD", "NEW", "--cumulative", "--format", "traceback"], "--cumulative"),
+    (["--format=traceback", "OLD", "NEW", "--cumulative"], "--cumulative"),
+    (["OLD", "NEW", "--count", "0"], "--count"),
+    (["OLD", "NEW", "--count", "x"], "--count"),
+    (["OLD", "NEW", "--count", "1000001"], "--count"),
+    (["OLD", "NEW", "-o", ""], "-o/--output"),
+    (["OLD", "", ], "file name for NEW"),
+    (["OLD", "NEW", "--bogus"], "unknown option '--bogus'"),
+])
+def test_bad_command_line(dumps, args, needle):
+    old, new, so, sn = dumps
+    argv = [{"OLD": old, "NEW": new}.get(a, a) for a in args]
+    rc, out, err = run_hawk("compare", *argv)
+    assert_one_error(rc, out, err, 2, needle)
+
+
+def test_help_mentions_compare():
+    rc, out, err = run_hawk("compare", "--help")
+    assert rc == 0 and err == []
+    assert b"hawk-bpf compare OLD NEW" in out
+
+
+def test_other_subcommands_still_refused():
+    for word in ("start", "snapshot", "stop", "status", "serve"):
+        rc, out, err = run_hawk(word, "-p", "1")
+        assert_one_error(rc, out, err, 2, "not implemented")
+
