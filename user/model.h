@@ -30,6 +30,9 @@ struct hk_trace {
 	unsigned int domain;		/* 0: Python's own allocators */
 	uint64_t size;
 	const struct hk_traceback *tb;
+	/* Sampling: the block stands for 1/p blocks (0: exact, weight 1).
+	 * Statistics then sum size * weight and weight, rounded per group. */
+	double weight;
 };
 
 struct hk_snapshot {

@@ -539,7 +539,7 @@ static int pr_finish(struct pr *r, const struct rlist *l, uint64_t limit,
 			tbseq[i].n, tbtotal[i], out->frames + tbseq[i].first };
 	for (size_t i = 0; i < l->n; i++)
 		out->traces[i] = (struct hk_trace){
-			l->v[i].domain, l->v[i].size, &out->tbs[tbi[i]] };
+			l->v[i].domain, l->v[i].size, &out->tbs[tbi[i]], 0 };
 	out->ntbs = ntb;
 	out->snap = (struct hk_snapshot){ out->traces, l->n,
 					  (unsigned int)limit };

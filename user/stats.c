@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
@@ -177,6 +178,7 @@ struct group {
 	uint32_t len;		/* frames */
 	bool matched;		/* compare_to: found in the new snapshot */
 	int64_t size, count;
+	double wsize, wcount;	/* sampled traces, rounded in at the end */
 };
 
 struct gtab {
@@ -437,12 +439,23 @@ static int group_by(const struct hk_snapshot *snap, enum hk_key_type key,
 		}
 		/* cumulative: once per frame, repeated frames included */
 		for (uint32_t i = 0; i < nidx; i++) {
-			gt->g[idx[i]].size += (int64_t)tr->size;
-			gt->g[idx[i]].count++;
+			struct group *g = &gt->g[idx[i]];
+
+			if (tr->weight > 0) {
+				g->wsize += (double)tr->size * tr->weight;
+				g->wcount += tr->weight;
+			} else {
+				g->size += (int64_t)tr->size;
+				g->count++;
+			}
 		}
 		/* tracebacks not shared by pointer: the cache only costs */
 		if (t == 65535 && hits < t / 8)
 			use_cache = false;
+	}
+	for (size_t i = 0; i < gt->n; i++) {
+		gt->g[i].size += llround(gt->g[i].wsize);
+		gt->g[i].count += llround(gt->g[i].wcount);
 	}
 	err = 0;
 out:
@@ -728,10 +741,15 @@ char *hk_stat_strdup(const struct hk_stat *stat, bool diff)
 uint64_t hk_snapshot_total(const struct hk_snapshot *snap)
 {
 	uint64_t total = 0;
+	double wtotal = 0;
 
-	for (size_t i = 0; i < snap->ntraces; i++)
-		total += snap->traces[i].size;
-	return total;
+	for (size_t i = 0; i < snap->ntraces; i++) {
+		if (snap->traces[i].weight > 0)
+			wtotal += (double)snap->traces[i].size * snap->traces[i].weight;
+		else
+			total += snap->traces[i].size;
+	}
+	return total + (uint64_t)llround(wtotal);
 }
 
 int hk_key_type_parse(const char *name)

@@ -355,7 +355,7 @@ static void pk_gen_edge(struct pk_gen *g)
 	g->traces = calloc(n, sizeof(*g->traces));
 	for (size_t i = 0; i < n; i++)
 		g->traces[i] = (struct hk_trace){
-			domains[i % 6], sizes[i % (n / 3)], &g->tbs[i % 5] };
+			domains[i % 6], sizes[i % (n / 3)], &g->tbs[i % 5], 0 };
 	g->snap = (struct hk_snapshot){ g->traces, n, 4 };
 }
 
@@ -625,7 +625,7 @@ Test(pickle, writer_errors)
 {
 	struct hk_frame bad = { "bad\xff.py", 1 };
 	struct hk_traceback tb = { 1, 1, &bad }, empty = { 0, 0, NULL };
-	struct hk_trace t = { 0, 1, &tb };
+	struct hk_trace t = { 0, 1, &tb, 0 };
 	struct hk_snapshot s = { &t, 1, 1 };
 	char *buf = NULL;
 	size_t len = 0;

@@ -43,7 +43,7 @@ static void tsnap_load(struct tsnap *t, const json_t *arr)
 		t->tbs[i] = (struct hk_traceback){ (uint32_t)json_array_size(frames),
 			(uint32_t)json_integer_value(json_array_get(tr, 2)), f };
 		t->traces[i] = (struct hk_trace){ 0, (uint64_t)json_integer_value(json_array_get(tr, 0)),
-						  &t->tbs[i] };
+						  &t->tbs[i], 0 };
 	}
 	t->s = (struct hk_snapshot){ t->traces, n, 4 };
 }

@@ -72,7 +72,7 @@ static void tsnap_load(struct tsnap *t, const json_t *arr, bool interned)
 			free(text);
 		}
 		t->traces[i] = (struct hk_trace){ 0, (uint64_t)json_integer_value(json_array_get(tr, 0)),
-						  tb };
+						  tb, 0 };
 	}
 	json_decref(seen);
 	t->s = (struct hk_snapshot){ t->traces, n, 5 };
@@ -262,8 +262,8 @@ Test(stats, one_million_traces_fast, .timeout = 60)
 		tbs[i] = (struct hk_traceback){ nf, nf, f };
 	}
 	for (int i = 0; i < NT; i++) {
-		tr[i] = (struct hk_trace){ 0, (uint64_t)(rand_r(&r) % 100000), &tbs[rand_r(&r) % NTB] };
-		tr_old[i] = (struct hk_trace){ 0, (uint64_t)(rand_r(&r) % 100000), &tbs[rand_r(&r) % NTB] };
+		tr[i] = (struct hk_trace){ 0, (uint64_t)(rand_r(&r) % 100000), &tbs[rand_r(&r) % NTB], 0 };
+		tr_old[i] = (struct hk_trace){ 0, (uint64_t)(rand_r(&r) % 100000), &tbs[rand_r(&r) % NTB], 0 };
 	}
 	struct hk_snapshot s = { tr, NT, 5 }, o = { tr_old, NT, 5 };
 	static const struct { enum hk_key_type key; bool cum, cmp; } runs[] = {
