@@ -219,6 +219,10 @@ int main(int argc, char **argv)
 	}
 	if (o.command == HK_CMD_COMPARE)	/* reads files: no root, no target */
 		return hk_compare_main(&o);
+	if (o.sample) {
+		fprintf(stderr, "hawk-bpf: --sample is not implemented yet\n");
+		return 2;
+	}
 	if (!privileged())
 		return fail("must run as root (or with CAP_SYS_ADMIN and CAP_SYS_PTRACE)");
 	if (hk_pytarget_open(&t, o.pid, err, sizeof(err))) {

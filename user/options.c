@@ -19,6 +19,8 @@ enum {
 	OPT_CUMULATIVE,
 	OPT_MAX_BLOCKS,
 	OPT_STATS,
+	OPT_SAMPLE,
+	OPT_SAMPLE_RATES,
 };
 
 static const struct option longopts[] = {
@@ -30,6 +32,8 @@ static const struct option longopts[] = {
 	{ "cumulative",	no_argument,		NULL, OPT_CUMULATIVE },
 	{ "max-blocks",	required_argument,	NULL, OPT_MAX_BLOCKS },
 	{ "stats",	no_argument,		NULL, OPT_STATS },
+	{ "sample",	no_argument,		NULL, OPT_SAMPLE },
+	{ "sample-rates", required_argument,	NULL, OPT_SAMPLE_RATES },
 	{ "output",	required_argument,	NULL, 'o' },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ "version",	no_argument,		NULL, 'V' },
@@ -54,6 +58,8 @@ static const struct {
 	{ OPT_CUMULATIVE,	"--cumulative",	NULL },
 	{ OPT_MAX_BLOCKS,	"--max-blocks",	"N" },
 	{ OPT_STATS,		"--stats",	NULL },
+	{ OPT_SAMPLE,		"--sample",	NULL },
+	{ OPT_SAMPLE_RATES,	"--sample-rates", "SPEC" },
 	{ 'o',			"-o/--output",	"FILE" },
 	{ 'h',			"-h/--help",	NULL },
 	{ 'V',			"-V/--version",	NULL },
@@ -66,7 +72,8 @@ static const char *const future_commands[] = {
 
 /* compare reads two pickles: the options about tracing do not apply. */
 static const int compare_refused[] = {
-	'p', OPT_DURATION, OPT_FRAMES, OPT_MAX_BLOCKS, OPT_STATS,
+	'p', OPT_DURATION, OPT_FRAMES, OPT_MAX_BLOCKS, OPT_STATS, OPT_SAMPLE,
+	OPT_SAMPLE_RATES,
 };
 
 static const char *const format_names[] = {
@@ -266,6 +273,7 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 		.frames = HK_FRAMES_DEFAULT,
 		.max_blocks = HK_MAX_BLOCKS_DEFAULT,
 	};
+	hk_sample_rates_parse(HK_SAMPLE_DEFAULT, &o->rates, NULL, 0);
 	if (err && errlen)
 		err[0] = '\0';
 	if (argc < 1 || !argv)
@@ -351,6 +359,17 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 		case OPT_STATS:
 			o->stats = true;
 			break;
+		case OPT_SAMPLE:
+			o->sample = true;
+			break;
+		case OPT_SAMPLE_RATES: {
+			char why[200];
+
+			if (hk_sample_rates_parse(optarg, &o->rates, why, sizeof(why)))
+				return fail(err, errlen, "%s: %s", opt_name(c), why);
+			o->sample = true;
+			break;
+		}
 		case OPT_MAX_BLOCKS:
 			if (!parse_ulong(optarg, HK_MAX_BLOCKS_MIN, HK_MAX_BLOCKS_MAX, &v))
 				return fail(err, errlen,
@@ -397,6 +416,8 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 			    ? "--format %s cannot be used with --stats (json or text)"
 			    : "--format %s needs --stats",
 			    hk_format_name(o->format));
+	if (o->stats && o->sample)
+		return fail(err, errlen, "--sample cannot be used with --stats");
 	if (o->stats && o->cumulative)
 		return fail(err, errlen, "--cumulative cannot be used with --stats");
 	/* Snapshot.statistics('traceback', cumulative=True) raises too. */

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/types.h>
+#include "samplerates.h"
 
 #ifndef HK_VERSION
 #define HK_VERSION "0.1.0"
@@ -48,6 +49,8 @@ struct hk_options {
 	bool cumulative;		/* --cumulative; never with traceback */
 	unsigned max_blocks;		/* --max-blocks */
 	bool stats;			/* --stats: size distribution */
+	bool sample;			/* --sample or --sample-rates */
+	struct hk_sample_rates rates;	/* --sample-rates (default heapprof's) */
 	const char *output;		/* -o: points into argv; NULL = stdout */
 	const char *old_file;		/* compare: OLD pickle (argv); else NULL */
 	const char *new_file;		/* compare: NEW pickle (argv); else NULL */

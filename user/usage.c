@@ -79,6 +79,18 @@ void hk_usage(FILE *f)
 "        Blocks beyond it are not traced and the report says how many.\n"
 "\n", HK_MAX_BLOCKS_MIN, HK_MAX_BLOCKS_MAX, HK_MAX_BLOCKS_DEFAULT);
 	fputs(
+"    --sample\n"
+"        Sample instead of tracing every allocation, with heapprof's\n"
+"        rates: 1 in 10,000 blocks under 128 bytes, 1 in 10 from 128 to\n"
+"        8,191 bytes, every block of 8,192 bytes or more.  Sizes and counts\n"
+"        are then estimates (each sampled block counts 1/p); the report\n"
+"        says it is sampled and with which rates.\n"
+"\n"
+"    --sample-rates BOUND:P[,BOUND:P...]\n"
+"        Sample with these rates instead: sizes below the first BOUND\n"
+"        with probability P, and so on; sizes at or above the last BOUND\n"
+"        always.  Example: 128:0.0001,8192:0.1 (the default).\n"
+"\n"
 "    --stats\n"
 "        Instead of stacks, report the size distribution of every\n"
 "        allocation made during the window: counts and bytes in\n"

@@ -311,8 +311,7 @@ Test(options, unknown_and_ambiguous_options)
 	EXPECT_ERR("unknown option '--bogus'", "-p", "1", "--bogus=3", NULL);
 	EXPECT_ERR("unknown option '-x'", "-p", "1", "-x", NULL);
 	EXPECT_ERR("unknown option '-c'", "-c", "-p", "1", NULL);
-	/* Not yet implemented options are simply unknown today. */
-	EXPECT_ERR("'--sample-rates'", "-p", "1", "--sample-rates=x", NULL);
+	EXPECT_ERR("unknown option '--listen'", "-p", "1", "--listen=x", NULL);
 	EXPECT_ERR("ambiguous option '--c'", "-p", "1", "--c", "3", NULL);
 	EXPECT_ERR("ambiguous option '--f'", "-p", "1", "--f=3", NULL);
 	EXPECT_ERR("unknown option '--=x'", "-p", "1", "--=x", NULL);
@@ -719,4 +718,45 @@ Test(usage, mentions_everything)
 	}
 	cr_assert_null(strchr(text, '\t'));
 	free(text);
+}
+
+Test(options, sample_rates)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "-p", "1", NULL);
+	cr_assert(!o.sample);
+	cr_assert_eq(o.rates.n, 2);	/* heapprof's defaults, ready for --sample */
+	EXPECT_OK(&o, "-p", "1", "--sample", NULL);
+	cr_assert(o.sample);
+	cr_assert_eq(o.rates.bound[0], 128);
+	cr_assert_float_eq(o.rates.prob[0], 0.0001, 1e-12);
+	cr_assert_eq(o.rates.bound[1], 8192);
+	cr_assert_float_eq(o.rates.prob[1], 0.1, 1e-12);
+	EXPECT_OK(&o, "-p", "1", "--sample-rates", "64:0.5,512:1,4096:0.25", NULL);
+	cr_assert(o.sample);
+	cr_assert_eq(o.rates.n, 3);
+	cr_assert_eq(o.rates.bound[2], 4096);
+	cr_assert_float_eq(hk_sample_prob(&o.rates, 63), 0.5, 1e-12);
+	cr_assert_float_eq(hk_sample_prob(&o.rates, 64), 1.0, 1e-12);
+	cr_assert_float_eq(hk_sample_prob(&o.rates, 4095), 0.25, 1e-12);
+	cr_assert_float_eq(hk_sample_prob(&o.rates, 4096), 1.0, 1e-12);
+	EXPECT_OK(&o, "-p", "1", "--sample-rates=1:.5", NULL);
+	cr_assert_float_eq(o.rates.prob[0], 0.5, 1e-12);
+}
+
+Test(options, sample_rates_refused)
+{
+	static char *const bad[] = {
+		"", "128", "128:", ":0.1", "128:0", "128:1.5", "128:-0.1",
+		"128:0.1,", "128:0.1,64:0.2", "128:0.1,128:0.2", "x:0.1",
+		"128:0.1x", "128:0.1;256:0.2", "0:0.5", "4294967296:0.5",
+		" 128:0.1", "128:nan", "128:inf",
+		"1:1,2:1,3:1,4:1,5:1,6:1,7:1,8:1,9:1",
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		EXPECT_ERR("--sample-rates", "-p", "1", "--sample-rates", bad[i], NULL);
+	EXPECT_ERR("--sample cannot be used with --stats", "-p", "1", "--sample",
+		   "--stats", NULL);
 }

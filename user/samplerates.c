@@ -1,0 +1,70 @@
+#include "samplerates.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ERR(...) (err ? snprintf(err, errlen, __VA_ARGS__) : 0, -1)
+
+int hk_sample_rates_parse(const char *spec, struct hk_sample_rates *r,
+			  char *err, size_t errlen)
+{
+	const char *p = spec;
+
+	memset(r, 0, sizeof(*r));
+	if (!*spec)
+		return ERR("expected BOUND:PROBABILITY[,...], got ''");
+	while (*p) {
+		char *end;
+		unsigned long long bound;
+		double prob;
+
+		if (r->n == HK_SAMPLE_MAX_CLASSES)
+			return ERR("at most %d classes, got '%s'",
+				   HK_SAMPLE_MAX_CLASSES, spec);
+		if (*p < '0' || *p > '9')
+			return ERR("expected a byte bound at '%s' in '%s'", p, spec);
+		errno = 0;
+		bound = strtoull(p, &end, 10);
+		if (errno || *end != ':' || bound < 1 || bound > (1ULL << 31))
+			return ERR("expected BOUND:PROBABILITY with a bound from 1 to %llu, got '%s'",
+				   1ULL << 31, spec);
+		if (r->n && bound <= r->bound[r->n - 1])
+			return ERR("bounds must increase, got '%s'", spec);
+		p = end + 1;
+		if ((*p < '0' || *p > '9') && *p != '.')
+			return ERR("expected a probability at '%s' in '%s'", p, spec);
+		errno = 0;
+		prob = strtod(p, &end);
+		if (errno || end == p || !(prob > 0 && prob <= 1))
+			return ERR("probabilities must be in (0, 1], got '%s'", spec);
+		if (*end && *end != ',')
+			return ERR("unexpected '%s' in '%s'", end, spec);
+		r->bound[r->n] = bound;
+		r->prob[r->n] = prob;
+		r->n++;
+		p = *end ? end + 1 : end;
+		if (*end == ',' && !*p)
+			return ERR("trailing ',' in '%s'", spec);
+	}
+	return 0;
+}
+
+double hk_sample_prob(const struct hk_sample_rates *r, uint64_t size)
+{
+	for (unsigned i = 0; i < r->n; i++)
+		if (size < r->bound[i])
+			return r->prob[i];
+	return 1.0;
+}
+
+void hk_sample_rates_str(const struct hk_sample_rates *r, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	buf[0] = 0;
+	for (unsigned i = 0; i < r->n && o < len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%s%llu:%g", i ? "," : "",
+				      (unsigned long long)r->bound[i], r->prob[i]);
+}
