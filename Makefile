@@ -6,7 +6,8 @@ CC        ?= gcc
 CLANG     ?= clang
 BPFTOOL   ?= bpftool
 PREFIX    ?= /usr/local
-PYTEST    ?= python3 -m pytest
+# Debian's python3 carries pytest (python3-pytest); a pyenv python3 may not.
+PYTEST    ?= /usr/bin/python3 -m pytest
 PKGS      := libbpf libelf zlib jansson capstone libdw
 CFLAGS    ?= -O2 -g
 CFLAGS    += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \

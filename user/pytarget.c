@@ -143,7 +143,7 @@ int hk_pytarget_open(struct hk_pytarget *t, pid_t pid, char *err, size_t errlen)
 
 		hk_proc_comm(pid, comm, sizeof(comm));
 		if (named)
-			return ERR("unsupported CPython %d.%d in process %d (%s)",
+			return ERR("unsupported CPython %d.%d in process %d (%s; supported: 3.11)",
 				   maj, min, (int)pid, comm);
 		return ERR("process %d (%s) is not a CPython process", (int)pid,
 			   comm);
@@ -155,7 +155,7 @@ int hk_pytarget_open(struct hk_pytarget *t, pid_t pid, char *err, size_t errlen)
 	if (hk_elf_symbol(&t->elf, "Py_Version", &vaddr) ||
 	    hk_mem_read(t->memfd, vaddr + t->bias, &hex, sizeof(hex))) {
 		if (version_from_name(t->image_name, &maj, &min) == 0)
-			return ERR("unsupported CPython %d.%d in process %d",
+			return ERR("unsupported CPython %d.%d in process %d (supported: 3.11)",
 				   maj, min, (int)pid);
 		return ERR("cannot tell the CPython version of process %d",
 			   (int)pid);

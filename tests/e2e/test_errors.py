@@ -1,0 +1,204 @@
+"""Acceptance 3: every way hawk-bpf can be refused fails with a non-zero exit
+status and exactly one line on stderr that says what is wrong, and leaves
+the target as it found it (no breakpoint in its code, allocator tables never
+touched, checked by a thread in the target polling them every 0.5 ms, no
+hawk-bpf program left loaded).  A target exiting during the window is not an
+error: what was traced is reported."""
+import json
+import subprocess
+import time
+
+import pytest
+
+from helpers import (HAWK, PYTHONS, UNSUPPORTED, WORKLOADS, Hawk, Procs, Workload,
+                     assert_bpf_gone, assert_lines_match, assert_no_orphan_programs,
+                     patched_bytes, run_hawk)
+
+DEBIAN = PYTHONS["debian-3.11.2"][0]
+NOBODY = 65534
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory):
+    """One idle Python target, watching its allocator tables, for the tests
+    that must leave it alone."""
+    procs = Procs()
+    tmp = tmp_path_factory.mktemp("target")
+    try:
+        wl = Workload(procs, DEBIAN, "retain.py", tmp, "--watch-tables")
+        wl.go()
+        wl.wait("allocated")
+        yield wl
+    finally:
+        procs.cleanup()
+
+
+def changes(wl):
+    wl.command("changes")
+    return int(wl.wait("changes ").split()[1])
+
+
+def assert_untouched(wl):
+    assert wl.alive(), "the target died"
+    assert changes(wl) == 0, "hawk-bpf changed the target's allocator tables"
+    assert wl.tables() == wl.tables_at_start
+    assert not patched_bytes(wl.pid, DEBIAN), "breakpoints left in the target"
+
+
+def assert_one_error_line(err, *words):
+    assert len(err) == 1, f"expected one line on stderr, got {err}"
+    assert err[0].startswith("hawk-bpf: "), err
+    for w in words:
+        assert w.lower() in err[0].lower(), f"{w!r} not in {err[0]!r}"
+
+
+def test_help_and_version():
+    rc, out, err = run_hawk("--help")
+    assert rc == 0 and not err
+    assert b"--frames" in out and b"--cumulative" in out
+    rc, out, err = run_hawk("-V")
+    assert rc == 0 and not err
+    assert out.decode().startswith("hawk-bpf ")
+
+
+BAD_ARGS = [
+    (["--count", "0"], "--count"),
+    (["--count", "1000001"], "--count"),
+    (["--count", "-3"], "--count"),
+    (["--count", "ten"], "--count"),
+    (["--count", "2.5"], "--count"),
+    (["--count"], "--count"),
+    (["--frames", "0"], "--frames"),
+    (["--frames", "65536"], "--frames"),
+    (["--frames", "30x"], "--frames"),
+    (["--frames="], "--frames"),
+    (["--duration", "0"], "--duration"),
+    (["--duration", "-1"], "--duration"),
+    (["--duration", "86401"], "--duration"),
+    (["--duration", "soon"], "--duration"),
+    (["--duration", "nan"], "--duration"),
+    (["--format", "xml"], "xml"),
+    (["--format", "Lineno"], "--format"),
+    (["--format", "traceback", "--cumulative"], "--cumulative"),
+    (["--no-such-option"], "--no-such-option"),
+]
+
+
+@pytest.mark.parametrize("args,word", BAD_ARGS, ids=[" ".join(a) for a, _ in BAD_ARGS])
+def test_bad_command_line(target, args, word):
+    rc, out, err = run_hawk("-p", target.pid, *args)
+    assert rc == 2, err
+    assert out == b""
+    assert_one_error_line(err, word)
+    assert_untouched(target)
+
+
+@pytest.mark.parametrize("args,word", [([], "-p"), (["-p", "abc"], "abc"), (["-p", "0"], "0"),
+                                       (["-p", "-5"], "-5")])
+def test_bad_pid_argument(args, word):
+    rc, out, err = run_hawk(*args)
+    assert rc == 2, err
+    assert_one_error_line(err, word)
+
+
+def test_no_such_process():
+    p = subprocess.Popen(["true"])
+    p.wait()
+    pid = p.pid
+    assert not (__import__("os").path.exists(f"/proc/{pid}"))
+    rc, out, err = run_hawk("-p", pid, "--duration", "1")
+    assert rc == 1
+    assert_one_error_line(err, str(pid))
+    assert out == b""
+
+
+def test_not_python(procs):
+    sleeper = procs.popen(["sleep", "60"])
+    time.sleep(0.1)
+    rc, out, err = run_hawk("-p", sleeper.pid, "--duration", "1")
+    assert rc == 1
+    assert_one_error_line(err, str(sleeper.pid), "python")
+    assert sleeper.poll() is None
+    assert_no_orphan_programs()
+
+
+@pytest.mark.parametrize("version", list(UNSUPPORTED))
+def test_unsupported_python(procs, tmp_path, version):
+    path, name = UNSUPPORTED[version]
+    py = procs.popen([path, "-c", "import sys, time; print('up', flush=True); time.sleep(60)"],
+                     stdout=subprocess.PIPE, text=True)
+    assert py.stdout.readline().strip() == "up"
+    rc, out, err = run_hawk("-p", py.pid, "--duration", "1")
+    assert rc == 1
+    assert_one_error_line(err, f"unsupported CPython {name}")
+    assert py.poll() is None
+    for image in {l.split()[-1] for l in open(f"/proc/{py.pid}/maps")
+                  if "python" in l.split()[-1] and " r-x" in l}:
+        assert not patched_bytes(py.pid, image), f"breakpoints left in {image}"
+    assert_no_orphan_programs()
+
+
+def test_not_root(target):
+    rc, out, err = run_hawk("-p", target.pid, "--duration", "1", user=NOBODY)
+    assert rc == 1
+    assert_one_error_line(err)
+    assert any(w in err[0].lower() for w in ("root", "permi", "capabilit")), err
+    assert_untouched(target)
+    assert_no_orphan_programs()
+
+
+@pytest.mark.parametrize("where", ["/nonexistent-dir/out.json", "DIR"])
+def test_unwritable_output_refused_before_attaching(target, tmp_path, where):
+    """-o that cannot be written fails before anything touches the target:
+    the watcher thread in the target never sees its tables change."""
+    path = tmp_path if where == "DIR" else where
+    rc, out, err = run_hawk("-p", target.pid, "--duration", "2", "-o", path)
+    assert rc == 1
+    assert_one_error_line(err, str(path))
+    assert_untouched(target)
+    assert_no_orphan_programs()
+
+
+def test_watcher_sees_a_tracer(procs, tmp_path):
+    """The untouched-target check can fail: a real window changes the tables
+    (the watcher counts it) and puts breakpoints in the code."""
+    wl = Workload(procs, DEBIAN, "retain.py", tmp_path, "--watch-tables")
+    hawk = Hawk(procs, wl.pid, "--duration", "600")
+    hawk.wait_tracing()
+    wl.go()
+    wl.wait("allocated")
+    assert patched_bytes(wl.pid, hawk.image), "no breakpoint seen while tracing"
+    rc, out, err = hawk.stop()
+    assert rc == 0, err
+    assert changes(wl) > 0
+    assert wl.tables() == wl.tables_at_start
+
+
+@pytest.mark.parametrize("how", ["exit", "_exit"])
+def test_target_exits_during_window(procs, tmp_path, oracle, how):
+    """The target exits (normally, or with os._exit) while traced: hawk-bpf
+    ends by itself, exit 0, says so on stderr and in the JSON, and reports
+    the blocks live when it went (here: everything retain.py keeps)."""
+    python = PYTHONS["pyenv-3.11.7"][0]
+    wl = Workload(procs, python, "retain.py", tmp_path)
+    hawk = Hawk(procs, wl.pid, "--duration", "600", "--count", "1000")
+    hawk.wait_tracing()
+    wl.go()
+    wl.wait("allocated")
+    wl.command(how)
+    assert wl.proc.wait(30) == 0
+    rc, out, err = hawk.finish(timeout=30)
+    assert rc == 0, err
+    exited = [l for l in err if "exited" in l]
+    assert len(exited) == 1 and str(wl.pid) in exited[0], err
+    doc = json.loads(out)
+    assert doc["hawk_bpf"]["target_exited"] is True
+    assert doc["hawk_bpf"]["interrupted"] is False
+    retain = str(WORKLOADS / "retain.py")
+    stats = {(s["filename"], s["lineno"]): (s["mem_blocks_size_bytes"], s["mem_blocks_count"])
+             for s in doc["stats"]}
+    assert_lines_match(oracle(python, "retain.py", 30), stats, retain)
+    # Source lines are still shown although the process is gone.
+    codes = {s["code"] for s in doc["stats"] if s["filename"] == retain}
+    assert "keep.append(bytearray(4_000_000))" in codes, codes
+    assert_bpf_gone(hawk.ids)

@@ -1,0 +1,106 @@
+"""Acceptance 4: hawk-bpf never hurts its target and never leaves anything
+behind: not when it ends normally, not when it is killed with SIGKILL in the
+middle of a heavy churn; a second tracer on the same process is refused
+while the first runs, and works once the first is gone."""
+import signal
+import subprocess
+import tracemalloc
+
+from helpers import (ENV, PYTHONS, WORKLOADS, Hawk, Workload, assert_bpf_gone,
+                     assert_detached, assert_lines_match, assert_no_orphan_programs,
+                     patched_bytes)
+
+CHURN = str(WORKLOADS / "churn_checksum.py")
+ROUNDS = 12
+
+
+def untraced_checksum(python):
+    r = subprocess.run([python, CHURN, "--rounds", str(ROUNDS)], env=ENV, capture_output=True,
+                       text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    return next(l.split()[1] for l in r.stdout.splitlines() if l.startswith("checksum "))
+
+
+def test_kill9_mid_window_then_trace_again(procs, tmp_path, python, oracle):
+    expected = untraced_checksum(python)
+    wl = Workload(procs, python, "churn_checksum.py", tmp_path, "--rounds", str(ROUNDS))
+    first = Hawk(procs, wl.pid, "--duration", "600", "--frames", "30")
+    first.wait_tracing()
+    wl.go()
+    wl.wait("round 2")  # the churn is under way, traced
+    first.proc.kill()
+    assert first.proc.wait(10) == -signal.SIGKILL
+    assert not any(l.startswith("checksum") for l in wl.out.seen), \
+        "the churn ended before the kill: make it longer"
+    # The kernel drops everything the killed tracer held.
+    assert_bpf_gone(first.ids)
+    assert not patched_bytes(wl.pid, first.image), "breakpoints outlived hawk-bpf"
+    # A second tracer works on the same process, while it still churns.
+    out = tmp_path / "second.pickle"
+    second = Hawk(procs, wl.pid, "--duration", "600", "--format", "pickle", "-o", out)
+    second.wait_tracing()
+    got = wl.wait("checksum ").split()[1]
+    assert got == expected, "the traced churn computed something else"
+    wl.go(str(wl.gofile) + ".2")
+    wl.wait("allocated")
+    rc, _, err = second.stop()
+    assert rc == 0, err
+    assert wl.alive()
+    assert_detached(second, wl, tables=False)
+    # The killed tracer could not restore the tables; what is there now must
+    # be the original entries or the padding right before them.
+    for dom, slots in wl.tables().items():
+        for now, orig in zip(slots, wl.tables_at_start[dom]):
+            assert now == orig or 0 < orig - now <= 16, (dom, hex(now), hex(orig))
+    assert_lines_match(oracle(python, "churn_checksum.py", 30),
+                       tracemalloc.Snapshot.load(str(out)), CHURN)
+    assert wl.release() == 0
+
+
+def test_second_tracer_refused(procs, tmp_path, oracle):
+    python = PYTHONS["debian-3.11.2"][0]
+    wl = Workload(procs, python, "retain.py", tmp_path)
+    first = Hawk(procs, wl.pid, "--duration", "600", "--format", "pickle",
+                 "-o", tmp_path / "first.pickle")
+    first.wait_tracing()
+    precious = tmp_path / "precious.json"
+    precious.write_text("keep me")
+    second = Hawk(procs, wl.pid, "--duration", "600", "-o", precious)
+    rc, out, err = second.finish(timeout=30)
+    assert rc == 1
+    assert out == b""
+    assert len(err) == 1 and "already" in err[0] and err[0].startswith("hawk-bpf: "), err
+    assert precious.read_text() == "keep me", "a refused run clobbered its -o file"
+    # The first one is unharmed.
+    wl.go()
+    wl.wait("allocated")
+    rc, _, err = first.stop()
+    assert rc == 0, err
+    assert_detached(first, wl)
+    assert_lines_match(oracle(python, "retain.py", 30),
+                       tracemalloc.Snapshot.load(str(tmp_path / "first.pickle")),
+                       str(WORKLOADS / "retain.py"))
+
+
+def test_normal_exit_leaves_nothing(procs, tmp_path, python):
+    """While tracing, the probes are visible (so the checks below can fail);
+    afterwards no program, link or map of that hawk-bpf is loaded, the code
+    has no breakpoint, the tables are the original ones, and another process
+    running the same interpreter was never touched."""
+    bystander = Workload(procs, python, "retain.py", tmp_path)
+    bystander.go()
+    bystander.wait("allocated")
+    wl = Workload(procs, python, "retain.py", tmp_path)
+    hawk = Hawk(procs, wl.pid, "--duration", "600")
+    hawk.wait_tracing()
+    wl.go()
+    wl.wait("allocated")
+    assert patched_bytes(wl.pid, hawk.image), "no breakpoint seen in the target"
+    assert wl.tables() != wl.tables_at_start, "tables not redirected while tracing"
+    assert not patched_bytes(bystander.pid, hawk.image), "another process got breakpoints"
+    assert bystander.tables() == bystander.tables_at_start
+    rc, out, err = hawk.stop()
+    assert rc == 0, err
+    assert_detached(hawk, wl)
+    assert_no_orphan_programs()
+    assert wl.release() == 0 and bystander.release() == 0
