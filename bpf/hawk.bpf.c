@@ -23,6 +23,14 @@ const volatile __u32 count_total = 1;
 const volatile __u32 stats_mode = 0;
 /* enum hk_domain_kind of each probe site (by cookie slot). */
 const volatile __u8 site_domain[HK_MAX_PROBES] = {};
+/* --sample: only raw-domain sites are probed; a raw allocation is kept if
+ * the trampoline sampled it (r11 = sample_magic, r10 a fresh nonce) or, for
+ * one made directly, with its size class's probability. */
+const volatile __u32 sample_mode = 0;
+const volatile __u64 sample_magic = 0;
+const volatile __u32 sample_nclasses = 0;
+const volatile __u64 sample_bound[8] = {};
+const volatile __u64 sample_thresh[8] = {};	/* 2^32: always */
 /* Benchmarks only: probes fire and return at once (the uprobe floor). */
 const volatile __u32 bare = 0;
 
@@ -38,7 +46,8 @@ struct args {
 	__u64 b;
 	__u64 old;		/* realloc: the block as it was traced */
 	__u32 kind;
-	__u32 had_old;
+	__u16 had_old;
+	__u16 sampled;		/* --sample: record this allocation */
 };
 
 /* Preallocated: an insert or delete then costs no memory allocation, which
@@ -65,6 +74,7 @@ struct {
 struct inflight {
 	struct args site[HK_MAX_PROBES];
 	__u32 in_pymalloc;	/* --stats: depth inside a pymalloc call */
+	__u64 last_nonce;	/* --sample: the trampoline's last r10 seen */
 };
 
 struct {
@@ -310,6 +320,25 @@ static __always_inline void count_size(__u64 cookie, struct inflight *in,
 	}
 }
 
+/* --sample: whether to keep this allocation (see sample_mode). */
+static __always_inline int sample_decide(struct pt_regs *ctx,
+					 struct inflight *in, __u64 size)
+{
+	__u64 th = 1ULL << 32;
+
+	if (ctx->r11 == sample_magic && ctx->r10 != in->last_nonce) {
+		in->last_nonce = ctx->r10;
+		return 1;
+	}
+	for (int i = 0; i < 8; i++) {
+		if (i < sample_nclasses && size < sample_bound[i]) {
+			th = sample_thresh[i];
+			break;
+		}
+	}
+	return th >= (1ULL << 32) || bpf_get_prandom_u32() < th;
+}
+
 static __always_inline struct inflight *task_inflight(int create)
 {
 	return bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0,
@@ -350,6 +379,9 @@ int BPF_KPROBE(alloc_enter)
 			bpf_map_delete_elem(&live, &a->a);
 		}
 	}
+	/* A sampled block stays sampled through realloc. */
+	a->sampled = !sample_mode || a->had_old ||
+		     sample_decide(ctx, in, call_size(a));
 	return 0;
 }
 
@@ -389,6 +421,8 @@ int BPF_KRETPROBE(alloc_return)
 	}
 	size = call_size(a);
 	a->kind = 0;
+	if (!a->sampled)
+		return 0;
 	blk = HK_BLOCK(size, capture_stack((__u32)bpf_get_current_pid_tgid()));
 	if (bpf_map_update_elem(&live, &ret, &blk, BPF_ANY))
 		count(HK_CNT_LIVE_FULL);

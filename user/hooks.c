@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "disasm.h"
+#include "sampler.h"
 
 #define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -1)
 
@@ -154,8 +155,10 @@ int hk_hooks_plan(struct hk_hooks *h, struct hk_pytarget *t, char *err,
 			struct hk_slot *sl = &h->slots[h->nslots++];
 			int si;
 
-			if (!hk_elf_is_code(&t->elf, v) ||
-			    resolve_entry(&t->elf, v, &func))
+			if (hk_sampler_function(t, tab[k], k, &func) == 0)
+				func -= t->bias;	/* left by a killed run */
+			else if (!hk_elf_is_code(&t->elf, v) ||
+				 resolve_entry(&t->elf, v, &func))
 				return ERR("the %s %s allocator (%#llx) is not CPython's own: custom allocators are not supported",
 					   dom_name[d], kind_name[k],
 					   (unsigned long long)tab[k]);
@@ -189,18 +192,27 @@ static int set_low_byte(struct hk_pytarget *t, struct hk_slot *s,
 	return 0;
 }
 
-int hk_hooks_redirect(struct hk_hooks *h, struct hk_pytarget *t, char *err,
-		      size_t errlen)
+int hk_hooks_redirect(struct hk_hooks *h, struct hk_pytarget *t, bool raw_only,
+		      char *err, size_t errlen)
 {
 	for (int i = 0; i < h->nslots; i++) {
 		struct hk_slot *s = &h->slots[i];
 		uint64_t cur;
 
-		if (!s->redirect)
+		if (!s->redirect || (raw_only && i >= 4))
 			continue;
 		if (hk_mem_read(t->memfd, s->addr, &cur, sizeof(cur)))
 			return ERR("cannot read allocator table slot %#llx",
 				   (unsigned long long)s->addr);
+		/* A killed sampling run left a trampoline here: back to the
+		 * function first (an 8-byte switch, made with the target
+		 * frozen), then the usual one-byte switch. */
+		uint64_t fn;
+		if (hk_sampler_function(t, cur, i % 4 + 1, &fn) == 0) {
+			if (hk_sampler_reset_slot(t, s->addr, cur, fn, err, errlen))
+				return -1;
+			cur = fn;
+		}
 		if (cur != s->redirect && set_low_byte(t, s, cur, s->redirect))
 			return ERR("cannot switch allocator table slot %#llx",
 				   (unsigned long long)s->addr);

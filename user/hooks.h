@@ -42,9 +42,10 @@ struct hk_hooks {
 /* Choose probe sites for the functions the three tables point to. */
 int hk_hooks_plan(struct hk_hooks *h, struct hk_pytarget *t, char *err,
 		  size_t errlen);
-/* Point the table slots at the padding entries (after probes are live). */
-int hk_hooks_redirect(struct hk_hooks *h, struct hk_pytarget *t, char *err,
-		      size_t errlen);
+/* Point the table slots at the padding entries (after probes are live);
+ * raw_only: the raw domain's (sampling leaves pymalloc's to the sampler). */
+int hk_hooks_redirect(struct hk_hooks *h, struct hk_pytarget *t, bool raw_only,
+		      char *err, size_t errlen);
 /* Put back what hk_hooks_redirect changed, if it is still ours. */
 void hk_hooks_restore(struct hk_hooks *h, struct hk_pytarget *t);
 

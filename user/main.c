@@ -1,5 +1,6 @@
 /* hawk-bpf: tracemalloc for a running CPython process, from outside. */
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
@@ -136,6 +137,52 @@ static void warn_losses(const struct hk_result *r, unsigned frames)
 			(unsigned long long)hk_sym_failures(r->sym));
 }
 
+/* A sampled block is written as one trace of size * 1/p, so that
+ * Snapshot.statistics() sizes are estimates (counts are sampled blocks). */
+static int write_pickle(FILE *out, const struct hk_snapshot *snap)
+{
+	struct hk_trace *tr;
+	struct hk_snapshot scaled = *snap;
+	int rc;
+
+	if (!snap->ntraces || snap->traces[0].weight <= 0)
+		return hk_pickle_write_snapshot(out, snap);
+	tr = malloc(snap->ntraces * sizeof(*tr));
+	if (!tr)
+		return -1;
+	for (size_t i = 0; i < snap->ntraces; i++) {
+		tr[i] = snap->traces[i];
+		tr[i].size = (uint64_t)llround((double)tr[i].size * tr[i].weight);
+		tr[i].weight = 0;
+	}
+	scaled.traces = tr;
+	rc = hk_pickle_write_snapshot(out, &scaled);
+	free(tr);
+	return rc;
+}
+
+/* The JSON "sampling" object: that the figures are estimates, and how. */
+static json_t *sampling_info(const struct hk_options *o, const struct hk_result *r)
+{
+	json_t *classes = json_array();
+	char spec[256];
+	uint64_t lo = 0;
+
+	for (unsigned i = 0; i < o->rates.n; i++) {
+		json_array_append_new(classes, json_pack("{s:I, s:I, s:f}",
+			"min_size", (json_int_t)lo, "max_size",
+			(json_int_t)o->rates.bound[i] - 1, "probability",
+			o->rates.prob[i]));
+		lo = o->rates.bound[i];
+	}
+	json_array_append_new(classes, json_pack("{s:I, s:n, s:f}", "min_size",
+		(json_int_t)lo, "max_size", "probability", 1.0));
+	hk_sample_rates_str(&o->rates, spec, sizeof(spec));
+	return json_pack("{s:b, s:s, s:o, s:I, s:s}", "sampled", 1, "rates", spec,
+			 "classes", classes, "sampled_blocks", (json_int_t)r->ntraces,
+			 "estimates", "sizes and counts weigh each sampled block 1/p");
+}
+
 /* The target's root and cwd, held open from the start so source lines
  * can still be read if the target exits during the window. */
 static int rootfd = -1, cwdfd = -1;
@@ -161,7 +208,7 @@ static int write_report(FILE *out, const struct hk_options *o,
 	int rc;
 
 	if (o->format == HK_FMT_PICKLE)
-		return hk_pickle_write_snapshot(out, &snap);
+		return write_pickle(out, &snap);
 	if (o->format == HK_FMT_TEXT) {
 		fprintf(out, "# hawk-bpf --stats: allocations by size, PID %d (CPython %s), %.1f s\n",
 			(int)t->pid, t->version, r->seconds);
@@ -188,6 +235,8 @@ static int write_report(FILE *out, const struct hk_options *o,
 		hk_source_free(src);
 		return -1;
 	}
+	if (o->sample)
+		json_object_set_new(rep, "sampling", sampling_info(o, r));
 	json_object_set_new(rep, "hawk_bpf", run_info(t, r, o));
 	rc = hk_report_write(out, rep);
 	json_decref(rep);
@@ -219,10 +268,6 @@ int main(int argc, char **argv)
 	}
 	if (o.command == HK_CMD_COMPARE)	/* reads files: no root, no target */
 		return hk_compare_main(&o);
-	if (o.sample) {
-		fprintf(stderr, "hawk-bpf: --sample is not implemented yet\n");
-		return 2;
-	}
 	if (!privileged())
 		return fail("must run as root (or with CAP_SYS_ADMIN and CAP_SYS_PTRACE)");
 	if (hk_pytarget_open(&t, o.pid, err, sizeof(err))) {
@@ -254,6 +299,7 @@ int main(int argc, char **argv)
 				     .max_blocks = o.max_blocks,
 				     .need_total = o.format == HK_FMT_PICKLE,
 				     .stats = o.stats,
+				     .sample = o.sample ? &o.rates : NULL,
 				     .stop = &stop_flag };
 	if (hk_trace_run(&t, &to, &r, err, sizeof(err))) {
 		hk_result_free(&r);
@@ -265,6 +311,9 @@ int main(int argc, char **argv)
 			(int)o.pid, r.finalizing ? "the blocks alive when it began to shut down"
 						 : "what was traced until then");
 	warn_losses(&r, o.frames);
+	if (r.warning[0])
+		fprintf(stderr, "hawk-bpf: warning: %s (the sampling trampoline stays; it works without hawk-bpf)\n",
+			r.warning);
 	if (out != stdout && ftruncate(fileno(out), 0))
 		rc = -1;
 	{

@@ -14,10 +14,13 @@
 #include <unistd.h>
 #include "hawk.skel.h"
 #include "hooks.h"
+#include "sampler.h"
+#include <math.h>
 
 #define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -1)
 
 struct run {
+	const struct hk_sample_rates *rates;	/* --sample */
 	struct hawk_bpf *skel;
 	struct hk_symbolizer *sym;
 	struct hk_stack *buf;
@@ -71,7 +74,7 @@ static int site_domain(const struct hk_site *s)
 }
 
 static int attach(struct hawk_bpf *skel, struct hk_pytarget *t,
-		  struct hk_hooks *h, bool stats, struct bpf_link **links,
+		  struct hk_hooks *h, bool stats, bool sample, struct bpf_link **links,
 		  int *nlinks, char *err, size_t errlen)
 {
 	uint64_t fin, off;
@@ -97,6 +100,9 @@ static int attach(struct hawk_bpf *skel, struct hk_pytarget *t,
 		if (hk_elf_file_offset(&t->elf, s->probe, &off))
 			return ERR("probe address %#llx is not in the file",
 				   (unsigned long long)s->probe);
+		/* Sampling sees everything it needs in the raw domain. */
+		if (sample && site_domain(s) != HK_DK_RAW)
+			continue;
 		if (s->kind == HK_FREE) {
 			if (stats)
 				continue;
@@ -180,7 +186,8 @@ static int add_trace(struct run *run, struct hk_result *res, size_t *cap,
 		tb = hk_sym_empty(run->sym);
 	}
 	res->traces[res->ntraces++] = (struct hk_trace){
-		.domain = 0, .size = HK_BLOCK_SIZE(blk), .tb = tb };
+		.domain = 0, .size = HK_BLOCK_SIZE(blk), .tb = tb,
+		.weight = run->rates ? 1.0 / hk_sample_prob(run->rates, HK_BLOCK_SIZE(blk)) : 0 };
 	return 0;
 }
 
@@ -291,6 +298,7 @@ int hk_trace_run(struct hk_pytarget *t, const struct hk_trace_opts *o,
 {
 	struct run run = {0};
 	struct hk_hooks hooks;
+	struct hk_sampler sampler = {0};
 	struct bpf_link *links[2 * HK_MAX_PROBES + 1];
 	struct ring_buffer *rb = NULL;
 	int nlinks = 0, rc = -1, pidfd;
@@ -312,6 +320,16 @@ int hk_trace_run(struct hk_pytarget *t, const struct hk_trace_opts *o,
 	run.skel->rodata->bare = getenv("HAWK_BPF_BARE") != NULL;
 	run.skel->rodata->count_total = o->need_total;
 	run.skel->rodata->stats_mode = o->stats;
+	if (o->sample) {
+		run.skel->rodata->sample_mode = 1;
+		run.skel->rodata->sample_magic = HK_SAMPLE_MAGIC;
+		run.skel->rodata->sample_nclasses = o->sample->n;
+		for (unsigned i = 0; i < o->sample->n; i++) {
+			run.skel->rodata->sample_bound[i] = o->sample->bound[i];
+			run.skel->rodata->sample_thresh[i] =
+				(uint64_t)ldexp(o->sample->prob[i], 32);
+		}
+	}
 	for (int i = 0; i < hooks.nsites; i++)
 		run.skel->rodata->site_domain[i] = site_domain(&hooks.sites[i]);
 	bpf_map__set_max_entries(run.skel->maps.live, o->stats ? 1024 : o->max_blocks);
@@ -327,6 +345,7 @@ int hk_trace_run(struct hk_pytarget *t, const struct hk_trace_opts *o,
 		return ERR("cannot load the BPF programs: %s", strerror(e));
 	}
 	run.stacks_fd = bpf_map__fd(run.skel->maps.stacks);
+	run.rates = o->sample;
 	run.buf = calloc(1, sizeof(*run.buf));
 	run.sym = hk_sym_new(t->memfd, t->layout, o->frames);
 	rb = ring_buffer__new(bpf_map__fd(run.skel->maps.new_stacks),
@@ -336,15 +355,18 @@ int hk_trace_run(struct hk_pytarget *t, const struct hk_trace_opts *o,
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	if (attach(run.skel, t, &hooks, o->stats, links, &nlinks, err, errlen))
+	if (attach(run.skel, t, &hooks, o->stats, o->sample != NULL, links,
+		   &nlinks, err, errlen))
 		goto out;
-	if (hk_hooks_redirect(&hooks, t, err, errlen))
+	if (hk_hooks_redirect(&hooks, t, o->sample != NULL, err, errlen))
+		goto out;
+	if (o->sample && hk_sampler_install(&sampler, t, &hooks, o->sample, err, errlen))
 		goto out;
 	start = now();
 	deadline = start + o->duration_ms / 1000.0;
-	fprintf(stderr, "hawk-bpf: tracing PID %d (CPython %s, %s), %d probes, for %.3g s\n",
+	fprintf(stderr, "hawk-bpf: tracing PID %d (CPython %s, %s), %d probes, for %.3g s%s\n",
 		(int)t->pid, t->version, t->image_name, nlinks,
-		o->duration_ms / 1000.0);
+		o->duration_ms / 1000.0, o->sample ? ", sampling" : "");
 	fflush(stderr);
 	while (!*o->stop) {
 		double left = deadline - now();
@@ -364,6 +386,9 @@ out:
 	/* Undo in the order that keeps every call consistent: the table first,
 	 * then the probes; stacks still announced are resolved after. */
 	double t0 = now();
+	if (o->sample && hk_sampler_remove(&sampler, t, res->warning,
+					    sizeof(res->warning)) == 0)
+		res->warning[0] = 0;
 	hk_hooks_restore(&hooks, t);
 	debug_prog_stats(run.skel);
 	if (rc == 0) {

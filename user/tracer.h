@@ -10,6 +10,7 @@
 #include "model.h"
 #include "pytarget.h"
 #include "symbolize.h"
+#include "samplerates.h"
 
 struct hk_trace_opts {
 	unsigned frames;		/* tracemalloc's traceback limit */
@@ -17,6 +18,7 @@ struct hk_trace_opts {
 	unsigned max_blocks;		/* capacity of the live-block map */
 	bool need_total;		/* count total_nframe (pickle only) */
 	bool stats;			/* --stats: size histogram only */
+	const struct hk_sample_rates *sample;	/* --sample, else NULL */
 	volatile sig_atomic_t *stop;	/* set by a signal handler */
 };
 
@@ -27,6 +29,7 @@ struct hk_result {
 	uint64_t unresolved;		/* blocks whose stack was lost */
 	bool target_exited;
 	bool finalizing;		/* record frozen at Py_FinalizeEx */
+	char warning[256];		/* set if the sampler could not be undone */
 	bool interrupted;
 	double seconds;			/* length of the window */
 	struct hk_hist_cell hist[HK_DK_MAX][HK_HIST_BUCKETS];	/* --stats */
