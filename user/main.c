@@ -328,9 +328,18 @@ int main(int argc, char **argv)
 	}
 	if (fflush(out) || rc)
 		rc = fail("cannot write the report");
-	if (!o.stats)
+	if (o.stats) {
+		uint64_t n = 0;
+
+		for (int d = 0; d < HK_DK_MAX; d++)
+			for (int b = 0; b < HK_HIST_BUCKETS; b++)
+				n += r.hist[d][b].count;
+		fprintf(stderr, "hawk-bpf: %llu allocations counted over %.1f s\n",
+			(unsigned long long)n, r.seconds);
+	} else {
 		fprintf(stderr, "hawk-bpf: %zu live blocks traced over %.1f s\n",
 			r.ntraces, r.seconds);
+	}
 	if (out != stdout)
 		fclose(out);
 	hk_result_free(&r);

@@ -33,7 +33,7 @@ UNSUPPORTED = {
 }
 
 TRACING = re.compile(r"^hawk-bpf: tracing PID (\d+) \(CPython ([0-9.]+), ([^,)]+)")
-SUMMARY = re.compile(r"^hawk-bpf: (\d+) live blocks traced over ([0-9.]+) s$")
+SUMMARY = re.compile(r"^hawk-bpf: (\d+) (?:live blocks traced|allocations counted) over ([0-9.]+) s$")
 PROG_NAMES = {"alloc_enter", "alloc_return", "free_enter"}
 TOL = 0.02          # sizes and counts within 2 %
 MIN_SIZE = 10 * 1024  # lines the oracle reports at >= 10 KiB must be found

@@ -1,0 +1,53 @@
+"""--stats against the real tracemalloc: the size distribution of the
+allocations of a window, per power-of-two bucket."""
+import collections
+import json
+
+from helpers import traced_run
+
+SCRIPT = "sizes.py"
+# Buckets the workload fills (and the interpreter's background allocations
+# do not): every allocation there is kept, so tracemalloc's snapshot of the
+# same run holds them all. A list's growth adds a transient block or two
+# per bucket, hence the slack.
+BUCKETS = [(256, 511), (2048, 4095), (16384, 32767)]
+SLACK = 10
+
+
+def oracle_buckets(snapshot):
+    c = collections.Counter()
+    b = collections.Counter()
+    for _, size, _, _ in snapshot.traces._traces:
+        for lo, hi in BUCKETS:
+            if lo <= size <= hi:
+                c[lo] += 1
+                b[lo] += size
+    return c, b
+
+
+def test_stats_matches_tracemalloc(procs, tmp_path, python, oracle):
+    want_c, want_b = oracle_buckets(oracle(python, SCRIPT, 1))
+    _, _, out, err, _ = traced_run(procs, tmp_path, python, SCRIPT, "--stats",
+                                   "--format", "json")
+    rep = json.loads(out)
+    total = {b["min"]: b for b in rep["size_stats"]["total"]["buckets"]}
+    doms = {d["domain"]: d for d in rep["size_stats"]["domains"]}
+    assert set(doms) == {"raw", "pymalloc"}
+    assert rep["size_stats"]["total"]["allocations"] == \
+        doms["raw"]["allocations"] + doms["pymalloc"]["allocations"]
+    for lo, hi in BUCKETS:
+        got = total[lo]
+        assert got["max"] == hi
+        assert want_c[lo] >= 200, want_c
+        assert want_c[lo] <= got["count"] <= want_c[lo] + SLACK, (lo, got, want_c[lo])
+        assert abs(got["bytes"] - want_b[lo]) <= 0.02 * want_b[lo] + SLACK * hi, \
+            (lo, got, want_b[lo])
+
+
+def test_stats_text(procs, tmp_path, python):
+    _, _, out, err, _ = traced_run(procs, tmp_path, python, SCRIPT, "--stats",
+                                   "--format", "text")
+    text = out.decode()
+    assert text.startswith("# hawk-bpf --stats: allocations by size, PID ")
+    rows = [l.split() for l in text.splitlines()[2:]]
+    assert any(r[0] == "all" and r[1] == "2048-4095" and int(r[2]) >= 1000 for r in rows), text
