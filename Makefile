@@ -78,9 +78,9 @@ e2e: $(OUT)/hawk-bpf
 
 # The one command that runs every test on a fresh machine.
 test: deps
-	$(MAKE) all $(OUT)/unit-tests
-	$(MAKE) unit
-	$(MAKE) e2e
+	$(MAKE) --no-print-directory all $(OUT)/unit-tests
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory e2e
 
 demo: deps
 	$(MAKE) all

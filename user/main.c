@@ -311,7 +311,7 @@ int main(int argc, char **argv)
 			(int)o.pid, r.finalizing ? "the blocks alive when it began to shut down"
 						 : "what was traced until then");
 	warn_losses(&r, o.frames);
-	if (r.warning[0])
+	if (r.warning[0] && !r.target_exited)
 		fprintf(stderr, "hawk-bpf: warning: %s (the sampling trampoline stays; it works without hawk-bpf)\n",
 			r.warning);
 	if (out != stdout && ftruncate(fileno(out), 0))
