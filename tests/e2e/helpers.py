@@ -10,6 +10,7 @@ import queue
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 import tracemalloc
@@ -339,14 +340,9 @@ def fmt_tb(key):
         " -> ".join(f"{os.path.basename(f)}:{l}" for f, l in key[-6:])
 
 
-def format_bytes(value):
-    """Hawk's helper, verbatim."""
-    formatted_value = float(value)
-    for unit in ('B', 'KB', 'MB', 'GB', 'TB', 'PB', 'EB'):
-        if abs(formatted_value) < 1024.0:
-            return f"{formatted_value:3.1f} {unit}"
-        formatted_value /= 1024.0
-    return f"{formatted_value:.1f} YB"
+# Hawk's format_bytes, one copy for the unit and e2e oracles.
+sys.path.insert(0, str(REPO / "tests" / "unit"))
+from oracle_common import format_bytes  # noqa: E402
 
 
 # ------------------------------------------- what hawk-bpf may leave behind
