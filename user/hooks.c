@@ -94,19 +94,25 @@ static uint64_t inside_entry(struct hk_elf *e, uint64_t func, int kind)
 	if (!site || hk_elf_func_symbol(e, func, &start, &size) ||
 	    start != func || size > (1 << 20))
 		return 0;
-	uint8_t body[size];
-	if (hk_elf_read(e, func, body, size))
+	uint8_t *body = malloc(size);
+	uint64_t ok = site;
+
+	if (!body || hk_elf_read(e, func, body, size)) {
+		free(body);
 		return 0;
+	}
 	for (uint64_t off = 0; off < size;) {
 		struct hk_insn one;
 
-		if (!hk_disasm(body + off, size - off, func + off, &one, 1))
-			return 0;
-		if (one.has_target && one.target > func && one.target <= site)
-			return 0;
+		if (!hk_disasm(body + off, size - off, func + off, &one, 1) ||
+		    (one.has_target && one.target > func && one.target <= site)) {
+			ok = 0;
+			break;
+		}
 		off += one.size;
 	}
-	return site;
+	free(body);
+	return ok;
 }
 
 static int site_for(struct hk_hooks *h, struct hk_pytarget *t, uint64_t func,
