@@ -186,8 +186,8 @@ int hk_sampler_install(struct hk_sampler *s, struct hk_pytarget *t,
 	if (find_tails(t, &s->code, &room, &s->state, err, errlen))
 		return -1;
 	if (pymalloc_funcs(h, t, &fm, &fc))
-		return ERR("cannot tell pymalloc's malloc and calloc apart in CPython %s",
-			   t->version);
+		return ERR("--sample needs pymalloc, which process %d does not use (PYTHONMALLOC=malloc?); trace it exactly instead",
+			   (int)t->pid);
 	if (build(s, t->tables[HK_DOM_RAW], fm, fc, rates, code, sizeof(code), &out))
 		return ERR("cannot build the sampling trampoline");
 	if (sizeof(hdr) + out.len > room)
