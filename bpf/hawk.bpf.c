@@ -48,6 +48,8 @@ struct args {
 	__u32 kind;
 	__u16 had_old;
 	__u16 sampled;		/* --sample: record this allocation */
+	__u32 cls;		/* --sample: its class, see HK_BLOCK */
+	__u32 pad;
 };
 
 /* Preallocated: an insert or delete then costs no memory allocation, which
@@ -320,21 +322,26 @@ static __always_inline void count_size(__u64 cookie, struct inflight *in,
 	}
 }
 
-/* --sample: whether to keep this allocation (see sample_mode). */
+/* --sample: whether to keep this allocation (see sample_mode): 0 no, else
+ * its class for HK_BLOCK (1 + the class index, 0 when always sampled). The
+ * trampoline decides with the same classes, by the same size. */
 static __always_inline int sample_decide(struct pt_regs *ctx,
-					 struct inflight *in, __u64 size)
+					 struct inflight *in, __u64 size,
+					 __u32 *cls)
 {
 	__u64 th = 1ULL << 32;
 
-	if (ctx->r11 == sample_magic && ctx->r10 != in->last_nonce) {
-		in->last_nonce = ctx->r10;
-		return 1;
-	}
+	*cls = 0;
 	for (int i = 0; i < 8; i++) {
 		if (i < sample_nclasses && size < sample_bound[i]) {
 			th = sample_thresh[i];
+			*cls = i + 1;
 			break;
 		}
+	}
+	if (ctx->r11 == sample_magic && ctx->r10 != in->last_nonce) {
+		in->last_nonce = ctx->r10;
+		return 1;
 	}
 	return th >= (1ULL << 32) || bpf_get_prandom_u32() < th;
 }
@@ -379,9 +386,14 @@ int BPF_KPROBE(alloc_enter)
 			bpf_map_delete_elem(&live, &a->a);
 		}
 	}
-	/* A sampled block stays sampled through realloc. */
-	a->sampled = !sample_mode || a->had_old ||
-		     sample_decide(ctx, in, call_size(a));
+	/* A sampled block stays sampled through realloc, in its class. */
+	a->cls = 0;
+	if (!sample_mode)
+		a->sampled = 1;
+	else if (a->had_old)
+		a->sampled = 1, a->cls = HK_BLOCK_CLASS(a->old);
+	else
+		a->sampled = sample_decide(ctx, in, call_size(a), &a->cls);
 	return 0;
 }
 
@@ -423,7 +435,8 @@ int BPF_KRETPROBE(alloc_return)
 	a->kind = 0;
 	if (!a->sampled)
 		return 0;
-	blk = HK_BLOCK(size, capture_stack((__u32)bpf_get_current_pid_tgid()));
+	blk = HK_BLOCK(size, a->cls,
+		       capture_stack((__u32)bpf_get_current_pid_tgid()));
 	if (bpf_map_update_elem(&live, &ret, &blk, BPF_ANY))
 		count(HK_CNT_LIVE_FULL);
 	else

@@ -89,14 +89,19 @@ struct hk_stack {
 };
 
 /* A live traced block is one 64-bit value in the "live" map, keyed by
- * address: size in the low 40 bits, stack id above. Keeping the value at
- * 8 bytes makes a map entry 64 bytes (48 of it the kernel's own header). */
+ * address: size in the low 40 bits, then the sampling class (0: exact or
+ * always sampled, k: sampled in class k-1, so its weight is 1/p of the class
+ * it was drawn in, whatever a realloc made of its size), then the stack id.
+ * Keeping the value at 8 bytes makes a map entry 64 bytes. */
 #define HK_SIZE_BITS 40
+#define HK_CLASS_BITS 4
 #define HK_SIZE_MAX ((1ULL << HK_SIZE_BITS) - 1)
-#define HK_ID_MAX ((1U << (64 - HK_SIZE_BITS)) - 1)
-#define HK_BLOCK(size, id) ((__u64)(id) << HK_SIZE_BITS | \
-			    ((size) > HK_SIZE_MAX ? HK_SIZE_MAX : (size)))
+#define HK_ID_MAX ((1U << (64 - HK_SIZE_BITS - HK_CLASS_BITS)) - 1)
+#define HK_BLOCK(size, cls, id) ((__u64)(id) << (HK_SIZE_BITS + HK_CLASS_BITS) | \
+				 (__u64)((cls) & 15) << HK_SIZE_BITS | \
+				 ((size) > HK_SIZE_MAX ? HK_SIZE_MAX : (size)))
 #define HK_BLOCK_SIZE(b) ((b) & HK_SIZE_MAX)
-#define HK_BLOCK_ID(b) ((__u32)((b) >> HK_SIZE_BITS))
+#define HK_BLOCK_CLASS(b) ((unsigned)((b) >> HK_SIZE_BITS) & 15)
+#define HK_BLOCK_ID(b) ((__u32)((b) >> (HK_SIZE_BITS + HK_CLASS_BITS)))
 
 #endif

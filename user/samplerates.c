@@ -59,6 +59,11 @@ double hk_sample_prob(const struct hk_sample_rates *r, uint64_t size)
 	return 1.0;
 }
 
+double hk_sample_weight(const struct hk_sample_rates *r, unsigned cls)
+{
+	return cls >= 1 && cls <= r->n ? 1.0 / r->prob[cls - 1] : 1.0;
+}
+
 void hk_sample_rates_str(const struct hk_sample_rates *r, char *buf, size_t len)
 {
 	size_t o = 0;

@@ -21,6 +21,9 @@ int hk_sample_rates_parse(const char *spec, struct hk_sample_rates *r,
 			  char *err, size_t errlen);
 /* The probability a block of this size is sampled with. */
 double hk_sample_prob(const struct hk_sample_rates *r, uint64_t size);
+/* The weight (1/p) of a block recorded in class cls (HK_BLOCK_CLASS: 0
+ * always sampled, k: class k-1). */
+double hk_sample_weight(const struct hk_sample_rates *r, unsigned cls);
 /* "128:0.0001,8192:0.1" back, for reports. */
 void hk_sample_rates_str(const struct hk_sample_rates *r, char *buf, size_t len);
 

@@ -187,7 +187,7 @@ static int add_trace(struct run *run, struct hk_result *res, size_t *cap,
 	}
 	res->traces[res->ntraces++] = (struct hk_trace){
 		.domain = 0, .size = HK_BLOCK_SIZE(blk), .tb = tb,
-		.weight = run->rates ? 1.0 / hk_sample_prob(run->rates, HK_BLOCK_SIZE(blk)) : 0 };
+		.weight = run->rates ? hk_sample_weight(run->rates, HK_BLOCK_CLASS(blk)) : 0 };
 	return 0;
 }
 
