@@ -8,7 +8,7 @@ BPFTOOL   ?= bpftool
 PREFIX    ?= /usr/local
 # Debian's python3 carries pytest (python3-pytest); a pyenv python3 may not.
 PYTEST    ?= /usr/bin/python3 -m pytest
-PKGS      := libbpf libelf zlib jansson capstone libdw
+PKGS      := libbpf libelf zlib jansson capstone libdw libmicrohttpd
 CFLAGS    ?= -O2 -g
 CFLAGS    += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
              -Iinclude -Iuser -I$(OUT) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -1,12 +1,15 @@
 /* Parsing of hawk-bpf's command line; see options.h. */
 #include "options.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 _Static_assert(sizeof(pid_t) == sizeof(int), "pid_t is int on Linux");
 
@@ -21,6 +24,8 @@ enum {
 	OPT_STATS,
 	OPT_SAMPLE,
 	OPT_SAMPLE_RATES,
+	OPT_LISTEN,
+	OPT_TOKEN_FILE,
 };
 
 static const struct option longopts[] = {
@@ -35,6 +40,8 @@ static const struct option longopts[] = {
 	{ "sample",	no_argument,		NULL, OPT_SAMPLE },
 	{ "sample-rates", required_argument,	NULL, OPT_SAMPLE_RATES },
 	{ "output",	required_argument,	NULL, 'o' },
+	{ "listen",	required_argument,	NULL, OPT_LISTEN },
+	{ "token-file",	required_argument,	NULL, OPT_TOKEN_FILE },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ "version",	no_argument,		NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -61,19 +68,45 @@ static const struct {
 	{ OPT_SAMPLE,		"--sample",	NULL },
 	{ OPT_SAMPLE_RATES,	"--sample-rates", "SPEC" },
 	{ 'o',			"-o/--output",	"FILE" },
+	{ OPT_LISTEN,		"--listen",	"ADDR:PORT" },
+	{ OPT_TOKEN_FILE,	"--token-file",	"FILE" },
 	{ 'h',			"-h/--help",	NULL },
 	{ 'V',			"-V/--version",	NULL },
 };
 
-/* Words reserved for later subcommands: refused now, not misparsed. */
-static const char *const future_commands[] = {
-	"start", "snapshot", "stop", "status", "serve",
-};
-
-/* compare reads two pickles: the options about tracing do not apply. */
-static const int compare_refused[] = {
-	'p', OPT_DURATION, OPT_FRAMES, OPT_MAX_BLOCKS, OPT_STATS, OPT_SAMPLE,
-	OPT_SAMPLE_RATES,
+/* Which options each subcommand refuses, and why. 0 ends a list. */
+static const struct {
+	enum hk_command cmd;
+	const char *word;
+	const char *why;
+	int refused[12];
+} commands[] = {
+	/* compare reads two pickles: the options about tracing do not apply. */
+	{ HK_CMD_COMPARE, "compare",
+	  "which reads two pickle files and traces no process",
+	  { 'p', OPT_DURATION, OPT_FRAMES, OPT_MAX_BLOCKS, OPT_STATS,
+	    OPT_SAMPLE, OPT_SAMPLE_RATES } },
+	{ HK_CMD_START, "start",
+	  "which traces until hawk-bpf stop (report options go to snapshot)",
+	  { OPT_DURATION, OPT_COUNT, OPT_FORMAT, OPT_CUMULATIVE, OPT_STATS,
+	    'o' } },
+	{ HK_CMD_SNAPSHOT, "snapshot",
+	  "which reports the session as hawk-bpf start set it up",
+	  { OPT_DURATION, OPT_FRAMES, OPT_MAX_BLOCKS, OPT_STATS, OPT_SAMPLE,
+	    OPT_SAMPLE_RATES } },
+	{ HK_CMD_STOP, "stop", "which takes only -p PID",
+	  { OPT_DURATION, OPT_COUNT, OPT_FORMAT, OPT_FRAMES, OPT_CUMULATIVE,
+	    OPT_MAX_BLOCKS, OPT_STATS, OPT_SAMPLE, OPT_SAMPLE_RATES, 'o' } },
+	{ HK_CMD_STATUS, "status", "which lists every session and takes no option",
+	  { 'p', OPT_DURATION, OPT_COUNT, OPT_FORMAT, OPT_FRAMES,
+	    OPT_CUMULATIVE, OPT_MAX_BLOCKS, OPT_STATS, OPT_SAMPLE,
+	    OPT_SAMPLE_RATES, 'o' } },
+	/* serve runs hawk-bpf once per request, with the request's options. */
+	{ HK_CMD_SERVE, "serve",
+	  "which takes the PID and report options from each HTTP request",
+	  { 'p', OPT_DURATION, OPT_COUNT, OPT_FORMAT, OPT_FRAMES,
+	    OPT_CUMULATIVE, OPT_MAX_BLOCKS, OPT_STATS, OPT_SAMPLE,
+	    OPT_SAMPLE_RATES, 'o' } },
 };
 
 static const char *const format_names[] = {
@@ -121,16 +154,25 @@ static const char *opt_name(int val)
 	return i < 0 ? "?" : optnames[i].name;
 }
 
-static int refuse_for_compare(const struct hk_options *o, int val,
+/* An option the subcommand does not take. */
+static int refuse_for_command(const struct hk_options *o, int val,
 			      char *err, size_t errlen)
 {
-	if (o->command != HK_CMD_COMPARE)
-		return 0;
-	for (size_t i = 0; i < ARRAY_LEN(compare_refused); i++)
-		if (compare_refused[i] == val)
-			return fail(err, errlen,
-				    "%s cannot be used with compare, which reads two pickle files and traces no process",
-				    opt_name(val));
+	if ((val == OPT_LISTEN || val == OPT_TOKEN_FILE) &&
+	    o->command != HK_CMD_SERVE)
+		return fail(err, errlen, "%s can only be used with serve",
+			    opt_name(val));
+	for (size_t c = 0; c < ARRAY_LEN(commands); c++) {
+		if (commands[c].cmd != o->command)
+			continue;
+		for (size_t i = 0; i < ARRAY_LEN(commands[c].refused) &&
+				   commands[c].refused[i]; i++)
+			if (commands[c].refused[i] == val)
+				return fail(err, errlen,
+					    "%s cannot be used with %s, %s",
+					    opt_name(val), commands[c].word,
+					    commands[c].why);
+	}
 	return 0;
 }
 
@@ -203,7 +245,7 @@ static int bad_option(const struct hk_options *o, char **argv,
 	size_t len;
 	int n = 0;
 
-	if (optopt && refuse_for_compare(o, optopt, err, errlen))
+	if (optopt && refuse_for_command(o, optopt, err, errlen))
 		return -1;
 	if (optopt && find_opt(optopt) >= 0)
 		return fail(err, errlen, "%s: takes no argument, got '%s'",
@@ -241,6 +283,99 @@ static int positional(struct hk_options *o, const char *arg,
 	return 0;
 }
 
+int hk_listen_parse(const char *s, struct sockaddr_storage *ss,
+		    unsigned *len, char *err, size_t errlen)
+{
+	struct sockaddr_storage tmp;
+	const char *colon = strrchr(s, ':');
+	char host[INET6_ADDRSTRLEN + 2];
+	unsigned long port;
+	size_t hlen;
+
+	if (!ss)
+		ss = &tmp;
+	memset(ss, 0, sizeof(*ss));
+	if (!colon || !parse_ulong(colon + 1, 0, 65535, &port))
+		return fail(err, errlen,
+			    "--listen: expected ADDRESS:PORT such as %s, got '%s'",
+			    HK_LISTEN_DEFAULT, s);
+	hlen = (size_t)(colon - s);
+	if (hlen >= sizeof(host))
+		goto bad_host;
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	if (strcmp(host, "localhost") == 0)
+		strcpy(host, "127.0.0.1");
+	if (hlen > 2 && host[0] == '[' && host[hlen - 1] == ']') {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+
+		host[hlen - 1] = '\0';
+		if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
+			goto bad_host;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		if (len)
+			*len = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+
+		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+			goto bad_host;
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		if (len)
+			*len = sizeof(*a);
+	}
+	return 0;
+bad_host:
+	return fail(err, errlen,
+		    "--listen: expected an IPv4 address, [IPv6 address] or localhost before :PORT, got '%s'",
+		    s);
+}
+
+bool hk_listen_is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+
+		return (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+
+		return IN6_IS_ADDR_LOOPBACK(&a->sin6_addr) ||
+		       (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr) &&
+			a->sin6_addr.s6_addr[12] == 127);
+	}
+	return false;
+}
+
+bool hk_parse_ulong(const char *s, unsigned long min, unsigned long max,
+		    unsigned long *out)
+{
+	return parse_ulong(s, min, max, out);
+}
+
+bool hk_parse_seconds(const char *s, unsigned long *ms)
+{
+	return parse_duration(s, ms);
+}
+
+/* The final checks of "serve", once every option is read: a server
+ * reachable from other hosts must ask for a token. */
+static int serve_checks(const struct hk_options *o, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+
+	if (hk_listen_parse(o->listen, &ss, NULL, err, errlen))
+		return -1;
+	if (!hk_listen_is_loopback(&ss) && !o->token_file)
+		return fail(err, errlen,
+			    "serve: --listen %s is not a loopback address: it needs --token-file",
+			    o->listen);
+	return 0;
+}
+
 /* The final checks of "compare OLD NEW", once every option is read. */
 static int compare_checks(const struct hk_options *o, char *err, size_t errlen)
 {
@@ -272,6 +407,7 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 		.format = HK_FMT_LINENO,
 		.frames = HK_FRAMES_DEFAULT,
 		.max_blocks = HK_MAX_BLOCKS_DEFAULT,
+		.listen = HK_LISTEN_DEFAULT,
 	};
 	hk_sample_rates_parse(HK_SAMPLE_DEFAULT, &o->rates, NULL, 0);
 	if (err && errlen)
@@ -279,16 +415,14 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 	if (argc < 1 || !argv)
 		return fail(err, errlen, "missing -p PID");
 
-	for (size_t i = 0; argc > 1 && i < ARRAY_LEN(future_commands); i++)
-		if (strcmp(argv[1], future_commands[i]) == 0)
-			return fail(err, errlen,
-				    "'%s': subcommand not implemented yet",
-				    argv[1]);
-	if (argc > 1 && strcmp(argv[1], "compare") == 0) {
-		/* getopt then sees "compare" as the program name. */
-		o->command = HK_CMD_COMPARE;
-		argc--;
-		argv++;
+	for (size_t i = 0; argc > 1 && i < ARRAY_LEN(commands); i++) {
+		if (strcmp(argv[1], commands[i].word) == 0) {
+			/* getopt then sees the word as the program name. */
+			o->command = commands[i].cmd;
+			argc--;
+			argv++;
+			break;
+		}
 	}
 
 	opterr = 0;	/* we report errors ourselves */
@@ -314,7 +448,7 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 				return -1;
 			continue;
 		}
-		if (c != ':' && c != '?' && refuse_for_compare(o, c, err, errlen))
+		if (c != ':' && c != '?' && refuse_for_command(o, c, err, errlen))
 			return -1;
 		switch (c) {
 		case 'p':
@@ -385,6 +519,16 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 					    opt_name(c));
 			o->output = optarg;
 			break;
+		case OPT_LISTEN:
+			o->listen = optarg;
+			break;
+		case OPT_TOKEN_FILE:
+			if (!*optarg)
+				return fail(err, errlen,
+					    "%s: expected a file name, got ''",
+					    opt_name(c));
+			o->token_file = optarg;
+			break;
 		case 'h':
 			o->help = true;
 			return 0;
@@ -392,7 +536,7 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 			o->version = true;
 			return 0;
 		case ':':
-			if (refuse_for_compare(o, optopt, err, errlen))
+			if (refuse_for_command(o, optopt, err, errlen))
 				return -1;
 			return fail(err, errlen, "%s: missing argument %s",
 				    opt_name(optopt),
@@ -406,8 +550,17 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 	if (optind < argc)
 		return fail(err, errlen, "unexpected argument '%s'",
 			    argv[optind]);
+	if (o->command == HK_CMD_STATUS)
+		return 0;
+	if (o->command == HK_CMD_SERVE)
+		return serve_checks(o, err, errlen);
 	if (!o->pid)
 		return fail(err, errlen, "missing -p PID");
+	if (o->command == HK_CMD_SNAPSHOT && o->format != HK_FMT_LINENO &&
+	    o->format != HK_FMT_TRACEBACK && o->format != HK_FMT_PICKLE)
+		return fail(err, errlen,
+			    "--format %s cannot be used with snapshot (lineno, traceback or pickle)",
+			    hk_format_name(o->format));
 	/* --stats has its own formats: json (default) and text. */
 	if (o->stats && !format_given)
 		o->format = HK_FMT_JSON;

@@ -28,11 +28,18 @@
 #define HK_MAX_BLOCKS_DEFAULT	1048576U
 #define HK_MAX_BLOCKS_MIN	1024U
 #define HK_MAX_BLOCKS_MAX	67108864U
+/* serve: where it listens unless --listen says otherwise. */
+#define HK_LISTEN_DEFAULT	"127.0.0.1:8000"
 
-/* What to do: the one-shot profile of a process (no subcommand word), or
- * "compare OLD NEW".  Subcommands start, snapshot, stop, status and serve
- * will add values here. */
-enum hk_command { HK_CMD_PROFILE, HK_CMD_COMPARE };
+/* What to do: the one-shot profile of a process (no subcommand word),
+ * "compare OLD NEW", or a session command: "start" (trace PID until
+ * "stop"), "snapshot" (the live blocks of a session now), "stop", "status"
+ * (every session); or "serve" (Hawk's HTTP endpoints, user/serve.h). */
+enum hk_command {
+	HK_CMD_PROFILE, HK_CMD_COMPARE,
+	HK_CMD_START, HK_CMD_SNAPSHOT, HK_CMD_STOP, HK_CMD_STATUS,
+	HK_CMD_SERVE,
+};
 
 enum hk_format {
 	HK_FMT_LINENO, HK_FMT_TRACEBACK, HK_FMT_PICKLE,
@@ -54,6 +61,8 @@ struct hk_options {
 	const char *output;		/* -o: points into argv; NULL = stdout */
 	const char *old_file;		/* compare: OLD pickle (argv); else NULL */
 	const char *new_file;		/* compare: NEW pickle (argv); else NULL */
+	const char *listen;		/* serve --listen (argv or HK_LISTEN_DEFAULT) */
+	const char *token_file;		/* serve --token-file (argv); else NULL */
 	bool help;			/* -h: later arguments unread */
 	bool version;			/* -V: later arguments unread */
 };
@@ -65,11 +74,41 @@ struct hk_options {
  * "compare" as argv[1] selects HK_CMD_COMPARE: two positional file names,
  * OLD and NEW, anywhere among the options (or after "--"); only --format
  * lineno|traceback, --count, --cumulative, -o, -h and -V are allowed, and
- * -p is not needed.  Other subcommand words are refused.  Returns -1 on error
+ * -p is not needed.
+ * "start", "snapshot", "stop" and "status" as argv[1] select their
+ * command; each takes only its own options and no other word:
+ *   start -p PID [--frames N] [--sample | --sample-rates SPEC]
+ *         [--max-blocks N]
+ *   snapshot -p PID [--format lineno|traceback|pickle] [--count N]
+ *         [--cumulative] [-o FILE]
+ *   stop -p PID
+ *   status
+ * (all also -h and -V).
+ * "serve" as argv[1] selects HK_CMD_SERVE: only --listen ADDR:PORT,
+ * --token-file FILE, -h and -V; an address that is not loopback needs
+ * --token-file.  --listen and --token-file are refused elsewhere.
+ * Returns -1 on error
  * with one line in err (no program name, no newline; err may be NULL);
  * *o then holds defaults and whatever was parsed before the error. */
 int hk_options_parse(struct hk_options *o, int argc, char **argv,
 		     char *err, size_t errlen);
+
+/* A --listen value: "IPV4:PORT", "[IPV6]:PORT" or "localhost:PORT", PORT
+ * from 0 (any free port) to 65535.  Fills *ss and *len when not NULL.
+ * Returns 0, or -1 with one line in err. */
+struct sockaddr_storage;
+int hk_listen_parse(const char *s, struct sockaddr_storage *ss,
+		    unsigned *len, char *err, size_t errlen);
+
+/* Whether a parsed --listen address is loopback (127.0.0.0/8, ::1). */
+bool hk_listen_is_loopback(const struct sockaddr_storage *ss);
+
+/* The parser's own number rules, for serve's query parameters: a strict
+ * decimal integer in [min, max]; seconds as --duration takes them, in
+ * milliseconds (0.001 .. HK_DURATION_MS_MAX / 1000 s). */
+bool hk_parse_ulong(const char *s, unsigned long min, unsigned long max,
+		    unsigned long *out);
+bool hk_parse_seconds(const char *s, unsigned long *ms);
 
 /* The --help text, man-page style. */
 void hk_usage(FILE *f);

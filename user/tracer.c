@@ -293,142 +293,277 @@ static bool exited(int pidfd)
 	return pidfd >= 0 && poll(&p, 1, 0) == 1;
 }
 
-int hk_trace_run(struct hk_pytarget *t, const struct hk_trace_opts *o,
-		 struct hk_result *res, char *err, size_t errlen)
-{
-	struct run run = {0};
+struct hk_tracer {
+	struct run run;
+	struct hk_pytarget *t;
+	struct hk_trace_opts o;
 	struct hk_hooks hooks;
-	struct hk_sampler sampler = {0};
+	struct hk_sampler sampler;
 	struct bpf_link *links[2 * HK_MAX_PROBES + 1];
-	struct ring_buffer *rb = NULL;
-	int nlinks = 0, rc = -1, pidfd;
-	unsigned capture = o->frames + 2;
-	double start, deadline;
+	int nlinks;
+	struct ring_buffer *rb;
+	int pidfd;
+	double start;
+};
 
-	memset(res, 0, sizeof(*res));
+/* Undo in the order that keeps every call consistent: the table first,
+ * then the probes; stacks still announced are resolved after. With res,
+ * the record is frozen and collected first (rc 0 so far) and the probes
+ * come off in the background (hk_result_free waits). Frees tr. */
+static int teardown(struct hk_tracer *tr, struct hk_result *res, int rc,
+		    char *err, size_t errlen)
+{
+	struct run *run = &tr->run;
+	const struct hk_trace_opts *o = &tr->o;
+	char warning[256];
+
+	if (o->sample && hk_sampler_remove(&tr->sampler, tr->t, warning,
+					    sizeof(warning)) == 0)
+		warning[0] = 0;
+	else if (!o->sample)
+		warning[0] = 0;
+	if (res)
+		snprintf(res->warning, sizeof(res->warning), "%s", warning);
+	hk_hooks_restore(&tr->hooks, tr->t);
+	debug_prog_stats(run->skel);
+	if (rc == 0 && res) {
+		/* Stop the record first: the snapshot is this instant, while
+		 * the probes take a while to come off. */
+		double t0;
+
+		res->finalizing = run->skel->bss->frozen != 0;
+		run->skel->bss->frozen = 1;
+		ring_buffer__consume(tr->rb);
+		read_counters(run->skel, res->counters);
+		read_hist(run->skel, res);
+		t0 = now();
+		rc = collect(run, res);
+		debug_time("collect", t0);
+		if (rc)
+			snprintf(err, errlen, "cannot read the live blocks: %s",
+				 strerror(errno));
+		if (!res->target_exited && exited(tr->pidfd))
+			res->target_exited = true;
+	}
+	if (tr->pidfd >= 0)
+		close(tr->pidfd);
+	ring_buffer__free(tr->rb);
+	free(run->buf);
+	if (res) {
+		res->sym = run->sym;
+		res->sym_borrowed = false;
+	} else {
+		hk_sym_free(run->sym);
+	}
+	/* Unregistering uprobes is slow (serialized RCU waits): it runs in
+	 * the background while the report is written; hk_result_free waits
+	 * for it, so nothing of ours outlives the process. */
+	if (res) {
+		struct detach *d = malloc(sizeof(*d));
+
+		if (d) {
+			*d = (struct detach){ .skel = run->skel, .nlinks = tr->nlinks };
+			memcpy(d->links, tr->links, tr->nlinks * sizeof(tr->links[0]));
+			if (pthread_create(&d->thread, NULL, detach_thread, d) == 0) {
+				res->detach = d;
+				free(tr);
+				return rc;
+			}
+			free(d);
+		}
+	}
+	detach_all(tr->links, tr->nlinks);
+	hawk_bpf__destroy(run->skel);
+	free(tr);
+	if (!res && rc == 0 && warning[0]) {
+		snprintf(err, errlen, "%s", warning);
+		rc = 1;
+	}
+	return rc;
+}
+
+int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
+		   const struct hk_trace_opts *o, char *err, size_t errlen)
+{
+	struct hk_tracer *tr;
+	struct run *run;
+	unsigned capture = o->frames + 2;
+
+	*out = NULL;
 	if (capture > HK_MAX_FRAMES)
 		capture = HK_MAX_FRAMES;
-	if (hk_hooks_plan(&hooks, t, err, errlen))
+	tr = calloc(1, sizeof(*tr));
+	if (!tr)
+		return ERR("out of memory");
+	run = &tr->run;
+	tr->t = t;
+	tr->o = *o;
+	tr->pidfd = -1;
+	if (hk_hooks_plan(&tr->hooks, t, err, errlen)) {
+		free(tr);
 		return -1;
-	run.skel = hawk_bpf__open();
-	if (!run.skel)
+	}
+	run->skel = hawk_bpf__open();
+	if (!run->skel) {
+		free(tr);
 		return ERR("cannot open the BPF object: %s", strerror(errno));
-	run.skel->rodata->L = t->layout->bpf;
-	run.skel->rodata->L.runtime_addr = t->runtime;
-	run.skel->rodata->capture_frames = capture;
-	run.skel->rodata->frames_limit = o->frames;
-	run.skel->rodata->bare = getenv("HAWK_BPF_BARE") != NULL;
-	run.skel->rodata->count_total = o->need_total;
-	run.skel->rodata->stats_mode = o->stats;
+	}
+	run->skel->rodata->L = t->layout->bpf;
+	run->skel->rodata->L.runtime_addr = t->runtime;
+	run->skel->rodata->capture_frames = capture;
+	run->skel->rodata->frames_limit = o->frames;
+	run->skel->rodata->bare = getenv("HAWK_BPF_BARE") != NULL;
+	run->skel->rodata->count_total = o->need_total;
+	run->skel->rodata->stats_mode = o->stats;
 	if (o->sample) {
-		run.skel->rodata->sample_mode = 1;
-		run.skel->rodata->sample_magic = HK_SAMPLE_MAGIC;
-		run.skel->rodata->sample_nclasses = o->sample->n;
+		run->skel->rodata->sample_mode = 1;
+		run->skel->rodata->sample_magic = HK_SAMPLE_MAGIC;
+		run->skel->rodata->sample_nclasses = o->sample->n;
 		for (unsigned i = 0; i < o->sample->n; i++) {
-			run.skel->rodata->sample_bound[i] = o->sample->bound[i];
-			run.skel->rodata->sample_thresh[i] =
+			run->skel->rodata->sample_bound[i] = o->sample->bound[i];
+			run->skel->rodata->sample_thresh[i] =
 				(uint64_t)ldexp(o->sample->prob[i], 32);
 		}
 	}
-	for (int i = 0; i < hooks.nsites; i++)
-		run.skel->rodata->site_domain[i] = site_domain(&hooks.sites[i]);
-	bpf_map__set_max_entries(run.skel->maps.live, o->stats ? 1024 : o->max_blocks);
-	bpf_map__set_value_size(run.skel->maps.stacks,
+	for (int i = 0; i < tr->hooks.nsites; i++)
+		run->skel->rodata->site_domain[i] = site_domain(&tr->hooks.sites[i]);
+	bpf_map__set_max_entries(run->skel->maps.live, o->stats ? 1024 : o->max_blocks);
+	bpf_map__set_value_size(run->skel->maps.stacks,
 				offsetof(struct hk_stack, frames) +
 				capture * sizeof(struct hk_frame_raw));
-	if (hawk_bpf__load(run.skel)) {
+	if (hawk_bpf__load(run->skel)) {
 		int e = errno;
 
-		hawk_bpf__destroy(run.skel);
+		hawk_bpf__destroy(run->skel);
+		free(tr);
 		if (e == EPERM || e == EACCES)
 			return ERR("permission denied loading BPF programs: run as root (CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE)");
 		return ERR("cannot load the BPF programs: %s", strerror(e));
 	}
-	run.stacks_fd = bpf_map__fd(run.skel->maps.stacks);
-	run.rates = o->sample;
-	run.buf = calloc(1, sizeof(*run.buf));
-	run.sym = hk_sym_new(t->memfd, t->layout, o->frames);
-	rb = ring_buffer__new(bpf_map__fd(run.skel->maps.new_stacks),
-			      on_new_stack, &run, NULL);
-	pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0);
-	if (!run.buf || !run.sym || !rb) {
+	run->stacks_fd = bpf_map__fd(run->skel->maps.stacks);
+	run->rates = o->sample;
+	run->buf = calloc(1, sizeof(*run->buf));
+	run->sym = hk_sym_new(t->memfd, t->layout, o->frames);
+	tr->rb = ring_buffer__new(bpf_map__fd(run->skel->maps.new_stacks),
+				  on_new_stack, run, NULL);
+	tr->pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0);
+	if (!run->buf || !run->sym || !tr->rb) {
 		snprintf(err, errlen, "out of memory");
-		goto out;
+		return teardown(tr, NULL, -1, err, errlen);
 	}
-	if (attach(run.skel, t, &hooks, o->stats, o->sample != NULL, links,
-		   &nlinks, err, errlen))
-		goto out;
-	if (hk_hooks_redirect(&hooks, t, o->sample != NULL, err, errlen))
-		goto out;
-	if (o->sample && hk_sampler_install(&sampler, t, &hooks, o->sample, err, errlen))
-		goto out;
-	start = now();
-	deadline = start + o->duration_ms / 1000.0;
-	fprintf(stderr, "hawk-bpf: tracing PID %d (CPython %s, %s), %d probes, for %.3g s%s\n",
-		(int)t->pid, t->version, t->image_name, nlinks,
-		o->duration_ms / 1000.0, o->sample ? ", sampling" : "");
+	if (attach(run->skel, t, &tr->hooks, o->stats, o->sample != NULL, tr->links,
+		   &tr->nlinks, err, errlen) ||
+	    hk_hooks_redirect(&tr->hooks, t, o->sample != NULL, err, errlen) ||
+	    (o->sample && hk_sampler_install(&tr->sampler, t, &tr->hooks,
+					     o->sample, err, errlen)))
+		return teardown(tr, NULL, -1, err, errlen);
+	tr->start = now();
+	if (o->duration_ms)
+		fprintf(stderr, "hawk-bpf: tracing PID %d (CPython %s, %s), %d probes, for %.3g s%s\n",
+			(int)t->pid, t->version, t->image_name, tr->nlinks,
+			o->duration_ms / 1000.0, o->sample ? ", sampling" : "");
+	else
+		fprintf(stderr, "hawk-bpf: tracing PID %d (CPython %s, %s), %d probes, until stopped%s\n",
+			(int)t->pid, t->version, t->image_name, tr->nlinks,
+			o->sample ? ", sampling" : "");
 	fflush(stderr);
+	*out = tr;
+	return 0;
+}
+
+int hk_trace_poll(struct hk_tracer *tr, int timeout_ms)
+{
+	if (exited(tr->pidfd))
+		return 1;
+	ring_buffer__poll(tr->rb, timeout_ms);
+	return 0;
+}
+
+int hk_trace_fd(const struct hk_tracer *tr)
+{
+	return ring_buffer__epoll_fd(tr->rb);
+}
+
+int hk_trace_snapshot(struct hk_tracer *tr, struct hk_result *res, char *err,
+		      size_t errlen)
+{
+	memset(res, 0, sizeof(*res));
+	ring_buffer__consume(tr->rb);
+	res->finalizing = tr->run.skel->bss->frozen != 0;
+	read_counters(tr->run.skel, res->counters);
+	read_hist(tr->run.skel, res);
+	res->sym = tr->run.sym;
+	res->sym_borrowed = true;
+	res->seconds = now() - tr->start;
+	res->target_exited = exited(tr->pidfd);
+	if (collect(&tr->run, res))
+		return ERR("cannot read the live blocks: %s", strerror(errno));
+	return 0;
+}
+
+int hk_trace_count(struct hk_tracer *tr, uint64_t *blocks, double *bytes,
+		   uint64_t counters[HK_CNT_MAX])
+{
+	enum { BATCH = 8192 };
+	int fd = bpf_map__fd(tr->run.skel->maps.live);
+	uint64_t keys[BATCH], vals[BATCH], in = 0, out = 0;
+	bool first = true;
+	int err;
+
+	*blocks = 0;
+	*bytes = 0;
+	read_counters(tr->run.skel, counters);
+	do {
+		__u32 n = BATCH;
+
+		err = bpf_map_lookup_batch(fd, first ? NULL : &in, &out, keys,
+					   vals, &n, NULL);
+		if (err && errno != ENOENT)
+			return -1;
+		for (__u32 i = 0; i < n; i++) {
+			uint64_t size = HK_BLOCK_SIZE(vals[i]);
+
+			*blocks += 1;
+			*bytes += tr->o.sample ? size * hk_sample_weight(tr->o.sample,
+							HK_BLOCK_CLASS(vals[i]))
+					       : (double)size;
+		}
+		in = out;
+		first = false;
+	} while (!err);
+	return 0;
+}
+
+int hk_trace_stop(struct hk_tracer *tr, struct hk_result *res, char *err,
+		  size_t errlen)
+{
+	if (res)
+		res->seconds = now() - tr->start;
+	return teardown(tr, res, 0, err, errlen);
+}
+
+int hk_trace_run(struct hk_pytarget *t, const struct hk_trace_opts *o,
+		 struct hk_result *res, char *err, size_t errlen)
+{
+	struct hk_tracer *tr;
+	double deadline;
+
+	memset(res, 0, sizeof(*res));
+	if (hk_trace_start(&tr, t, o, err, errlen))
+		return -1;
+	deadline = tr->start + o->duration_ms / 1000.0;
 	while (!*o->stop) {
 		double left = deadline - now();
 
 		if (left <= 0)
 			break;
-		if (exited(pidfd)) {
+		if (hk_trace_poll(tr, left < 0.05 ? (int)(left * 1000) + 1 : 50)) {
 			res->target_exited = true;
 			break;
 		}
-		ring_buffer__poll(rb, left < 0.05 ? (int)(left * 1000) + 1 : 50);
 	}
 	res->interrupted = *o->stop != 0;
-	res->seconds = now() - start;
-	rc = 0;
-out:
-	/* Undo in the order that keeps every call consistent: the table first,
-	 * then the probes; stacks still announced are resolved after. */
-	double t0 = now();
-	if (o->sample && hk_sampler_remove(&sampler, t, res->warning,
-					    sizeof(res->warning)) == 0)
-		res->warning[0] = 0;
-	hk_hooks_restore(&hooks, t);
-	debug_prog_stats(run.skel);
-	if (rc == 0) {
-		/* Stop the record first: the snapshot is this instant, while
-		 * the probes take a while to come off. */
-		res->finalizing = run.skel->bss->frozen != 0;
-		run.skel->bss->frozen = 1;
-		ring_buffer__consume(rb);
-		read_counters(run.skel, res->counters);
-		read_hist(run.skel, res);
-		t0 = now();
-		rc = collect(&run, res);
-		debug_time("collect", t0);
-		if (rc)
-			snprintf(err, errlen, "cannot read the live blocks: %s",
-				 strerror(errno));
-		if (!res->target_exited && exited(pidfd))
-			res->target_exited = true;
-	}
-	if (pidfd >= 0)
-		close(pidfd);
-	ring_buffer__free(rb);
-	free(run.buf);
-	res->sym = run.sym;
-	/* Unregistering uprobes is slow (serialized RCU waits): it runs in
-	 * the background while the report is written; hk_result_free waits
-	 * for it, so nothing of ours outlives the process. */
-	struct detach *d = malloc(sizeof(*d));
-	if (d) {
-		*d = (struct detach){ .skel = run.skel, .nlinks = nlinks };
-		memcpy(d->links, links, nlinks * sizeof(links[0]));
-		if (pthread_create(&d->thread, NULL, detach_thread, d) == 0) {
-			res->detach = d;
-			return rc;
-		}
-		free(d);
-	}
-	detach_all(links, nlinks);
-	hawk_bpf__destroy(run.skel);
-	return rc;
+	return hk_trace_stop(tr, res, err, errlen);
 }
 
 void hk_result_free(struct hk_result *r)
@@ -438,6 +573,7 @@ void hk_result_free(struct hk_result *r)
 		free(r->detach);
 	}
 	free(r->traces);
-	hk_sym_free(r->sym);
+	if (!r->sym_borrowed)
+		hk_sym_free(r->sym);
 	memset(r, 0, sizeof(*r));
 }

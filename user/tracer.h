@@ -14,7 +14,7 @@
 
 struct hk_trace_opts {
 	unsigned frames;		/* tracemalloc's traceback limit */
-	unsigned long duration_ms;
+	unsigned long duration_ms;	/* 0: no deadline (hk_trace_start) */
 	unsigned max_blocks;		/* capacity of the live-block map */
 	bool need_total;		/* count total_nframe (pickle only) */
 	bool stats;			/* --stats: size histogram only */
@@ -35,7 +35,44 @@ struct hk_result {
 	struct hk_hist_cell hist[HK_DK_MAX][HK_HIST_BUCKETS];	/* --stats */
 	struct hk_symbolizer *sym;	/* owns the tracebacks */
 	struct detach *detach;		/* probes still coming off */
+	bool sym_borrowed;		/* sym belongs to a running tracer */
 };
+
+/* A tracer in steps, for the daemon (one thread uses it):
+ *
+ * hk_trace_start loads and attaches the programs, redirects the allocator
+ * tables (and installs the sampler) and prints "hawk-bpf: tracing …" to
+ * stderr once the probes are live. 0, or -1 with one line in err (nothing
+ * is left attached or redirected then).
+ *
+ * hk_trace_poll resolves newly announced stacks, waiting up to timeout_ms
+ * for them; 1 once the target has exited, else 0. hk_trace_fd is a file
+ * descriptor that polls readable when hk_trace_poll has work.
+ *
+ * hk_trace_snapshot collects the live blocks now into *r while the probes
+ * keep running (r->sym is borrowed: valid until hk_trace_stop).
+ *
+ * hk_trace_count: the live blocks and their bytes (weighted by 1/p when
+ * sampling) and the counters, without resolving stacks.
+ *
+ * hk_trace_stop freezes the record, collects it into *r (if r is not
+ * NULL), restores the tables and detaches; r then owns the symbolizer and
+ * hk_result_free waits for the probes to come off. It frees tr, also when
+ * it fails (-1 with one line in err: the blocks could not be read). With
+ * r NULL, the probes are off when it returns, and 1 with a line in err
+ * means the sampler could not be undone (a warning). */
+struct hk_tracer;
+
+int hk_trace_start(struct hk_tracer **tr, struct hk_pytarget *t,
+		   const struct hk_trace_opts *o, char *err, size_t errlen);
+int hk_trace_poll(struct hk_tracer *tr, int timeout_ms);
+int hk_trace_fd(const struct hk_tracer *tr);
+int hk_trace_snapshot(struct hk_tracer *tr, struct hk_result *r, char *err,
+		      size_t errlen);
+int hk_trace_count(struct hk_tracer *tr, uint64_t *blocks, double *bytes,
+		   uint64_t counters[HK_CNT_MAX]);
+int hk_trace_stop(struct hk_tracer *tr, struct hk_result *r, char *err,
+		  size_t errlen);
 
 /* Runs the window; prints "hawk-bpf: tracing …" to stderr once probes are
  * live. 0, or -1 with one line in err. The target's tables are restored

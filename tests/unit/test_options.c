@@ -311,7 +311,8 @@ Test(options, unknown_and_ambiguous_options)
 	EXPECT_ERR("unknown option '--bogus'", "-p", "1", "--bogus=3", NULL);
 	EXPECT_ERR("unknown option '-x'", "-p", "1", "-x", NULL);
 	EXPECT_ERR("unknown option '-c'", "-c", "-p", "1", NULL);
-	EXPECT_ERR("unknown option '--listen'", "-p", "1", "--listen=x", NULL);
+	EXPECT_ERR("--listen can only be used with serve", "-p", "1",
+		   "--listen=x", NULL);
 	EXPECT_ERR("ambiguous option '--c'", "-p", "1", "--c", "3", NULL);
 	EXPECT_ERR("ambiguous option '--f'", "-p", "1", "--f=3", NULL);
 	EXPECT_ERR("unknown option '--=x'", "-p", "1", "--=x", NULL);
@@ -352,18 +353,7 @@ Test(options, extra_positional_arguments)
 
 Test(options, future_subcommands)
 {
-	static const char *const words[] = {
-		"start", "snapshot", "stop", "status", "serve",
-	};
-	char msg[64];
-
-	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
-		snprintf(msg, sizeof msg, "'%s': subcommand not implemented",
-			 words[i]);
-		EXPECT_ERR(msg, (char *)words[i], "-p", "1", NULL);
-		EXPECT_ERR(msg, (char *)words[i], "--help", NULL);
-	}
-	/* Only as the first word; elsewhere it is just an extra argument. */
+	/* Subcommand words count only as the first word; elsewhere it is just an extra argument. */
 	EXPECT_ERR("unexpected argument 'start'", "-p", "1", "start", NULL);
 	EXPECT_ERR("unexpected argument 'compare'", "-p", "1", "compare",
 		   NULL);
@@ -691,6 +681,14 @@ Test(usage, mentions_everything)
 		"--cumulative", "--max-blocks", "-o, --output", "-h, --help",
 		"-V, --version",
 		"COMMANDS", "compare OLD NEW", "hawk-bpf compare OLD NEW",
+		"hawk-bpf start -p PID", "hawk-bpf snapshot -p PID",
+		"hawk-bpf stop -p PID", "hawk-bpf status",
+		"/run/hawk-bpf/PID.sock",
+		"hawk-bpf serve [--listen ADDR:PORT] [--token-file FILE]",
+		"serve [--listen ADDR:PORT] [--token-file FILE]",
+		"/debug/prof/mem/tracemalloc/", "Authorization: Bearer TOKEN",
+		"X-Hawk-Warning", "Default 127.0.0.1:8000.", "then 503",
+		"at most 300 s",
 		"NEW.compare_to(OLD", "Snapshot.dump()", "heap_diff_bytes",
 		"needs no root", "lineno", "traceback", "pickle", "--option=VALUE",
 		"root", "CAP_BPF", "CAP_SYS_ADMIN", "CAP_SYS_PTRACE",
@@ -759,4 +757,287 @@ Test(options, sample_rates_refused)
 		EXPECT_ERR("--sample-rates", "-p", "1", "--sample-rates", bad[i], NULL);
 	EXPECT_ERR("--sample cannot be used with --stats", "-p", "1", "--sample",
 		   "--stats", NULL);
+}
+
+/* ---- sessions: start, snapshot, stop, status ----------------------------- */
+
+Test(session, start)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "start", "-p", "42", NULL);
+	cr_assert_eq(o.command, HK_CMD_START);
+	cr_assert_eq(o.pid, 42);
+	cr_assert_eq(o.frames, HK_FRAMES_DEFAULT);
+	cr_assert_eq(o.max_blocks, HK_MAX_BLOCKS_DEFAULT);
+	cr_assert(!o.sample);
+	EXPECT_OK(&o, "start", "--frames", "5", "-p", "7", "--max-blocks",
+		  "4096", "--sample", NULL);
+	cr_assert_eq(o.command, HK_CMD_START);
+	cr_assert_eq(o.pid, 7);
+	cr_assert_eq(o.frames, 5);
+	cr_assert_eq(o.max_blocks, 4096);
+	cr_assert(o.sample);
+	EXPECT_OK(&o, "start", "-p", "7", "--sample-rates=64:0.5", NULL);
+	cr_assert(o.sample);
+	cr_assert_eq(o.rates.bound[0], 64);
+	EXPECT_ERR("missing -p PID", "start", NULL);
+	EXPECT_ERR("missing -p PID", "start", "--frames", "3", NULL);
+	EXPECT_ERR("--frames: expected an integer", "start", "-p", "1",
+		   "--frames", "0", NULL);
+	EXPECT_ERR("--max-blocks: expected", "start", "-p", "1",
+		   "--max-blocks", "10", NULL);
+	EXPECT_ERR("unexpected argument 'x'", "start", "-p", "1", "x", NULL);
+}
+
+Test(session, start_refuses_report_options)
+{
+	static const char *const opts[][3] = {
+		{ "--duration", "5", "--duration" },
+		{ "--format", "pickle", "--format" },
+		{ "--count", "3", "--count" },
+		{ "--cumulative", NULL, "--cumulative" },
+		{ "--stats", NULL, "--stats" },
+		{ "-o", "f", "-o/--output" },
+		{ "--output=f", NULL, "-o/--output" },
+		/* refused before their value is looked at */
+		{ "--duration", "x", "--duration" },
+		{ "--format", "nope", "--format" },
+	};
+	char msg[128];
+
+	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+		snprintf(msg, sizeof msg, "%s cannot be used with start",
+			 opts[i][2]);
+		EXPECT_ERR(msg, "start", "-p", "1", (char *)opts[i][0],
+			   (char *)opts[i][1], NULL);
+	}
+	EXPECT_ERR("--duration cannot be used with start", "start", "-p", "1",
+		   "--duration", NULL);
+}
+
+Test(session, snapshot)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "snapshot", "-p", "42", NULL);
+	cr_assert_eq(o.command, HK_CMD_SNAPSHOT);
+	cr_assert_eq(o.pid, 42);
+	cr_assert_eq(o.format, HK_FMT_LINENO);
+	cr_assert_eq(o.count, HK_COUNT_DEFAULT);
+	cr_assert(!o.cumulative);
+	cr_assert_null(o.output);
+	EXPECT_OK(&o, "snapshot", "--format", "pickle", "-p", "3", "-o",
+		  "s.pickle", NULL);
+	cr_assert_eq(o.format, HK_FMT_PICKLE);
+	cr_assert_str_eq(o.output, "s.pickle");
+	EXPECT_OK(&o, "snapshot", "-p", "3", "--format=traceback", "--count",
+		  "20", NULL);
+	cr_assert_eq(o.format, HK_FMT_TRACEBACK);
+	cr_assert_eq(o.count, 20);
+	EXPECT_OK(&o, "snapshot", "-p", "3", "--cumulative", NULL);
+	cr_assert(o.cumulative);
+	EXPECT_ERR("missing -p PID", "snapshot", "--count", "2", NULL);
+	EXPECT_ERR("--cumulative cannot be used with --format traceback",
+		   "snapshot", "-p", "1", "--format", "traceback",
+		   "--cumulative", NULL);
+	EXPECT_ERR("--format json cannot be used with snapshot", "snapshot",
+		   "-p", "1", "--format", "json", NULL);
+	EXPECT_ERR("--format text cannot be used with snapshot", "snapshot",
+		   "-p", "1", "--format", "text", NULL);
+	EXPECT_ERR("--format: expected", "snapshot", "-p", "1", "--format",
+		   "x", NULL);
+	EXPECT_ERR("unexpected argument 'x'", "snapshot", "-p", "1", "x",
+		   NULL);
+}
+
+Test(session, snapshot_refuses_tracing_options)
+{
+	static const char *const opts[][3] = {
+		{ "--duration", "5", "--duration" },
+		{ "--frames", "3", "--frames" },
+		{ "--max-blocks", "2048", "--max-blocks" },
+		{ "--stats", NULL, "--stats" },
+		{ "--sample", NULL, "--sample" },
+		{ "--sample-rates", "64:0.5", "--sample-rates" },
+	};
+	char msg[128];
+
+	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+		snprintf(msg, sizeof msg, "%s cannot be used with snapshot",
+			 opts[i][2]);
+		EXPECT_ERR(msg, "snapshot", "-p", "1", (char *)opts[i][0],
+			   (char *)opts[i][1], NULL);
+	}
+}
+
+Test(session, stop)
+{
+	static const char *const opts[][3] = {
+		{ "--duration", "5", "--duration" },
+		{ "--format", "pickle", "--format" },
+		{ "--count", "3", "--count" },
+		{ "--frames", "3", "--frames" },
+		{ "--cumulative", NULL, "--cumulative" },
+		{ "--sample", NULL, "--sample" },
+		{ "-o", "f", "-o/--output" },
+	};
+	struct hk_options o;
+	char msg[128];
+
+	EXPECT_OK(&o, "stop", "-p", "9", NULL);
+	cr_assert_eq(o.command, HK_CMD_STOP);
+	cr_assert_eq(o.pid, 9);
+	EXPECT_ERR("missing -p PID", "stop", NULL);
+	EXPECT_ERR("-p/--pid: expected a process ID", "stop", "-p", "0", NULL);
+	EXPECT_ERR("unexpected argument '9'", "stop", "9", NULL);
+	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+		snprintf(msg, sizeof msg, "%s cannot be used with stop",
+			 opts[i][2]);
+		EXPECT_ERR(msg, "stop", "-p", "1", (char *)opts[i][0],
+			   (char *)opts[i][1], NULL);
+	}
+}
+
+Test(session, status)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "status", NULL);
+	cr_assert_eq(o.command, HK_CMD_STATUS);
+	cr_assert_eq(o.pid, 0);
+	EXPECT_ERR("-p/--pid cannot be used with status", "status", "-p", "1",
+		   NULL);
+	EXPECT_ERR("--format cannot be used with status", "status",
+		   "--format", "pickle", NULL);
+	EXPECT_ERR("unexpected argument 'x'", "status", "x", NULL);
+}
+
+Test(session, help_version_and_reset)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "start", "--help", NULL);
+	cr_assert(o.help);
+	EXPECT_OK(&o, "status", "-V", NULL);
+	cr_assert(o.version);
+	EXPECT_OK(&o, "stop", "-p", "3", NULL);
+	EXPECT_OK(&o, "-p", "3", NULL);
+	cr_assert_eq(o.command, HK_CMD_PROFILE);
+	/* Only as the first word. */
+	EXPECT_ERR("unexpected argument 'stop'", "-p", "1", "stop", NULL);
+	EXPECT_ERR("unexpected argument 'status'", "compare", "a", "b",
+		   "status", NULL);
+}
+
+/* ---- serve -------------------------------------------------------------- */
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+Test(serve, defaults_and_options)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "serve", NULL);
+	cr_assert_eq(o.command, HK_CMD_SERVE);
+	cr_assert_str_eq(o.listen, "127.0.0.1:8000");
+	cr_assert_null(o.token_file);
+	cr_assert_eq(o.pid, 0);
+	EXPECT_OK(&o, "serve", "--listen", "127.0.0.2:0", "--token-file",
+		  "/etc/tok", NULL);
+	cr_assert_str_eq(o.listen, "127.0.0.2:0");
+	cr_assert_str_eq(o.token_file, "/etc/tok");
+	EXPECT_OK(&o, "serve", "--listen=[::1]:9000", NULL);
+	EXPECT_OK(&o, "serve", "--listen=localhost:1", NULL);
+	/* Not loopback: only with a token. */
+	EXPECT_OK(&o, "serve", "--listen=0.0.0.0:8000", "--token-file=t", NULL);
+	EXPECT_OK(&o, "serve", "--listen=[::]:8000", "--token-file=t", NULL);
+	EXPECT_OK(&o, "serve", "--help", NULL);
+	cr_assert(o.help);
+	EXPECT_OK(&o, "serve", "-V", NULL);
+	cr_assert(o.version);
+}
+
+Test(serve, errors)
+{
+	EXPECT_ERR("not a loopback address: it needs --token-file", "serve",
+		   "--listen", "0.0.0.0:8000", NULL);
+	EXPECT_ERR("not a loopback address", "serve", "--listen",
+		   "[::]:8000", NULL);
+	EXPECT_ERR("not a loopback address", "serve", "--listen",
+		   "10.1.2.3:80", NULL);
+	EXPECT_ERR("--listen: expected ADDRESS:PORT", "serve", "--listen",
+		   "127.0.0.1", NULL);
+	EXPECT_ERR("--listen: expected ADDRESS:PORT", "serve", "--listen",
+		   "127.0.0.1:65536", NULL);
+	EXPECT_ERR("--listen: expected ADDRESS:PORT", "serve", "--listen",
+		   "127.0.0.1:-1", NULL);
+	EXPECT_ERR("--listen: expected an IPv4 address", "serve", "--listen",
+		   "example.com:80", NULL);
+	EXPECT_ERR("--listen: expected an IPv4 address", "serve", "--listen",
+		   "::1:80", NULL);
+	EXPECT_ERR("--listen: missing argument", "serve", "--listen", NULL);
+	EXPECT_ERR("--token-file: expected a file name", "serve",
+		   "--token-file", "", NULL);
+	EXPECT_ERR("-p/--pid cannot be used with serve", "serve", "-p", "1",
+		   NULL);
+	EXPECT_ERR("--duration cannot be used with serve", "serve",
+		   "--duration", "1", NULL);
+	EXPECT_ERR("-o/--output cannot be used with serve", "serve", "-o",
+		   "x", NULL);
+	EXPECT_ERR("--format cannot be used with serve", "serve",
+		   "--format=pickle", NULL);
+	EXPECT_ERR("unexpected argument 'x'", "serve", "x", NULL);
+	EXPECT_ERR("--token-file can only be used with serve", "-p", "1",
+		   "--token-file", "t", NULL);
+	EXPECT_ERR("--listen can only be used with serve", "compare", "a",
+		   "b", "--listen", "127.0.0.1:1", NULL);
+	/* Only as the first word. */
+	EXPECT_ERR("unexpected argument 'serve'", "-p", "1", "serve", NULL);
+}
+
+Test(serve, listen_parse)
+{
+	struct sockaddr_storage ss;
+	unsigned len = 0;
+	char e[200];
+
+	cr_assert_eq(hk_listen_parse("127.0.0.1:8000", &ss, &len, e, sizeof e), 0);
+	cr_assert_eq(ss.ss_family, AF_INET);
+	cr_assert_eq(len, sizeof(struct sockaddr_in));
+	cr_assert_eq(ntohs(((struct sockaddr_in *)&ss)->sin_port), 8000);
+	cr_assert(hk_listen_is_loopback(&ss));
+	cr_assert_eq(hk_listen_parse("[::1]:0", &ss, &len, e, sizeof e), 0);
+	cr_assert_eq(ss.ss_family, AF_INET6);
+	cr_assert_eq(len, sizeof(struct sockaddr_in6));
+	cr_assert(hk_listen_is_loopback(&ss));
+	cr_assert_eq(hk_listen_parse("[::ffff:127.0.0.1]:1", &ss, NULL, e,
+				     sizeof e), 0);
+	cr_assert(hk_listen_is_loopback(&ss));
+	cr_assert_eq(hk_listen_parse("192.168.0.1:1", &ss, NULL, e, sizeof e), 0);
+	cr_assert(!hk_listen_is_loopback(&ss));
+	cr_assert_eq(hk_listen_parse("127.0.0.1: 1", &ss, NULL, e, sizeof e), -1);
+	cr_assert_eq(hk_listen_parse(":80", &ss, NULL, e, sizeof e), -1);
+}
+
+Test(serve, number_rules)
+{
+	unsigned long v;
+
+	cr_assert(hk_parse_ulong("42", 1, 100, &v));
+	cr_assert_eq(v, 42);
+	cr_assert(!hk_parse_ulong("0", 1, 100, &v));
+	cr_assert(!hk_parse_ulong("101", 1, 100, &v));
+	cr_assert(!hk_parse_ulong(" 4", 1, 100, &v));
+	cr_assert(!hk_parse_ulong("-4", 0, 100, &v));
+	cr_assert(!hk_parse_ulong("", 0, 100, &v));
+	cr_assert(hk_parse_seconds("0.5", &v));
+	cr_assert_eq(v, 500);
+	cr_assert(hk_parse_seconds("300", &v));
+	cr_assert_eq(v, 300000);
+	cr_assert(!hk_parse_seconds("0", &v));
+	cr_assert(!hk_parse_seconds("1e3", &v));
+	cr_assert(!hk_parse_seconds("nan", &v));
 }

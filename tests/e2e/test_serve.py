@@ -1,0 +1,451 @@
+"""hawk-bpf serve: Hawk's /debug/prof/mem/tracemalloc/ endpoints over HTTP.
+
+The server runs hawk-bpf itself once per request, so a response must be
+what the CLI prints for the same options, byte for byte; these tests check
+that, the HTTP mapping of every failure, the security rules (token,
+loopback, methods, paths, the cap on concurrent runs) and that the server
+stops its children when it is stopped."""
+import http.client
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+import tracemalloc
+import urllib.parse
+
+import pytest
+
+from helpers import (HAWK, PYTHONS, UNSUPPORTED, WORKLOADS, Lines, Workload,
+                     assert_bpf_gone, assert_lines_match, bpf_ids_of, format_bytes,
+                     run_hawk)
+
+BASE = "/debug/prof/mem/tracemalloc/"
+RETAIN = str(WORKLOADS / "retain.py")
+DEBIAN = PYTHONS["debian-3.11.2"][0]
+GC_WARNING = ("gc=true was not applied: hawk-bpf cannot run the target's garbage "
+              "collector from outside before CPython 3.14")
+WARNINGS_TAIL = ',\n  "warnings": [\n    "' + GC_WARNING + '"\n  ]\n}\n'
+PICKLE_NAME = re.compile(
+    r'^attachment; filename="hwk_mem_tracemalloc_snapshot_'
+    r'\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d\.pkl"$')
+WINDOW = re.compile(rb'"window_seconds": [0-9.e+-]+')
+
+
+class Server:
+    """hawk-bpf serve on a free loopback port."""
+
+    def __init__(self, procs, *args):
+        self.proc = procs.popen([HAWK, "serve", "--listen", "127.0.0.1:0", *args],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        self.err = Lines(io.TextIOWrapper(self.proc.stderr, encoding="utf-8",
+                                          errors="replace"), "hawk-bpf serve stderr")
+        line = self.err.wait_for(lambda l: "serving http://" in l,
+                                 what="the 'serving' line")
+        m = re.search(r"http://127\.0\.0\.1:(\d+)" + re.escape(BASE), line)
+        assert m, line
+        self.port = int(m.group(1))
+
+    def request(self, path=BASE, params=None, method="GET", headers=None, timeout=60):
+        """(status, {lower-case header: value}, body bytes)."""
+        if params is not None:
+            path += "?" + (params if isinstance(params, str)
+                           else urllib.parse.urlencode(params))
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            c.request(method, path, headers=headers or {})
+            r = c.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            c.close()
+
+    def get(self, endpoint="", **params):
+        return self.request(BASE + endpoint, {k: str(v) for k, v in params.items()})
+
+    def children(self):
+        kids = []
+        for task in os.listdir(f"/proc/{self.proc.pid}/task"):
+            try:
+                with open(f"/proc/{self.proc.pid}/task/{task}/children") as f:
+                    kids += [int(p) for p in f.read().split()]
+            except OSError:
+                pass
+        return kids
+
+    def wait_tracing(self, n=1, timeout=60):
+        """The n hawk-bpf children that hold live probes (BPF links)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            live = {}
+            for pid in self.children():
+                try:
+                    ids = bpf_ids_of(pid)
+                except OSError:
+                    continue
+                if ids["link"]:
+                    live[pid] = ids
+            if len(live) >= n:
+                return live
+            time.sleep(0.05)
+        raise AssertionError(f"no {n} tracing hawk-bpf children; have {self.children()}")
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+class Background:
+    """A request in a thread; .result() waits for it."""
+
+    def __init__(self, fn, *args, **kw):
+        self.out, self.exc = None, None
+        self.t = threading.Thread(target=self._run, args=(fn, args, kw), daemon=True)
+        self.t.start()
+
+    def _run(self, fn, args, kw):
+        try:
+            self.out = fn(*args, **kw)
+        except BaseException as e:  # reported by result()
+            self.exc = e
+
+    def result(self, timeout=90):
+        self.t.join(timeout)
+        assert not self.t.is_alive(), "the request did not finish"
+        if self.exc:
+            raise self.exc
+        return self.out
+
+
+def idle_python(procs, path=DEBIAN):
+    """A CPython that allocates nothing: it sleeps in C."""
+    p = procs.popen([path, "-c", "import time; print('up', flush=True); time.sleep(120)"],
+                    stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    assert p.stdout.readline().strip() == "up"
+    return p
+
+
+def dead_pid():
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def assert_json_error(status, headers, body, want_status, word):
+    assert status == want_status, (status, body)
+    assert headers["content-type"] == "application/json"
+    doc = json.loads(body)
+    assert list(doc) == ["error"], doc
+    assert word in doc["error"], doc
+    assert not doc["error"].startswith("hawk-bpf:"), doc
+    return doc["error"]
+
+
+def without_warning(body):
+    """The report as the CLI wrote it: the "warnings" key that gc=true adds
+    is the last one, and nothing else changed."""
+    text = body.decode()
+    assert text.endswith(WARNINGS_TAIL), text[-300:]
+    doc = json.loads(text)
+    assert list(doc)[-1] == "warnings" and doc["warnings"] == [GC_WARNING]
+    return (text[:-len(WARNINGS_TAIL)] + "\n}\n").encode()
+
+
+@pytest.fixture
+def server(procs):
+    return Server(procs)
+
+
+# ------------------------------------------------------------------ results
+
+def test_fixed_duration_matches_the_oracle(procs, tmp_path, server, python, oracle):
+    """retain.py traced through HTTP, the window ended when it has allocated
+    (SIGINT to the hawk-bpf child, as the CLI tests do): Hawk's lineno JSON,
+    within 2 % of in-process tracemalloc, with gc=true's warning."""
+    wl = Workload(procs, python, "retain.py", tmp_path)
+    req = Background(server.get, pid=wl.pid, duration=300, count=1000000)
+    (child, ids), = server.wait_tracing().items()
+    wl.go()
+    wl.wait("allocated")
+    os.kill(child, signal.SIGINT)
+    status, headers, body = req.result()
+    assert status == 200, body
+    assert headers["content-type"] == "application/json"
+    assert "content-disposition" not in headers
+    assert "x-hawk-warning" not in headers
+    doc = json.loads(without_warning(body))
+    assert list(doc) == ["stats", "heap_current_bytes", "heap_current",
+                         "heap_diff_bytes", "heap_diff", "hawk_bpf"]
+    assert doc["heap_current"] == format_bytes(doc["heap_current_bytes"])
+    info = doc["hawk_bpf"]
+    assert (info["pid"], info["frames"], info["interrupted"]) == (wl.pid, 30, True)
+    for s in doc["stats"]:
+        tb = tracemalloc.Traceback(((s["filename"], s["lineno"]),))
+        size, count = s["mem_blocks_size_bytes"], s["mem_blocks_count"]
+        assert s["stat"] == str(tracemalloc.StatisticDiff(tb, size, size, count, count))
+    assert_lines_match(oracle(python, "retain.py", 30),
+                       {(s["filename"], s["lineno"]): (s["mem_blocks_size_bytes"],
+                                                       s["mem_blocks_count"])
+                        for s in doc["stats"]}, RETAIN)
+    assert "keep.append(bytearray(4_000_000))" in [s["code"] for s in doc["stats"]]
+    assert_bpf_gone(ids)
+
+
+@pytest.mark.parametrize("params,cli", [
+    ({"format": "lineno", "count": 5}, ["--format", "lineno", "--frames", "30", "--count", "5"]),
+    ({"format": "traceback", "frames": 7},
+     ["--format", "traceback", "--frames", "7", "--count", "10"]),
+    ({"cumulative": "Yes", "count": 3},
+     ["--format", "lineno", "--frames", "30", "--count", "3", "--cumulative"]),
+])
+def test_same_bytes_as_the_cli(procs, server, params, cli):
+    """With gc=0 the body is the CLI's stdout for the same options, byte for
+    byte, but for the window's measured length."""
+    py = idle_python(procs)
+    status, headers, body = server.get(pid=py.pid, duration=0.3, gc=0, **params)
+    assert status == 200, body
+    assert headers["content-type"] == "application/json"
+    rc, out, err = run_hawk("-p", py.pid, "--duration", "0.3", *cli)
+    assert rc == 0, err
+    assert WINDOW.search(body) and WINDOW.search(out)
+    assert WINDOW.sub(b"W", body) == WINDOW.sub(b"W", out)
+    # gc=true (the default) adds only the "warnings" key.
+    status, headers, body = server.get(pid=py.pid, duration=0.3, **params)
+    assert status == 200, body
+    assert WINDOW.sub(b"W", without_warning(body)) == WINDOW.sub(b"W", out)
+
+
+def test_pickle_download(procs, tmp_path, server):
+    py = idle_python(procs)
+    status, headers, body = server.get(pid=py.pid, duration=0.3, format="pickle",
+                                       frames=7)
+    assert status == 200, body
+    assert headers["content-type"] == "application/octet-stream"
+    assert PICKLE_NAME.match(headers["content-disposition"]), headers
+    assert headers["x-hawk-warning"] == GC_WARNING
+    (tmp_path / "s.pkl").write_bytes(body)
+    snap = tracemalloc.Snapshot.load(str(tmp_path / "s.pkl"))
+    assert snap.traceback_limit == 7
+    rc, out, err = run_hawk("-p", py.pid, "--duration", "0.3", "--format", "pickle",
+                            "--frames", "7")
+    assert rc == 0 and out == body, err
+    status, headers, body = server.get(pid=py.pid, duration=0.3, format="pickle",
+                                       gc="false")
+    assert status == 200 and "x-hawk-warning" not in headers
+
+
+# ------------------------------------------------------------------- errors
+
+@pytest.mark.parametrize("query,word", [
+    ("", "missing parameter pid"),
+    ("pid=", "pid: expected a process ID"),
+    ("pid=abc", "got 'abc'"),
+    ("pid=0", "pid: expected"),
+    ("pid=-3", "pid: expected"),
+    ("pid=2147483648", "pid: expected"),
+    ("pid=1&duration=0", "duration: expected seconds from 0.001 to 300"),
+    ("pid=1&duration=301", "duration: expected seconds from 0.001 to 300"),
+    ("pid=1&duration=1e3", "duration"),
+    ("pid=1&format=json", "format: expected lineno, traceback or pickle"),
+    ("pid=1&format=LINENO", "format"),
+    ("pid=1&frames=0", "frames: expected an integer from 1 to 65535"),
+    ("pid=1&frames=65536", "frames"),
+    ("pid=1&count=0", "count: expected an integer from 1 to 1000000"),
+    ("pid=1&count=x", "count"),
+    ("pid=1&output=/tmp/x", "unknown parameter 'output'"),
+    ("pid=1&o=/tmp/x", "unknown parameter 'o'"),
+    ("pid=1&pid=2", "given twice"),
+    ("pid=1&format=traceback&cumulative=1", "cumulative"),
+    ("pid=1&x=%ff%00", "unknown parameter 'x'"),
+])
+def test_bad_parameters(server, query, word):
+    t0 = time.monotonic()
+    status, headers, body = server.request(BASE, query)
+    assert_json_error(status, headers, body, 400, word)
+    assert time.monotonic() - t0 < 5
+    assert not server.children()
+
+
+def test_bad_parameters_on_every_endpoint(server):
+    for ep in ("", "start/", "snapshot/", "stop/"):
+        assert_json_error(*server.request(BASE + ep, "pid=x"), 400, "pid")
+        assert_json_error(*server.request(BASE + ep, "pid=1&bogus=1"), 400, "bogus")
+
+
+def test_unknown_pid(server):
+    pid = dead_pid()
+    err = assert_json_error(*server.get(pid=pid, duration=1), 404, "no process with PID")
+    assert str(pid) in err
+
+
+def test_not_python(procs, server):
+    sleeper = procs.popen(["sleep", "60"])
+    time.sleep(0.1)
+    assert_json_error(*server.get(pid=sleeper.pid, duration=1), 404,
+                      "is not a CPython process")
+    assert sleeper.poll() is None
+
+
+def test_unsupported_python(procs, server):
+    path, name = UNSUPPORTED["3.12"]
+    py = idle_python(procs, path)
+    assert_json_error(*server.get(pid=py.pid, duration=1), 422,
+                      f"unsupported CPython {name}")
+
+
+def test_methods_and_paths(server):
+    for method in ("POST", "PUT", "DELETE", "HEAD", "OPTIONS"):
+        status, headers, body = server.request(BASE, "pid=1", method=method)
+        assert status == 405, (method, status)
+        assert headers["allow"] == "GET"
+        if method != "HEAD":
+            assert_json_error(status, headers, body, 405, "only GET")
+    for path in ("/", "/debug/prof/mem/tracemalloc", BASE + "start", BASE + "bogus/",
+                 BASE + "start/x", "/debug/prof/mem/tracemalloc//"):
+        assert_json_error(*server.request(path, "pid=1"), 404, "no such endpoint")
+
+
+# ----------------------------------------------------------------- security
+
+def test_token(procs, tmp_path):
+    tok = tmp_path / "token"
+    tok.write_text("s3cr3t-token\n")
+    srv = Server(procs, "--token-file", tok)
+    pid = dead_pid()
+    for headers in ({}, {"Authorization": "Bearer wrong"},
+                    {"Authorization": "Bearer s3cr3t-token2"},
+                    {"Authorization": "Bearer s3cr3t-toke"},
+                    {"Authorization": "Basic czNjcjN0LXRva2Vu"},
+                    {"Authorization": "s3cr3t-token"}):
+        status, h, body = srv.request(BASE, f"pid={pid}", headers=headers)
+        assert_json_error(status, h, body, 401, "Authorization")
+        assert h["www-authenticate"] == "Bearer"
+    # Before anything else: a wrong method or path says nothing more.
+    assert srv.request("/nowhere", method="POST")[0] == 401
+    for scheme in ("Bearer", "bearer"):
+        status, h, body = srv.request(BASE, f"pid={pid}",
+                                      headers={"Authorization": f"{scheme} s3cr3t-token"})
+        assert_json_error(status, h, body, 404, "no process with PID")
+
+
+def test_non_loopback_needs_a_token(tmp_path):
+    for addr in ("0.0.0.0:0", "[::]:0"):
+        rc, out, err = run_hawk("serve", "--listen", addr, timeout=10)
+        assert rc == 2 and out == b""
+        assert len(err) == 1 and "not a loopback address" in err[0], err
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    rc, out, err = run_hawk("serve", "--listen", "127.0.0.1:0", "--token-file", empty,
+                            timeout=10)
+    assert rc == 2 and len(err) == 1 and "token" in err[0], err
+    rc, out, err = run_hawk("serve", "--token-file", tmp_path / "missing", timeout=10)
+    assert rc == 2 and len(err) == 1 and "missing" in err[0], err
+
+
+# -------------------------------------------------------------- concurrency
+
+def test_requests_run_concurrently(procs, server):
+    """A fixed-duration request holds up nothing else."""
+    a, b = idle_python(procs), idle_python(procs)
+    sleeper = procs.popen(["sleep", "60"])
+    t0 = time.monotonic()
+    long = Background(server.get, pid=a.pid, duration=6, gc=0)
+    server.wait_tracing()
+    for query, want in ((f"pid={sleeper.pid}", 404), ("pid=x", 400),
+                        (f"pid={dead_pid()}", 404)):
+        t = time.monotonic()
+        assert server.request(BASE, query)[0] == want
+        assert time.monotonic() - t < 3
+    short = server.get(pid=b.pid, duration=0.5, gc=0)
+    assert short[0] == 200, short
+    assert json.loads(short[2])["hawk_bpf"]["pid"] == b.pid
+    assert long.out is None, "the long request ended too early"
+    status, headers, body = long.result()
+    assert status == 200, body
+    assert json.loads(body)["hawk_bpf"]["window_seconds"] >= 5.9
+    assert time.monotonic() - t0 >= 6
+
+
+def test_concurrent_runs_are_capped(procs, server):
+    pys = [idle_python(procs) for _ in range(5)]
+    reqs = [Background(server.get, pid=p.pid, duration=60, gc=0) for p in pys[:4]]
+    live = server.wait_tracing(4)
+    assert_json_error(*server.get(pid=pys[4].pid, duration=1), 503, "too many requests")
+    for child in live:
+        os.kill(child, signal.SIGINT)   # the windows end early and report
+    for r in reqs:
+        assert r.result()[0] == 200
+    assert server.get(pid=pys[4].pid, duration=0.2)[0] == 200
+
+
+def test_sigterm_stops_the_children(procs, server):
+    py = idle_python(procs)
+    req = Background(server.get, pid=py.pid, duration=300)
+    (child, ids), = server.wait_tracing().items()
+    t0 = time.monotonic()
+    assert server.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - t0 < 20
+    assert_json_error(*req.result(), 503, "shutting down")
+    assert not os.path.exists(f"/proc/{child}")
+    assert_bpf_gone(ids)
+    assert any("serve stopped" in l for l in server.err.rest())
+    assert py.poll() is None
+
+
+def test_sigint_with_nothing_running(server):
+    assert server.stop(signal.SIGINT) == 0
+
+
+# ------------------------------------------------------ start/snapshot/stop
+
+def session_commands_work():
+    rc, out, err = run_hawk("start", "--help")
+    return not (rc == 2 and any("not implemented yet" in l for l in err))
+
+
+def test_session_endpoints(procs, tmp_path, server, oracle):
+    """start/, snapshot/ and stop/ run hawk-bpf start, snapshot and stop;
+    while those are not implemented, they answer 501."""
+    wl = Workload(procs, DEBIAN, "retain.py", tmp_path)
+    if not session_commands_work():
+        for ep in ("start/", "snapshot/", "stop/"):
+            assert_json_error(*server.get(ep, pid=wl.pid), 501, "not implemented yet")
+        return
+    try:
+        status, headers, body = server.get("start/", pid=wl.pid, frames=30)
+        assert status == 200, body
+        if headers["content-type"] == "application/json":
+            assert json.loads(body)["warnings"] == [GC_WARNING]
+        else:
+            assert headers["x-hawk-warning"] == GC_WARNING
+        assert_json_error(*server.get("start/", pid=wl.pid), 500, "already")
+        wl.go()
+        wl.wait("allocated")
+        status, headers, body = server.get("snapshot/", pid=wl.pid, count=1000000)
+        assert status == 200, body
+        assert headers["content-type"] == "application/json"
+        assert "x-hawk-warning" not in headers
+        doc = json.loads(body)
+        assert "warnings" not in doc
+        rc, out, err = run_hawk("snapshot", "-p", wl.pid, "--count", "1000000")
+        assert rc == 0, err
+        assert json.loads(out)["stats"] == doc["stats"]
+        assert_lines_match(oracle(DEBIAN, "retain.py", 30),
+                           {(s["filename"], s["lineno"]): (s["mem_blocks_size_bytes"],
+                                                           s["mem_blocks_count"])
+                            for s in doc["stats"]}, RETAIN)
+        status, headers, body = server.get("snapshot/", pid=wl.pid, format="pickle")
+        assert status == 200, body
+        assert PICKLE_NAME.match(headers["content-disposition"])
+        (tmp_path / "s.pkl").write_bytes(body)
+        tracemalloc.Snapshot.load(str(tmp_path / "s.pkl"))
+        status, headers, body = server.get("stop/", pid=wl.pid)
+        assert status == 200, body
+    finally:
+        run_hawk("stop", "-p", wl.pid)
+    status, headers, body = server.get("snapshot/", pid=wl.pid)
+    assert status >= 400 and "error" in json.loads(body)
+    assert wl.alive()

@@ -1,0 +1,41 @@
+/* hawk-bpf serve: Hawk's /debug/prof/mem/tracemalloc/ HTTP endpoints.
+ *
+ * Each request runs this very binary (/proc/self/exe) as a child with the
+ * equivalent command line and answers with what it printed, so a response
+ * is byte for byte the CLI's output, and tracing never runs inside the
+ * server:
+ *   GET /debug/prof/mem/tracemalloc/           hawk-bpf -p PID --duration D
+ *                                              --format F --frames N
+ *                                              --count C [--cumulative]
+ *   GET /debug/prof/mem/tracemalloc/start/     hawk-bpf start -p PID
+ *                                              [--frames N]
+ *   GET /debug/prof/mem/tracemalloc/snapshot/  hawk-bpf snapshot -p PID
+ *                                              --format F --count C
+ *                                              [--cumulative]
+ *   GET /debug/prof/mem/tracemalloc/stop/      hawk-bpf stop -p PID
+ * Parameters: pid (required) and Hawk's duration, format, frames, count,
+ * gc, cumulative (every endpoint accepts them all, as Hawk does, and uses
+ * those that apply); any other parameter is refused.
+ *
+ * Exit status to HTTP: 0 -> 200 with the output; 2 -> 400 (501 for a
+ * subcommand "not implemented yet"); 1 -> 404 (no such process, not
+ * CPython), 422 (unsupported CPython) or 500.  Errors are {"error": "..."}.
+ * gc=true (Hawk's default) cannot be honoured from outside the target
+ * before CPython 3.14: JSON responses then carry a "warnings" array, other
+ * responses an X-Hawk-Warning header.
+ */
+#ifndef HAWK_SERVE_H
+#define HAWK_SERVE_H
+
+#include "options.h"
+
+#define HK_SERVE_MAX_CHILDREN	4		/* running at once; then 503 */
+#define HK_SERVE_DURATION_MS_MAX 300000UL	/* duration beyond: 400 */
+#define HK_SERVE_PATH		"/debug/prof/mem/tracemalloc/"
+
+/* Serves until SIGINT or SIGTERM, then stops accepting, terminates the
+ * running children, and returns 0.  1 when it cannot start (one stderr
+ * line), 2 for an unusable --token-file. */
+int hk_serve_main(const struct hk_options *o);
+
+#endif

@@ -1,0 +1,539 @@
+/* Sessions: the per-PID lock, the report writer and the client commands
+ * (see session.h). */
+#include "session.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include "pickle.h"
+#include "report.h"
+#include "sizestats.h"
+#include "source.h"
+
+/* ---- the lock ----------------------------------------------------------- */
+
+static void lock_path(char *buf, size_t len, pid_t pid)
+{
+	snprintf(buf, len, HK_RUN_DIR "/%d.lock", (int)pid);
+}
+
+void hk_socket_path(char *buf, size_t len, pid_t pid)
+{
+	snprintf(buf, len, HK_RUN_DIR "/%d.sock", (int)pid);
+}
+
+void hk_lock_owner(int fd, pid_t owner, const char *role)
+{
+	char buf[64];
+	int n = snprintf(buf, sizeof(buf), "%d %s\n", (int)owner, role);
+
+	if (ftruncate(fd, 0) == 0 && pwrite(fd, buf, (size_t)n, 0) != n)
+		return;
+}
+
+static void read_owner(int fd, pid_t *holder, bool *daemon)
+{
+	char buf[64] = "";
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	int p = 0;
+	char role[16] = "";
+
+	*holder = 0;
+	*daemon = false;
+	if (n > 0) {
+		buf[n] = 0;
+		if (sscanf(buf, "%d %15s", &p, role) >= 1 && p > 0) {
+			*holder = p;
+			*daemon = strcmp(role, "daemon") == 0;
+		}
+	}
+}
+
+int hk_lock_target(pid_t pid, const char *role, pid_t *holder,
+		   bool *holder_daemon)
+{
+	char path[64];
+
+	*holder = 0;
+	*holder_daemon = false;
+	if (mkdir(HK_RUN_DIR, 0700) && errno != EEXIST)
+		return -1;
+	lock_path(path, sizeof(path), pid);
+	/* A stopping daemon removes the file while it holds the lock: a
+	 * lock won on a removed file is retried on the new one. */
+	for (int tries = 0; tries < 100; tries++) {
+		struct stat a, b;
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+		if (fd < 0)
+			return -1;
+		if (flock(fd, LOCK_EX | LOCK_NB)) {
+			read_owner(fd, holder, holder_daemon);
+			close(fd);
+			return -2;
+		}
+		if (fstat(fd, &a) == 0 && stat(path, &b) == 0 &&
+		    a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+			hk_lock_owner(fd, getpid(), role);
+			return fd;
+		}
+		close(fd);
+	}
+	errno = EAGAIN;
+	return -1;
+}
+
+void hk_lock_release(int fd, pid_t pid)
+{
+	char path[64];
+
+	lock_path(path, sizeof(path), pid);
+	unlink(path);
+	close(fd);
+}
+
+/* ---- the report --------------------------------------------------------- */
+
+static const char *const counter_names[HK_CNT_MAX] = {
+	[HK_CNT_ALLOCS] = "allocations_traced",
+	[HK_CNT_FREES] = "frees_of_traced_blocks",
+	[HK_CNT_LIVE_FULL] = "lost_live_map_full",
+	[HK_CNT_STACK_FULL] = "lost_stack_map_full",
+	[HK_CNT_ARGS_LOST] = "lost_call_arguments",
+	[HK_CNT_READ_ERR] = "interpreter_read_errors",
+	[HK_CNT_TRUNCATED] = "stacks_cut_at_capture_limit",
+	[HK_CNT_NO_TSTATE] = "allocations_without_thread_state",
+	[HK_CNT_RB_DROP] = "lost_stack_notifications",
+	[HK_CNT_IDS_FULL] = "lost_stack_ids_exhausted",
+};
+
+static const int lossy[] = { HK_CNT_LIVE_FULL, HK_CNT_STACK_FULL,
+			     HK_CNT_ARGS_LOST, HK_CNT_READ_ERR,
+			     HK_CNT_RB_DROP, HK_CNT_IDS_FULL };
+
+const char *hk_counter_name(int i)
+{
+	return i >= 0 && i < HK_CNT_MAX ? counter_names[i] : "?";
+}
+
+unsigned long long hk_losses(const uint64_t counters[HK_CNT_MAX])
+{
+	unsigned long long n = 0;
+
+	for (size_t i = 0; i < sizeof(lossy) / sizeof(lossy[0]); i++)
+		n += counters[lossy[i]];
+	return n;
+}
+
+static json_t *run_info(const struct hk_pytarget *t, const struct hk_result *r,
+			const struct hk_options *o)
+{
+	json_t *c = json_object();
+
+	for (int i = 0; i < HK_CNT_MAX; i++)
+		json_object_set_new(c, counter_names[i],
+				    json_integer((json_int_t)r->counters[i]));
+	json_object_set_new(c, "unresolved_stacks",
+			    json_integer((json_int_t)r->unresolved));
+	json_object_set_new(c, "unreadable_code_objects",
+			    json_integer((json_int_t)hk_sym_failures(r->sym)));
+	return json_pack("{s:i, s:s, s:s, s:f, s:i, s:b, s:b, s:b, s:o}",
+			 "pid", (int)t->pid, "python", t->version,
+			 "image", t->image_name, "window_seconds", r->seconds,
+			 "frames", (int)o->frames, "target_exited", r->target_exited,
+			 "frozen_at_finalize", r->finalizing,
+			 "interrupted", r->interrupted, "counters", c);
+}
+
+/* Losses are never silent: one stderr line each. */
+void hk_warn_losses(FILE *f, const struct hk_result *r)
+{
+	for (size_t i = 0; i < sizeof(lossy) / sizeof(lossy[0]); i++)
+		if (r->counters[lossy[i]])
+			fprintf(f, "hawk-bpf: warning: %s: %llu\n",
+				counter_names[lossy[i]],
+				(unsigned long long)r->counters[lossy[i]]);
+	if (r->counters[HK_CNT_TRUNCATED])
+		fprintf(f, "hawk-bpf: warning: %llu allocations had stacks deeper than %d frames, the most hawk-bpf captures; their tracebacks are cut there\n",
+			(unsigned long long)r->counters[HK_CNT_TRUNCATED], HK_MAX_FRAMES);
+	if (r->unresolved)
+		fprintf(f, "hawk-bpf: warning: %llu blocks have no stack (reported as <unknown>)\n",
+			(unsigned long long)r->unresolved);
+	if (hk_sym_failures(r->sym))
+		fprintf(f, "hawk-bpf: warning: %llu frames had unreadable code objects (reported as <unknown>)\n",
+			(unsigned long long)hk_sym_failures(r->sym));
+}
+
+/* A sampled block is written as one trace of size * 1/p, so that
+ * Snapshot.statistics() sizes are estimates (counts are sampled blocks). */
+static int write_pickle(FILE *out, const struct hk_snapshot *snap)
+{
+	struct hk_trace *tr;
+	struct hk_snapshot scaled = *snap;
+	int rc;
+
+	if (!snap->ntraces || snap->traces[0].weight <= 0)
+		return hk_pickle_write_snapshot(out, snap);
+	tr = malloc(snap->ntraces * sizeof(*tr));
+	if (!tr)
+		return -1;
+	for (size_t i = 0; i < snap->ntraces; i++) {
+		tr[i] = snap->traces[i];
+		tr[i].size = (uint64_t)llround((double)tr[i].size * tr[i].weight);
+		tr[i].weight = 0;
+	}
+	scaled.traces = tr;
+	rc = hk_pickle_write_snapshot(out, &scaled);
+	free(tr);
+	return rc;
+}
+
+/* The JSON "sampling" object: that the figures are estimates, and how. */
+static json_t *sampling_info(const struct hk_options *o, const struct hk_result *r)
+{
+	json_t *classes = json_array();
+	char spec[256];
+	uint64_t lo = 0;
+
+	for (unsigned i = 0; i < o->rates.n; i++) {
+		json_array_append_new(classes, json_pack("{s:I, s:I, s:f}",
+			"min_size", (json_int_t)lo, "max_size",
+			(json_int_t)o->rates.bound[i] - 1, "probability",
+			o->rates.prob[i]));
+		lo = o->rates.bound[i];
+	}
+	json_array_append_new(classes, json_pack("{s:I, s:n, s:f}", "min_size",
+		(json_int_t)lo, "max_size", "probability", 1.0));
+	hk_sample_rates_str(&o->rates, spec, sizeof(spec));
+	return json_pack("{s:b, s:s, s:o, s:I, s:s}", "sampled", 1, "rates", spec,
+			 "classes", classes, "sampled_blocks", (json_int_t)r->ntraces,
+			 "estimates", "sizes and counts weigh each sampled block 1/p");
+}
+
+int hk_write_report(FILE *out, const struct hk_options *o,
+		    const struct hk_pytarget *t, const struct hk_result *r,
+		    int rootfd, int cwdfd, bool point_in_time)
+{
+	struct hk_snapshot snap = { r->traces, r->ntraces, o->frames };
+	struct hk_snapshot empty = { NULL, 0, o->frames };
+	char root[64], cwd[64];
+	struct hk_source *src;
+	json_t *rep;
+	int rc;
+
+	if (o->format == HK_FMT_PICKLE)
+		return write_pickle(out, &snap);
+	if (o->format == HK_FMT_TEXT) {
+		fprintf(out, "# hawk-bpf --stats: allocations by size, PID %d (CPython %s), %.1f s\n",
+			(int)t->pid, t->version, r->seconds);
+		return hk_sizestats_text(out, (const hk_hist *)&r->hist);
+	}
+	if (o->format == HK_FMT_JSON) {
+		json_t *j = json_pack("{s:o, s:o}", "size_stats",
+				      hk_sizestats_json((const hk_hist *)&r->hist),
+				      "hawk_bpf", run_info(t, r, o));
+		rc = hk_report_write(out, j);
+		json_decref(j);
+		return rc;
+	}
+	snprintf(root, sizeof(root), "/proc/self/fd/%d", rootfd);
+	snprintf(cwd, sizeof(cwd), "/proc/self/fd/%d", cwdfd);
+	src = hk_source_new(root, cwd);
+	/* Hawk's fixed-duration profile: end.compare_to(start), where the
+	 * start snapshot is empty because tracing starts with the window; a
+	 * session's snapshot: the statistics of the blocks live now. */
+	rep = hk_report_build(&snap, point_in_time ? NULL : &empty,
+			      o->format == HK_FMT_TRACEBACK ? HK_KEY_TRACEBACK
+							    : HK_KEY_LINENO,
+			      o->cumulative, o->count, src);
+	if (!rep) {
+		hk_source_free(src);
+		return -1;
+	}
+	if (o->sample)
+		json_object_set_new(rep, "sampling", sampling_info(o, r));
+	json_object_set_new(rep, "hawk_bpf", run_info(t, r, o));
+	rc = hk_report_write(out, rep);
+	json_decref(rep);
+	hk_source_free(src);
+	return rc;
+}
+
+/* ---- the client --------------------------------------------------------- */
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("hawk-bpf: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+/* Connected to PID's daemon, or -1 (errno ENOENT/ECONNREFUSED: no
+ * session). *daemon: the daemon's PID, from the socket's credentials. */
+static int session_connect(pid_t pid, pid_t *daemon)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	int fd, e;
+
+	hk_socket_path(a.sun_path, sizeof(a.sun_path), pid);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	*daemon = 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+		*daemon = cred.pid;
+	return fd;
+}
+
+static int no_session(pid_t pid)
+{
+	if (errno == ENOENT || errno == ECONNREFUSED)
+		return fail("no hawk-bpf session for PID %d (start one with: hawk-bpf start -p %d)",
+			    (int)pid, (int)pid);
+	return fail("cannot reach the hawk-bpf session for PID %d: %s",
+		    (int)pid, strerror(errno));
+}
+
+static int send_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Sends req and reads the answer's header: relays "hawk-bpf: " lines to
+ * stderr; 0 on "ok" (the payload follows on fd), else 1 with the error
+ * printed. */
+static int request(int fd, pid_t pid, const char *req)
+{
+	char line[1024];
+	size_t n = 0;
+
+	if (send_all(fd, req, strlen(req)))
+		return fail("cannot talk to the hawk-bpf session for PID %d: %s",
+			    (int)pid, strerror(errno));
+	for (;;) {
+		char c;
+		ssize_t r = read(fd, &c, 1);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return fail("the hawk-bpf session for PID %d ended without an answer",
+				    (int)pid);
+		if (c != '\n') {
+			if (n < sizeof(line) - 1)
+				line[n++] = c;
+			continue;
+		}
+		line[n] = 0;
+		n = 0;
+		if (strncmp(line, "hawk-bpf: ", 10) == 0)
+			fprintf(stderr, "%s\n", line);
+		else if (strcmp(line, "ok") == 0)
+			return 0;
+		else if (strncmp(line, "error ", 6) == 0)
+			return fail("%s", line + 6);
+		else
+			return fail("unexpected answer from the hawk-bpf session for PID %d: %s",
+				    (int)pid, line);
+	}
+}
+
+int hk_session_snapshot(const struct hk_options *o)
+{
+	char req[128], buf[65536];
+	FILE *out = stdout;
+	pid_t daemon;
+	int fd, rc = 0;
+	ssize_t n;
+
+	if (o->output) {
+		/* Checked first; truncated only once there is a report. */
+		int ofd = open(o->output, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+
+		if (ofd < 0 || !(out = fdopen(ofd, "w")))
+			return fail("cannot write %s: %s", o->output, strerror(errno));
+	}
+	fd = session_connect(o->pid, &daemon);
+	if (fd < 0) {
+		rc = no_session(o->pid);
+		goto out;
+	}
+	snprintf(req, sizeof(req), "snapshot %s %u %d\n", hk_format_name(o->format),
+		 o->count, o->cumulative ? 1 : 0);
+	rc = request(fd, o->pid, req);
+	if (rc)
+		goto out;
+	if (out != stdout && ftruncate(fileno(out), 0))
+		rc = fail("cannot write %s: %s", o->output, strerror(errno));
+	while (!rc && ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)))
+		if (n > 0 && fwrite(buf, 1, (size_t)n, out) != (size_t)n)
+			rc = fail("cannot write the report: %s", strerror(errno));
+	if (!rc && n < 0)
+		rc = fail("the hawk-bpf session for PID %d broke off: %s",
+			  (int)o->pid, strerror(errno));
+	if (!rc && fflush(out))
+		rc = fail("cannot write the report: %s", strerror(errno));
+out:
+	if (fd >= 0)
+		close(fd);
+	if (out != stdout)
+		fclose(out);
+	return rc;
+}
+
+int hk_session_stop(const struct hk_options *o)
+{
+	pid_t daemon;
+	int fd, pidfd = -1, rc;
+	struct pollfd p;
+
+	fd = session_connect(o->pid, &daemon);
+	if (fd < 0)
+		return no_session(o->pid);
+	if (daemon > 0)
+		pidfd = (int)syscall(SYS_pidfd_open, daemon, 0);
+	rc = request(fd, o->pid, "stop\n");
+	close(fd);
+	if (rc) {
+		if (pidfd >= 0)
+			close(pidfd);
+		return rc;
+	}
+	/* Everything is restored and detached; wait for the daemon to be
+	 * gone so its BPF objects are too. */
+	if (pidfd >= 0) {
+		p = (struct pollfd){ .fd = pidfd, .events = POLLIN };
+		while (poll(&p, 1, 60000) < 0 && errno == EINTR)
+			;
+		if (!(p.revents & POLLIN))
+			rc = fail("the hawk-bpf daemon (PID %d) has not exited", (int)daemon);
+		close(pidfd);
+	}
+	return rc;
+}
+
+/* The whole payload (one JSON line), or NULL. */
+static json_t *read_json(int fd)
+{
+	char buf[8192];
+	size_t len = 0;
+	ssize_t n;
+
+	while (len < sizeof(buf) - 1 &&
+	       ((n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0 ||
+		(n < 0 && errno == EINTR)))
+		if (n > 0)
+			len += (size_t)n;
+	buf[len] = 0;
+	return json_loads(buf, 0, NULL);
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return (x > y) - (x < y);
+}
+
+static void status_line(pid_t pid, json_t *j, pid_t daemon)
+{
+	const char *comm = "?", *since = "?";
+	json_int_t blocks = 0, drops = 0;
+	double bytes = 0;
+	int exited = 0;
+
+	json_unpack(j, "{s?s, s?s, s?I, s?F, s?I, s?b}", "comm", &comm,
+		    "since", &since, "blocks", &blocks, "bytes", &bytes,
+		    "drops", &drops, "exited", &exited);
+	printf("PID %d %s since %s: %s%lld blocks, %.0f bytes traced, %lld dropped, daemon PID %d%s\n",
+	       (int)pid, comm, since, exited ? "exited; " : "", (long long)blocks,
+	       bytes, (long long)drops, (int)daemon,
+	       exited ? " (hawk-bpf stop cleans up)" : "");
+}
+
+int hk_session_status(const struct hk_options *o)
+{
+	DIR *d = opendir(HK_RUN_DIR);
+	struct dirent *e;
+	int *pids = NULL, rc = 0;
+	size_t n = 0, cap = 0;
+
+	(void)o;
+	if (!d)
+		return errno == ENOENT ? 0 : fail("cannot read " HK_RUN_DIR ": %s",
+						  strerror(errno));
+	while ((e = readdir(d))) {
+		int pid;
+		char tail[8];
+
+		if (sscanf(e->d_name, "%d.%7s", &pid, tail) != 2 || pid <= 0 ||
+		    strcmp(tail, "sock"))
+			continue;
+		if (n == cap) {
+			int *np = realloc(pids, (cap = cap ? cap * 2 : 16) * sizeof(*np));
+
+			if (!np)
+				break;
+			pids = np;
+		}
+		pids[n++] = pid;
+	}
+	closedir(d);
+	qsort(pids, n, sizeof(*pids), cmp_pid);
+	for (size_t i = 0; i < n; i++) {
+		pid_t daemon;
+		int fd = session_connect(pids[i], &daemon);
+		json_t *j;
+
+		if (fd < 0)
+			continue;	/* a daemon killed with -9: no session */
+		if (request(fd, pids[i], "status\n") == 0 && (j = read_json(fd))) {
+			status_line(pids[i], j, daemon);
+			json_decref(j);
+		} else {
+			rc = 1;
+		}
+		close(fd);
+	}
+	free(pids);
+	fflush(stdout);
+	return rc;
+}

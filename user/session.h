@@ -1,0 +1,66 @@
+/* Interval profiling from the shell: a daemon (user/daemon.c) traces one
+ * process between "hawk-bpf start" and "hawk-bpf stop"; the client
+ * commands here talk to it over /run/hawk-bpf/PID.sock.
+ *
+ * Protocol (one request per connection, root only): the client sends one
+ * line, the daemon answers with zero or more "hawk-bpf: ..." lines (to be
+ * relayed to stderr), then "ok\n" or "error MESSAGE\n", then, after "ok",
+ * the payload until EOF.
+ *   snapshot FORMAT COUNT CUMULATIVE   payload: the report bytes
+ *   status                             payload: one JSON line
+ *   stop                               payload: none; the daemon has
+ *                                      restored and detached everything
+ *                                      and exits right after
+ *
+ * Also here, shared by the one-shot profile and the daemon: the per-PID
+ * lock and the report writer. */
+#ifndef HAWK_SESSION_H
+#define HAWK_SESSION_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include "options.h"
+#include "pytarget.h"
+#include "tracer.h"
+
+#define HK_RUN_DIR "/run/hawk-bpf"
+
+/* One tracer per target: a second would see the first restore the
+ * allocator tables under it. Takes /run/hawk-bpf/PID.lock and writes
+ * "OWNER ROLE" in it (role "daemon" or "profile"). Returns the fd, -1
+ * (errno set) when the directory or file cannot be made, -2 when another
+ * hawk-bpf holds it: then *holder is its PID (0 if unknown) and
+ * *holder_daemon tells whether it is a daemon. The lock dies with the
+ * last fd of its open file (inherited across fork), even on kill -9. */
+int hk_lock_target(pid_t pid, const char *role, pid_t *holder,
+		   bool *holder_daemon);
+/* Rewrites the owner written in the lock file (after a fork). */
+void hk_lock_owner(int fd, pid_t owner, const char *role);
+/* Removes the lock file, then releases the lock. */
+void hk_lock_release(int fd, pid_t pid);
+
+/* "/run/hawk-bpf/PID.sock" into buf. */
+void hk_socket_path(char *buf, size_t len, pid_t pid);
+
+/* The report of r in o->format (lineno/traceback JSON, pickle, or --stats
+ * json/text). Source lines are read under rootfd/cwdfd (the target's, held
+ * open). point_in_time: statistics of the live blocks (a session's
+ * snapshot); else Hawk's fixed-duration profile, compare_to an empty
+ * start. 0, or -1 (errno set). */
+int hk_write_report(FILE *out, const struct hk_options *o,
+		    const struct hk_pytarget *t, const struct hk_result *r,
+		    int rootfd, int cwdfd, bool point_in_time);
+/* One "hawk-bpf: warning: ..." line to f for each loss in r. */
+void hk_warn_losses(FILE *f, const struct hk_result *r);
+/* The sum of the loss counters. */
+unsigned long long hk_losses(const uint64_t counters[HK_CNT_MAX]);
+/* Every counter by name, as in the report's "hawk_bpf.counters". */
+const char *hk_counter_name(int i);
+
+/* The client commands: exit status, errors as one line on stderr. */
+int hk_session_snapshot(const struct hk_options *o);
+int hk_session_stop(const struct hk_options *o);
+int hk_session_status(const struct hk_options *o);
+
+#endif
