@@ -727,8 +727,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 		status = strstr(err, "not implemented yet")
 			 ? MHD_HTTP_NOT_IMPLEMENTED : MHD_HTTP_BAD_REQUEST;
 	} else if (r.status == 1 && (strstr(err, "no process with PID") ||
-				     strstr(err, "is not a CPython process"))) {
+				     strstr(err, "is not a CPython process") ||
+				     strstr(err, "no hawk-bpf session"))) {
 		status = MHD_HTTP_NOT_FOUND;
+	} else if (r.status == 1 && strstr(err, "already tracing")) {
+		status = MHD_HTTP_CONFLICT;
 	} else if (r.status == 1 && strstr(err, "unsupported CPython")) {
 		status = MHD_HTTP_UNPROCESSABLE_CONTENT;
 	} else {
