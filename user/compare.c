@@ -8,6 +8,7 @@
  * rendered by hk_report_build().  Nothing here touches a process.
  */
 #include "compare.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,19 +24,6 @@
 #include "report.h"
 #include "source.h"
 #include "stats.h"
-
-__attribute__((format(printf, 1, 2)))
-static int fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("hawk-bpf: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return 1;
-}
 
 /* The whole file at path in a malloc'ed buffer.  Returns 0, or -1 with
  * errno set.  Reads with read(2), so pipes (/dev/stdin, <(...)) work. */
@@ -103,16 +91,16 @@ static int load(const char *path, struct hk_pickle_snapshot *ps)
 
 	memset(ps, 0, sizeof(*ps));
 	if (slurp(path, &buf, &len))
-		return fail("cannot read %s: %s", path, strerror(errno));
+		return hk_fail("cannot read %s: %s", path, strerror(errno));
 	if (len == 0) {
 		free(buf);
-		return fail("%s: not a tracemalloc snapshot pickle: the file is empty",
+		return hk_fail("%s: not a tracemalloc snapshot pickle: the file is empty",
 			    path);
 	}
 	rc = hk_pickle_read_snapshot(buf, len, ps, err, sizeof(err));
 	free(buf);
 	if (rc)
-		return fail("%s: not a tracemalloc snapshot pickle: %s", path, err);
+		return hk_fail("%s: not a tracemalloc snapshot pickle: %s", path, err);
 	return 0;
 }
 
@@ -134,7 +122,7 @@ static char *render(const struct hk_options *o, const struct hk_snapshot *new,
 	if (rep)
 		text = hk_report_dumps(rep);
 	if (!text)
-		fail("cannot build the report: out of memory");
+		hk_fail("cannot build the report: out of memory");
 	json_decref(rep);
 	hk_source_free(src);
 	return text;
@@ -146,16 +134,16 @@ static int write_out(const char *path, const char *text)
 	int e;
 
 	if (!f)
-		return fail("cannot write %s: %s", path, strerror(errno));
+		return hk_fail("cannot write %s: %s", path, strerror(errno));
 	if (fputs(text, f) < 0 || fputc('\n', f) == EOF || fflush(f)) {
 		e = errno;
 		if (path)
 			fclose(f);
-		return fail("cannot write %s: %s", path ? path : "the report",
+		return hk_fail("cannot write %s: %s", path ? path : "the report",
 			    strerror(e));
 	}
 	if (path && fclose(f))
-		return fail("cannot write %s: %s", path, strerror(errno));
+		return hk_fail("cannot write %s: %s", path, strerror(errno));
 	return 0;
 }
 

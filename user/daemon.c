@@ -1,5 +1,6 @@
 /* "hawk-bpf start": the tracing daemon (see daemon.h, session.h). */
 #include "daemon.h"
+#include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,27 +41,12 @@ struct daemon {
 
 /* ---- requests ----------------------------------------------------------- */
 
-static int send_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static void reply_error(int fd, const char *msg)
 {
 	char line[600];
 	int n = snprintf(line, sizeof(line), "error %s\n", msg);
 
-	send_all(fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+	hk_send_all(fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
 static bool parse_format(const char *s, enum hk_format *f)
@@ -120,8 +106,8 @@ static void serve_snapshot(struct daemon *d, int fd, const char *args)
 		fclose(h);
 	if (b)
 		fclose(b);
-	if (hdr && send_all(fd, hdr, hlen) == 0 && rc == 0 && body)
-		send_all(fd, body, blen);
+	if (hdr && hk_send_all(fd, hdr, hlen) == 0 && rc == 0 && body)
+		hk_send_all(fd, body, blen);
 	free(hdr);
 	free(body);
 	if (r == &now)
@@ -164,9 +150,9 @@ static void serve_status(struct daemon *d, int fd)
 	if (!s) {
 		reply_error(fd, "out of memory");
 	} else {
-		send_all(fd, "ok\n", 3);
-		send_all(fd, s, strlen(s));
-		send_all(fd, "\n", 1);
+		hk_send_all(fd, "ok\n", 3);
+		hk_send_all(fd, s, strlen(s));
+		hk_send_all(fd, "\n", 1);
 	}
 	free(s);
 	json_decref(j);
@@ -361,7 +347,7 @@ static int daemon_main(const struct hk_options *o, int lock)
 			: snprintf(line, sizeof(line), "ok\n");
 
 		if (n > 0)
-			send_all(d.stop_conn, line, strlen(line));
+			hk_send_all(d.stop_conn, line, strlen(line));
 		close(d.stop_conn);
 	}
 	hk_pytarget_close(&d.t);

@@ -21,6 +21,7 @@
 #include "session.h"
 #include "serve.h"
 #include "tracer.h"
+#include "util.h"
 
 static volatile sig_atomic_t stop_flag;
 
@@ -43,12 +44,6 @@ static int privileged(void)
 #define HAS(c) (d[(c) / 32].effective & (1u << ((c) % 32)))
 	return HAS(CAP_SYS_ADMIN) && HAS(CAP_SYS_PTRACE);
 #undef HAS
-}
-
-static int fail(const char *msg)
-{
-	fprintf(stderr, "hawk-bpf: %s\n", msg);
-	return 1;
 }
 
 static void handle_signals(void)
@@ -105,7 +100,7 @@ int main(int argc, char **argv)
 	if (o.command == HK_CMD_SERVE)	/* runs this binary per request */
 		return hk_serve_main(&o);
 	if (!privileged())
-		return fail("must run as root (or with CAP_SYS_ADMIN and CAP_SYS_PTRACE)");
+		return hk_fail("must run as root (or with CAP_SYS_ADMIN and CAP_SYS_PTRACE)");
 	switch (o.command) {
 	case HK_CMD_START:
 		return hk_daemon_start(&o);
@@ -121,7 +116,7 @@ int main(int argc, char **argv)
 	}
 	if (hk_pytarget_open(&t, o.pid, err, sizeof(err))) {
 		hk_pytarget_close(&t);
-		return fail(err);
+		return hk_fail("%s", err);
 	}
 	if (o.output) {
 		/* Checked before attaching; truncated only once we have a
@@ -132,7 +127,7 @@ int main(int argc, char **argv)
 			snprintf(err, sizeof(err), "cannot write %s: %s", o.output,
 				 strerror(errno));
 			hk_pytarget_close(&t);
-			return fail(err);
+			return hk_fail("%s", err);
 		}
 	}
 	lock = hk_lock_target(o.pid, "profile", &holder, &holder_daemon);
@@ -142,7 +137,7 @@ int main(int argc, char **argv)
 			snprintf(err, sizeof(err),
 				 "another hawk-bpf is already tracing this process (hawk-bpf daemon PID %d; hawk-bpf stop -p %d ends it)",
 				 (int)holder, (int)o.pid);
-		return fail(lock == -2 ? (holder_daemon ? err : "another hawk-bpf is already tracing this process")
+		return hk_fail("%s", lock == -2 ? (holder_daemon ? err : "another hawk-bpf is already tracing this process")
 				       : "cannot create /run/hawk-bpf");
 	}
 	hold_dirs(o.pid);
@@ -157,7 +152,7 @@ int main(int argc, char **argv)
 	if (hk_trace_run(&t, &to, &r, err, sizeof(err))) {
 		hk_result_free(&r);
 		hk_pytarget_close(&t);
-		return fail(err);
+		return hk_fail("%s", err);
 	}
 	if (r.target_exited)
 		fprintf(stderr, "hawk-bpf: process %d exited during the window; reporting %s\n",
@@ -180,7 +175,7 @@ int main(int argc, char **argv)
 				b.tv_sec - a.tv_sec + (b.tv_nsec - a.tv_nsec) / 1e9);
 	}
 	if (fflush(out) || rc)
-		rc = fail("cannot write the report");
+		rc = hk_fail("cannot write the report");
 	if (o.stats) {
 		uint64_t n = 0;
 

@@ -1,6 +1,7 @@
 /* Sessions: the per-PID lock, the report writer and the client commands
  * (see session.h). */
 #include "session.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -274,20 +275,6 @@ int hk_write_report(FILE *out, const struct hk_options *o,
 
 /* ---- the client --------------------------------------------------------- */
 
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("hawk-bpf: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return 1;
-}
-
 /* Connected to PID's daemon, or -1 (errno ENOENT/ECONNREFUSED: no
  * session). *daemon: the daemon's PID, from the socket's credentials. */
 static int session_connect(pid_t pid, pid_t *daemon)
@@ -316,25 +303,10 @@ static int session_connect(pid_t pid, pid_t *daemon)
 static int no_session(pid_t pid)
 {
 	if (errno == ENOENT || errno == ECONNREFUSED)
-		return fail("no hawk-bpf session for PID %d (start one with: hawk-bpf start -p %d)",
+		return hk_fail("no hawk-bpf session for PID %d (start one with: hawk-bpf start -p %d)",
 			    (int)pid, (int)pid);
-	return fail("cannot reach the hawk-bpf session for PID %d: %s",
+	return hk_fail("cannot reach the hawk-bpf session for PID %d: %s",
 		    (int)pid, strerror(errno));
-}
-
-static int send_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 /* Sends req and reads the answer's header: relays "hawk-bpf: " lines to
@@ -345,8 +317,8 @@ static int request(int fd, pid_t pid, const char *req)
 	char line[1024];
 	size_t n = 0;
 
-	if (send_all(fd, req, strlen(req)))
-		return fail("cannot talk to the hawk-bpf session for PID %d: %s",
+	if (hk_send_all(fd, req, strlen(req)))
+		return hk_fail("cannot talk to the hawk-bpf session for PID %d: %s",
 			    (int)pid, strerror(errno));
 	for (;;) {
 		char c;
@@ -355,7 +327,7 @@ static int request(int fd, pid_t pid, const char *req)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
-			return fail("the hawk-bpf session for PID %d ended without an answer",
+			return hk_fail("the hawk-bpf session for PID %d ended without an answer",
 				    (int)pid);
 		if (c != '\n') {
 			if (n < sizeof(line) - 1)
@@ -369,9 +341,9 @@ static int request(int fd, pid_t pid, const char *req)
 		else if (strcmp(line, "ok") == 0)
 			return 0;
 		else if (strncmp(line, "error ", 6) == 0)
-			return fail("%s", line + 6);
+			return hk_fail("%s", line + 6);
 		else
-			return fail("unexpected answer from the hawk-bpf session for PID %d: %s",
+			return hk_fail("unexpected answer from the hawk-bpf session for PID %d: %s",
 				    (int)pid, line);
 	}
 }
@@ -389,7 +361,7 @@ int hk_session_snapshot(const struct hk_options *o)
 		int ofd = open(o->output, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 
 		if (ofd < 0 || !(out = fdopen(ofd, "w")))
-			return fail("cannot write %s: %s", o->output, strerror(errno));
+			return hk_fail("cannot write %s: %s", o->output, strerror(errno));
 	}
 	fd = session_connect(o->pid, &daemon);
 	if (fd < 0) {
@@ -402,15 +374,15 @@ int hk_session_snapshot(const struct hk_options *o)
 	if (rc)
 		goto out;
 	if (out != stdout && ftruncate(fileno(out), 0))
-		rc = fail("cannot write %s: %s", o->output, strerror(errno));
+		rc = hk_fail("cannot write %s: %s", o->output, strerror(errno));
 	while (!rc && ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)))
 		if (n > 0 && fwrite(buf, 1, (size_t)n, out) != (size_t)n)
-			rc = fail("cannot write the report: %s", strerror(errno));
+			rc = hk_fail("cannot write the report: %s", strerror(errno));
 	if (!rc && n < 0)
-		rc = fail("the hawk-bpf session for PID %d broke off: %s",
+		rc = hk_fail("the hawk-bpf session for PID %d broke off: %s",
 			  (int)o->pid, strerror(errno));
 	if (!rc && fflush(out))
-		rc = fail("cannot write the report: %s", strerror(errno));
+		rc = hk_fail("cannot write the report: %s", strerror(errno));
 out:
 	if (fd >= 0)
 		close(fd);
@@ -444,7 +416,7 @@ int hk_session_stop(const struct hk_options *o)
 		while (poll(&p, 1, 60000) < 0 && errno == EINTR)
 			;
 		if (!(p.revents & POLLIN))
-			rc = fail("the hawk-bpf daemon (PID %d) has not exited", (int)daemon);
+			rc = hk_fail("the hawk-bpf daemon (PID %d) has not exited", (int)daemon);
 		close(pidfd);
 	}
 	return rc;
@@ -498,7 +470,7 @@ int hk_session_status(const struct hk_options *o)
 
 	(void)o;
 	if (!d)
-		return errno == ENOENT ? 0 : fail("cannot read " HK_RUN_DIR ": %s",
+		return errno == ENOENT ? 0 : hk_fail("cannot read " HK_RUN_DIR ": %s",
 						  strerror(errno));
 	while ((e = readdir(d))) {
 		int pid;

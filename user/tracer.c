@@ -191,15 +191,15 @@ static int add_trace(struct run *run, struct hk_result *res, size_t *cap,
 	return 0;
 }
 
-/* Every live block, with its traceback. Batched: two syscalls per block
- * made a million-block snapshot take seconds. */
-static int collect(struct run *run, struct hk_result *res)
+/* Calls fn on every live block value, read in batches: two syscalls per
+ * block made a million-block snapshot take seconds. 0, or -1 (errno). */
+static int for_each_live(struct hawk_bpf *skel,
+			 int (*fn)(void *ctx, uint64_t blk), void *ctx)
 {
 	enum { BATCH = 8192 };
-	int fd = bpf_map__fd(run->skel->maps.live);
+	int fd = bpf_map__fd(skel->maps.live);
 	uint64_t keys[BATCH], vals[BATCH], in = 0, out = 0;
-	size_t cap = 0;
-	bool swept = false, first = true;
+	bool first = true;
 	int err;
 
 	do {
@@ -210,12 +210,34 @@ static int collect(struct run *run, struct hk_result *res)
 		if (err && errno != ENOENT)
 			return -1;
 		for (__u32 i = 0; i < n; i++)
-			if (add_trace(run, res, &cap, &swept, vals[i]))
+			if (fn(ctx, vals[i]))
 				return -1;
 		in = out;
 		first = false;
 	} while (!err);
 	return 0;
+}
+
+struct collecting {
+	struct run *run;
+	struct hk_result *res;
+	size_t cap;
+	bool swept;
+};
+
+static int collect_one(void *ctx, uint64_t blk)
+{
+	struct collecting *c = ctx;
+
+	return add_trace(c->run, c->res, &c->cap, &c->swept, blk);
+}
+
+/* Every live block, with its traceback. */
+static int collect(struct run *run, struct hk_result *res)
+{
+	struct collecting c = { .run = run, .res = res };
+
+	return for_each_live(run->skel, collect_one, &c);
 }
 
 static void debug_time(const char *what, double since)
@@ -501,37 +523,34 @@ int hk_trace_snapshot(struct hk_tracer *tr, struct hk_result *res, char *err,
 	return 0;
 }
 
+struct counting {
+	const struct hk_sample_rates *rates;
+	uint64_t blocks;
+	double bytes;
+};
+
+static int count_one(void *ctx, uint64_t blk)
+{
+	struct counting *c = ctx;
+	uint64_t size = HK_BLOCK_SIZE(blk);
+
+	c->blocks++;
+	c->bytes += c->rates ? size * hk_sample_weight(c->rates, HK_BLOCK_CLASS(blk))
+			     : (double)size;
+	return 0;
+}
+
 int hk_trace_count(struct hk_tracer *tr, uint64_t *blocks, double *bytes,
 		   uint64_t counters[HK_CNT_MAX])
 {
-	enum { BATCH = 8192 };
-	int fd = bpf_map__fd(tr->run.skel->maps.live);
-	uint64_t keys[BATCH], vals[BATCH], in = 0, out = 0;
-	bool first = true;
-	int err;
+	struct counting c = { .rates = tr->o.sample };
+	int rc;
 
-	*blocks = 0;
-	*bytes = 0;
 	read_counters(tr->run.skel, counters);
-	do {
-		__u32 n = BATCH;
-
-		err = bpf_map_lookup_batch(fd, first ? NULL : &in, &out, keys,
-					   vals, &n, NULL);
-		if (err && errno != ENOENT)
-			return -1;
-		for (__u32 i = 0; i < n; i++) {
-			uint64_t size = HK_BLOCK_SIZE(vals[i]);
-
-			*blocks += 1;
-			*bytes += tr->o.sample ? size * hk_sample_weight(tr->o.sample,
-							HK_BLOCK_CLASS(vals[i]))
-					       : (double)size;
-		}
-		in = out;
-		first = false;
-	} while (!err);
-	return 0;
+	rc = for_each_live(tr->run.skel, count_one, &c);
+	*blocks = c.blocks;
+	*bytes = c.bytes;
+	return rc;
 }
 
 int hk_trace_stop(struct hk_tracer *tr, struct hk_result *res, char *err,
