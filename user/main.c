@@ -152,6 +152,7 @@ int main(int argc, char **argv)
 	if (hk_trace_run(&t, &to, &r, err, sizeof(err))) {
 		hk_result_free(&r);
 		hk_pytarget_close(&t);
+		hk_lock_release(lock, o.pid);
 		return hk_fail("%s", err);
 	}
 	if (r.target_exited)
@@ -192,6 +193,7 @@ int main(int argc, char **argv)
 		fclose(out);
 	hk_result_free(&r);
 	hk_pytarget_close(&t);
-	close(lock);
+	/* Nothing of ours stays on disk: the lock file goes with the lock. */
+	hk_lock_release(lock, o.pid);
 	return rc ? 1 : 0;
 }

@@ -275,6 +275,23 @@ int hk_write_report(FILE *out, const struct hk_options *o,
 
 /* ---- the client --------------------------------------------------------- */
 
+/* A socket nobody listens on was left by a daemon killed with -9: remove
+ * it, but only while holding the target's lock, so that a daemon starting
+ * right now (which binds while holding it) is never robbed of its own. */
+static void remove_stale_socket(pid_t pid)
+{
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	pid_t holder;
+	bool daemon;
+	int fd = hk_lock_target(pid, "status", &holder, &daemon);
+
+	if (fd < 0)
+		return;
+	hk_socket_path(path, sizeof(path), pid);
+	unlink(path);
+	hk_lock_release(fd, pid);
+}
+
 /* Connected to PID's daemon, or -1 (errno ENOENT/ECONNREFUSED: no
  * session). *daemon: the daemon's PID, from the socket's credentials. */
 static int session_connect(pid_t pid, pid_t *daemon)
@@ -291,6 +308,8 @@ static int session_connect(pid_t pid, pid_t *daemon)
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
 		e = errno;
 		close(fd);
+		if (e == ECONNREFUSED)
+			remove_stale_socket(pid);
 		errno = e;
 		return -1;
 	}

@@ -462,5 +462,8 @@ def assert_detached(hawk, wl, tables=True):
     assert_bpf_gone(hawk.ids)
     assert not patched_bytes(wl.pid, hawk.image), \
         "breakpoints left in the target's code"
+    left = [p for p in (Path(f"/run/hawk-bpf/{wl.pid}.lock"),
+                        Path(f"/run/hawk-bpf/{wl.pid}.sock")) if p.exists()]
+    assert not left, f"hawk-bpf left files behind: {left}"
     if tables:
         assert wl.tables() == wl.tables_at_start, "allocator tables not restored"
