@@ -358,26 +358,13 @@ int hk_daemon_start(const struct hk_options *o)
 {
 	char buf[4096];
 	size_t len = 0;
-	pid_t holder, child;
-	bool hd;
+	pid_t child;
 	int lock, pfd[2];
 	ssize_t n;
 
-	lock = hk_lock_target(o->pid, "daemon", &holder, &hd);
-	if (lock == -2) {
-		if (holder > 0)
-			fprintf(stderr, "hawk-bpf: already tracing PID %d (hawk-bpf%s PID %d)\n",
-				(int)o->pid, hd ? " daemon" : "", (int)holder);
-		else
-			fprintf(stderr, "hawk-bpf: already tracing PID %d (another hawk-bpf)\n",
-				(int)o->pid);
+	lock = hk_lock_or_refuse(o->pid, "daemon");
+	if (lock < 0)
 		return 1;
-	}
-	if (lock < 0) {
-		fprintf(stderr, "hawk-bpf: cannot create " HK_RUN_DIR ": %s\n",
-			strerror(errno));
-		return 1;
-	}
 	if (lock < 3) {
 		/* The caller closed stdio: keep the lock above stderr. */
 		int fd = fcntl(lock, F_DUPFD_CLOEXEC, 3);

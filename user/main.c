@@ -80,8 +80,6 @@ int main(int argc, char **argv)
 	char err[512];
 	FILE *out = stdout;
 	int lock, rc;
-	pid_t holder;
-	bool holder_daemon;
 
 	if (hk_options_parse(&o, argc, argv, err, sizeof(err))) {
 		fprintf(stderr, "hawk-bpf: %s (see hawk-bpf --help)\n", err);
@@ -130,15 +128,10 @@ int main(int argc, char **argv)
 			return hk_fail("%s", err);
 		}
 	}
-	lock = hk_lock_target(o.pid, "profile", &holder, &holder_daemon);
+	lock = hk_lock_or_refuse(o.pid, "profile");
 	if (lock < 0) {
 		hk_pytarget_close(&t);
-		if (lock == -2 && holder_daemon)
-			snprintf(err, sizeof(err),
-				 "another hawk-bpf is already tracing this process (hawk-bpf daemon PID %d; hawk-bpf stop -p %d ends it)",
-				 (int)holder, (int)o.pid);
-		return hk_fail("%s", lock == -2 ? (holder_daemon ? err : "another hawk-bpf is already tracing this process")
-				       : "cannot create /run/hawk-bpf");
+		return 1;
 	}
 	hold_dirs(o.pid);
 	handle_signals();
@@ -163,13 +156,13 @@ int main(int argc, char **argv)
 	if (r.warning[0] && !r.target_exited)
 		fprintf(stderr, "hawk-bpf: warning: %s (the sampling trampoline stays; it works without hawk-bpf)\n",
 			r.warning);
-	if (out != stdout && ftruncate(fileno(out), 0))
-		rc = -1;
 	{
 		struct timespec a, b;
 
 		clock_gettime(CLOCK_MONOTONIC, &a);
-		rc = hk_write_report(out, &o, &t, &r, rootfd, cwdfd, false);
+		/* -o was opened without truncation, in case we never got here. */
+		rc = out != stdout && ftruncate(fileno(out), 0) ? -1 :
+		     hk_write_report(out, &o, &t, &r, rootfd, cwdfd, false);
 		clock_gettime(CLOCK_MONOTONIC, &b);
 		if (getenv("HAWK_BPF_DEBUG"))
 			fprintf(stderr, "hawk-bpf: debug: report took %.3f s\n",

@@ -97,6 +97,25 @@ int hk_lock_target(pid_t pid, const char *role, pid_t *holder,
 	return -1;
 }
 
+int hk_lock_or_refuse(pid_t pid, const char *role)
+{
+	pid_t holder;
+	bool daemon;
+	int fd = hk_lock_target(pid, role, &holder, &daemon);
+
+	if (fd == -2 && holder > 0)
+		fprintf(stderr, "hawk-bpf: already tracing PID %d (hawk-bpf%s PID %d)%s\n",
+			(int)pid, daemon ? " daemon" : "", (int)holder,
+			daemon ? ": hawk-bpf stop -p ends it" : "");
+	else if (fd == -2)
+		fprintf(stderr, "hawk-bpf: already tracing PID %d (another hawk-bpf)\n",
+			(int)pid);
+	else if (fd < 0)
+		fprintf(stderr, "hawk-bpf: cannot create " HK_RUN_DIR ": %s\n",
+			strerror(errno));
+	return fd < 0 ? -1 : fd;
+}
+
 void hk_lock_release(int fd, pid_t pid)
 {
 	char path[64];

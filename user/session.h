@@ -35,6 +35,9 @@
  * last fd of its open file (inherited across fork), even on kill -9. */
 int hk_lock_target(pid_t pid, const char *role, pid_t *holder,
 		   bool *holder_daemon);
+/* hk_lock_target, or one stderr line saying who holds the lock (or why
+ * it could not be taken) and -1. */
+int hk_lock_or_refuse(pid_t pid, const char *role);
 /* Rewrites the owner written in the lock file (after a fork). */
 void hk_lock_owner(int fd, pid_t owner, const char *role);
 /* Removes the lock file, then releases the lock. */
