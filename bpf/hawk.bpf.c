@@ -296,7 +296,7 @@ static __always_inline void count_size(__u64 cookie, struct inflight *in,
 				       struct args *a)
 {
 	__u32 dom = site_domain[cookie & (HK_MAX_PROBES - 1)], b = 0, key;
-	__u64 size = call_size(a);
+	__u64 size = call_size(a), v = size;
 	struct hk_hist_cell *c;
 
 	if (dom == HK_DK_PYMALLOC)
@@ -305,13 +305,12 @@ static __always_inline void count_size(__u64 cookie, struct inflight *in,
 		return;
 	/* b = bit length of size (BPF has no clz): binary search. */
 	for (int sh = 32; sh; sh >>= 1) {
-		if (size >> sh) {
-			size >>= sh;
+		if (v >> sh) {
+			v >>= sh;
 			b += sh;
 		}
 	}
-	b += size != 0;
-	size = call_size(a);
+	b += v != 0;
 	if (b >= HK_HIST_BUCKETS || dom >= HK_DK_MAX)
 		return;
 	key = dom * HK_HIST_BUCKETS + b;

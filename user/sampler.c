@@ -2,7 +2,6 @@
 
 #include <elf.h>
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -76,10 +75,10 @@ static int build(const struct hk_sampler *s, uint64_t raw_table,
 	};
 
 	for (unsigned i = 0; i < r->n; i++) {
-		double th = ldexp(r->prob[i], 32);
+		uint64_t th = hk_sample_threshold(r->prob[i]);
 
 		spec.classes[i].bound = r->bound[i];
-		spec.classes[i].always = th >= 4294967296.0;
+		spec.classes[i].always = th >= 1ULL << 32;
 		spec.classes[i].threshold = spec.classes[i].always ? 0 : (uint32_t)th;
 	}
 	return hk_tramp_build(&spec, buf, cap, out);

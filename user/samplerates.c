@@ -1,6 +1,7 @@
 #include "samplerates.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,11 @@ double hk_sample_prob(const struct hk_sample_rates *r, uint64_t size)
 		if (size < r->bound[i])
 			return r->prob[i];
 	return 1.0;
+}
+
+uint64_t hk_sample_threshold(double p)
+{
+	return (uint64_t)ldexp(p, 32);
 }
 
 double hk_sample_weight(const struct hk_sample_rates *r, unsigned cls)

@@ -21,6 +21,9 @@ int hk_sample_rates_parse(const char *spec, struct hk_sample_rates *r,
 			  char *err, size_t errlen);
 /* The probability a block of this size is sampled with. */
 double hk_sample_prob(const struct hk_sample_rates *r, uint64_t size);
+/* p as a threshold on a 32-bit random number: sample iff random < it;
+ * 2^32 (p = 1) means always. The BPF side and the trampoline both use it. */
+uint64_t hk_sample_threshold(double p);
 /* The weight (1/p) of a block recorded in class cls (HK_BLOCK_CLASS: 0
  * always sampled, k: class k-1). */
 double hk_sample_weight(const struct hk_sample_rates *r, unsigned cls);

@@ -15,7 +15,6 @@
 #include "hawk.skel.h"
 #include "hooks.h"
 #include "sampler.h"
-#include <math.h>
 
 #define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -1)
 
@@ -92,17 +91,16 @@ static int attach(struct hawk_bpf *skel, struct hk_pytarget *t,
 	}
 	for (int i = 0; i < h->nsites; i++) {
 		const struct hk_site *s = &h->sites[i];
-		uint64_t off;
 		struct bpf_program *progs[2] = { skel->progs.alloc_enter,
 						 skel->progs.alloc_return };
 		int np = 2;
 
-		if (hk_elf_file_offset(&t->elf, s->probe, &off))
-			return ERR("probe address %#llx is not in the file",
-				   (unsigned long long)s->probe);
 		/* Sampling sees everything it needs in the raw domain. */
 		if (sample && site_domain(s) != HK_DK_RAW)
 			continue;
+		if (hk_elf_file_offset(&t->elf, s->probe, &off))
+			return ERR("probe address %#llx is not in the file",
+				   (unsigned long long)s->probe);
 		if (s->kind == HK_FREE) {
 			if (stats)
 				continue;
@@ -117,9 +115,8 @@ static int attach(struct hawk_bpf *skel, struct hk_pytarget *t,
 			LIBBPF_OPTS(bpf_uprobe_opts, uo,
 				    .bpf_cookie = (uint64_t)s->kind << 8 | i,
 				    .retprobe = p == 1);
-			struct bpf_link *l = bpf_program__attach_uprobe_opts(
-				progs[p], t->pid, t->image_path, off, &uo);
-
+			l = bpf_program__attach_uprobe_opts(progs[p], t->pid,
+							    t->image_path, off, &uo);
 			if (!l)
 				return ERR("cannot attach a uprobe to %s+%#llx: %s",
 					   t->image_name, (unsigned long long)off,
@@ -339,10 +336,8 @@ static int teardown(struct hk_tracer *tr, struct hk_result *res, int rc,
 	const struct hk_trace_opts *o = &tr->o;
 	char warning[256];
 
-	if (o->sample && hk_sampler_remove(&tr->sampler, tr->t, warning,
-					    sizeof(warning)) == 0)
-		warning[0] = 0;
-	else if (!o->sample)
+	if (!o->sample || hk_sampler_remove(&tr->sampler, tr->t, warning,
+					     sizeof(warning)) == 0)
 		warning[0] = 0;
 	if (res)
 		snprintf(res->warning, sizeof(res->warning), "%s", warning);
@@ -444,7 +439,7 @@ int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
 		for (unsigned i = 0; i < o->sample->n; i++) {
 			run->skel->rodata->sample_bound[i] = o->sample->bound[i];
 			run->skel->rodata->sample_thresh[i] =
-				(uint64_t)ldexp(o->sample->prob[i], 32);
+				hk_sample_threshold(o->sample->prob[i]);
 		}
 	}
 	for (int i = 0; i < tr->hooks.nsites; i++)
@@ -480,14 +475,13 @@ int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
 					     o->sample, err, errlen)))
 		return teardown(tr, NULL, -1, err, errlen);
 	tr->start = now();
+	char window[32] = "until stopped";
+
 	if (o->duration_ms)
-		fprintf(stderr, "hawk-bpf: tracing PID %d (CPython %s, %s), %d probes, for %.3g s%s\n",
-			(int)t->pid, t->version, t->image_name, tr->nlinks,
-			o->duration_ms / 1000.0, o->sample ? ", sampling" : "");
-	else
-		fprintf(stderr, "hawk-bpf: tracing PID %d (CPython %s, %s), %d probes, until stopped%s\n",
-			(int)t->pid, t->version, t->image_name, tr->nlinks,
-			o->sample ? ", sampling" : "");
+		snprintf(window, sizeof(window), "for %.3g s", o->duration_ms / 1000.0);
+	fprintf(stderr, "hawk-bpf: tracing PID %d (CPython %s, %s), %d probes, %s%s\n",
+		(int)t->pid, t->version, t->image_name, tr->nlinks, window,
+		o->sample ? ", sampling" : "");
 	fflush(stderr);
 	*out = tr;
 	return 0;
