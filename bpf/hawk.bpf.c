@@ -24,10 +24,18 @@ const volatile __u32 stats_mode = 0;
 /* enum hk_domain_kind of each probe site (by cookie slot). */
 const volatile __u8 site_domain[HK_MAX_PROBES] = {};
 /* --sample: only raw-domain sites are probed; a raw allocation is kept if
- * the trampoline sampled it (r11 = sample_magic, r10 a fresh nonce) or, for
- * one made directly, with its size class's probability. */
+ * the trampoline sampled it (r11 = sample_magic, r10 a fresh nonce; it then
+ * asked for sample_pad more bytes than its caller, room for its tag) or,
+ * for one made directly, with its size class's probability. With
+ * sample_raw the trampoline stands in front of the raw domain too: every
+ * raw allocation reaching a probe was sent by it, r11 = sample_magic + 1
+ * marking the unsampled realloc of a traced block (the old block goes).
+ * Every allocation, realloc included, is its own draw, so a live block is
+ * in the sample with the probability of the class it was last drawn in. */
 const volatile __u32 sample_mode = 0;
 const volatile __u64 sample_magic = 0;
+const volatile __u32 sample_pad = 0;
+const volatile __u32 sample_raw = 0;
 const volatile __u32 sample_nclasses = 0;
 const volatile __u64 sample_bound[8] = {};
 const volatile __u64 sample_thresh[8] = {};	/* 2^32: always */
@@ -321,16 +329,41 @@ static __always_inline void count_size(__u64 cookie, struct inflight *in,
 	}
 }
 
-/* --sample: whether to keep this allocation (see sample_mode): 0 no, else
- * its class for HK_BLOCK (1 + the class index, 0 when always sampled). The
+/* --sample: which trampoline marker this call carries (see sample_mode):
+ * 0 none, 1 drawn and sampled, 2 unsampled realloc of a traced block. A
+ * sampled call asked for sample_pad bytes more: the arguments are put back
+ * as the caller made them. */
+static __always_inline int sample_marker(struct pt_regs *ctx,
+					 struct inflight *in, struct args *a)
+{
+	int m = 0;
+
+	if (ctx->r11 == sample_magic && ctx->r10 != in->last_nonce) {
+		in->last_nonce = ctx->r10;
+		m = 1;
+	} else if (sample_raw && ctx->r11 == sample_magic + 1) {
+		m = 2;
+	}
+	if (m == 1) {
+		/* calloc comes as (1, size + pad) */
+		if (a->kind == HK_MALLOC)
+			a->a -= sample_pad;
+		else
+			a->b -= sample_pad;
+	}
+	return m;
+}
+
+/* --sample: whether to keep this allocation: 0 no, else its class for
+ * HK_BLOCK (1 + the class index, 0 when always sampled) in *cls. The
  * trampoline decides with the same classes, by the same size. */
-static __always_inline int sample_decide(struct pt_regs *ctx,
-					 struct inflight *in, __u64 size,
-					 __u32 *cls)
+static __always_inline int sample_decide(int marker, __u64 size, __u32 *cls)
 {
 	__u64 th = 1ULL << 32;
 
 	*cls = 0;
+	if (!size)
+		size = 1;	/* as the allocator serves it */
 	for (int i = 0; i < 8; i++) {
 		if (i < sample_nclasses && size < sample_bound[i]) {
 			th = sample_thresh[i];
@@ -338,10 +371,10 @@ static __always_inline int sample_decide(struct pt_regs *ctx,
 			break;
 		}
 	}
-	if (ctx->r11 == sample_magic && ctx->r10 != in->last_nonce) {
-		in->last_nonce = ctx->r10;
+	if (marker == 1)
 		return 1;
-	}
+	if (marker == 2 || sample_raw)
+		return 0;
 	return th >= (1ULL << 32) || bpf_get_prandom_u32() < th;
 }
 
@@ -357,6 +390,7 @@ int BPF_KPROBE(alloc_enter)
 	__u64 cookie = bpf_get_attach_cookie(ctx);
 	struct inflight *in;
 	struct args *a;
+	int marker;
 
 	if (bare || frozen)
 		return 0;
@@ -374,6 +408,7 @@ int BPF_KPROBE(alloc_enter)
 		count_size(cookie, in, a);
 		return 0;
 	}
+	marker = sample_mode ? sample_marker(ctx, in, a) : 0;
 	/* Forget the old block now, not at return: once realloc has released
 	 * it another thread may be handed the same address. */
 	if (a->kind == HK_REALLOC && a->a) {
@@ -385,14 +420,11 @@ int BPF_KPROBE(alloc_enter)
 			bpf_map_delete_elem(&live, &a->a);
 		}
 	}
-	/* A sampled block stays sampled through realloc, in its class. */
 	a->cls = 0;
 	if (!sample_mode)
 		a->sampled = 1;
-	else if (a->had_old)
-		a->sampled = 1, a->cls = HK_BLOCK_CLASS(a->old);
 	else
-		a->sampled = sample_decide(ctx, in, call_size(a), &a->cls);
+		a->sampled = sample_decide(marker, call_size(a), &a->cls);
 	return 0;
 }
 

@@ -165,3 +165,18 @@ int hk_elf_func_symbol(struct hk_elf *e, uint64_t vaddr, uint64_t *start,
 	}
 	return -1;
 }
+
+int hk_elf_bias(const struct hk_elf *e, uint64_t map_start, uint64_t map_offset,
+		uint64_t *bias)
+{
+	for (int i = 0; i < e->nseg; i++) {
+		uint64_t po = e->seg[i].offset & ~0xfffULL;
+		uint64_t pv = e->seg[i].vaddr & ~0xfffULL;
+
+		if (map_offset >= po && map_offset < e->seg[i].offset + e->seg[i].filesz) {
+			*bias = map_start - (pv + (map_offset - po));
+			return 0;
+		}
+	}
+	return -1;
+}

@@ -26,6 +26,10 @@ void hk_elf_close(struct hk_elf *e);
 int hk_elf_symbol(struct hk_elf *e, const char *name, uint64_t *addr);
 /* File offset of a virtual address in a PT_LOAD segment: 0 or -1. */
 int hk_elf_file_offset(const struct hk_elf *e, uint64_t vaddr, uint64_t *off);
+/* Bias (runtime address - vaddr) of the image from one of its mappings
+ * (start address and file offset, as /proc/PID/maps gives them): 0 or -1. */
+int hk_elf_bias(const struct hk_elf *e, uint64_t map_start, uint64_t map_offset,
+		uint64_t *bias);
 bool hk_elf_is_code(const struct hk_elf *e, uint64_t vaddr);
 /* Bytes of the file image at vaddr (never the process: probes change it). */
 int hk_elf_read(const struct hk_elf *e, uint64_t vaddr, void *buf, size_t len);

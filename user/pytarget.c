@@ -10,22 +10,6 @@
 
 #define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -1)
 
-/* Bias of a mapped ELF: the runtime address of vaddr 0. */
-static int compute_bias(const struct hk_elf *e, const struct hk_map *m,
-			uint64_t *bias)
-{
-	for (int i = 0; i < e->nseg; i++) {
-		uint64_t po = e->seg[i].offset & ~0xfffULL;
-		uint64_t pv = e->seg[i].vaddr & ~0xfffULL;
-
-		if (m->offset >= po && m->offset < e->seg[i].offset + e->seg[i].filesz) {
-			*bias = m->start - (pv + (m->offset - po));
-			return 0;
-		}
-	}
-	return -1;
-}
-
 /* "3.10" from ".../python3.10" or "libpython3.10.so…": for a clear
  * "unsupported" message on Pythons without Py_Version. */
 static int version_from_name(const char *path, int *maj, int *min)
@@ -95,7 +79,7 @@ static int open_image(struct hk_pytarget *t, const struct hk_map *m)
 	if (hk_elf_open(&t->elf, t->image_path))
 		return -1;
 	if (hk_elf_symbol(&t->elf, "_PyRuntime", &rt) ||
-	    compute_bias(&t->elf, m, &t->bias)) {
+	    hk_elf_bias(&t->elf, m->start, m->offset, &t->bias)) {
 		hk_elf_close(&t->elf);
 		return -1;
 	}

@@ -1,87 +1,80 @@
 #include "sampler.h"
 
-#include <elf.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include "freeze.h"
-#include "trampoline.h"
+#include "pagetail.h"
 
 #define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -1)
-#define PAGE 4096ULL
 #define SMALL_MAX 512	/* pymalloc's SMALL_REQUEST_THRESHOLD in 3.11 */
 
-/* Written before the code, so a later hawk-bpf recognises the trampoline a
- * killed one left behind (and the functions it stands for). */
+/* Kept with the data, so that a later hawk-bpf recognises the trampoline
+ * a killed one left behind (and the functions its entries stand for).
+ * Written last: a header means the code and data are complete. */
 struct tramp_header {
-	char magic[8];		/* "HAWKTRMP" */
-	uint64_t real_malloc;
-	uint64_t real_calloc;
-	uint64_t len;		/* code bytes after the header */
+	char magic[8];		/* "HAWKTRM3" */
+	uint16_t len;		/* code bytes */
+	uint16_t entry[HK_TE_N];	/* entry offsets, 0xffff: none */
+	uint16_t real_lit[HK_TE_N];	/* offset of the literal holding its
+					 * function, 0xffff: none */
+	uint16_t pad[3];
 };
 
-static const char header_magic[8] = { 'H', 'A', 'W', 'K', 'T', 'R', 'M', 'P' };
+static const char header_magic[8] = { 'H', 'A', 'W', 'K', 'T', 'R', 'M', '3' };
 
-/* The unused tail of the last page of the image's executable segment, and
- * the page tail after its writable segment's end (.bss): both mapped, both
- * used by nothing. */
-static int find_tails(struct hk_pytarget *t, uint64_t *code, uint64_t *code_len,
-		      uint64_t *state, char *err, size_t errlen)
+/* The data tail: PRNG word, header, tag, threshold table. */
+#define RW_HEADER 8
+#define RW_TAG (RW_HEADER + sizeof(struct tramp_header))
+#define RW_TABLE (RW_TAG + 16)
+#define RW_END (RW_TABLE + 8 * (HK_TRAMP_MAX_CLASSES + 1))
+
+static int entry_kind(int e)
 {
-	struct stat st;
-	int x = -1, w = -1;
-
-	for (int i = 0; i < t->elf.nseg; i++) {
-		if (t->elf.seg[i].flags & PF_X)
-			x = i;
-		else if (t->elf.seg[i].flags & PF_W)
-			w = i;
+	switch (e) {
+	case HK_TE_OBJ_MALLOC: case HK_TE_RAW_MALLOC: return HK_MALLOC;
+	case HK_TE_OBJ_CALLOC: case HK_TE_RAW_CALLOC: return HK_CALLOC;
+	case HK_TE_RAW_REALLOC: return HK_REALLOC;
+	default: return HK_FREE;
 	}
-	if (x < 0 || w < 0 || fstat(t->elf.fd, &st))
-		return ERR("cannot find the code and data segments of %s", t->image_name);
-	uint64_t end = t->elf.seg[x].vaddr + t->elf.seg[x].filesz;
-	uint64_t tail = (PAGE - end % PAGE) % PAGE;
-	/* Beyond the end of the file the page would fault: stay within it. */
-	uint64_t file_end = t->elf.seg[x].offset + t->elf.seg[x].filesz;
-	if (file_end + tail > (uint64_t)st.st_size)
-		tail = (uint64_t)st.st_size - file_end;
-	*code = end + t->bias;
-	*code_len = tail;
-	uint64_t dend = t->elf.seg[w].vaddr + t->elf.seg[w].memsz;
-	uint64_t s = (dend + 7) & ~7ULL;
-	if (s + 8 > ((dend + PAGE - 1) & ~(PAGE - 1)))
-		return ERR("no room for the sampler's state after the data of %s",
-			   t->image_name);
-	*state = s + t->bias;
-	return 0;
 }
 
-static int build(const struct hk_sampler *s, uint64_t raw_table,
-		 uint64_t real_malloc, uint64_t real_calloc,
-		 const struct hk_sample_rates *r, uint8_t *buf, size_t cap,
-		 struct hk_tramp_out *out)
+static bool has_header(struct hk_pytarget *t, const struct hk_tail *tl,
+		       struct tramp_header *hdr)
 {
-	struct hk_tramp_spec spec = {
-		.at = s->code + sizeof(struct tramp_header),
-		.state = s->state,
-		.real_malloc = real_malloc,
-		.real_calloc = real_calloc,
-		.raw_table = raw_table,
-		.magic = HK_SAMPLE_MAGIC,
-		.small_max = SMALL_MAX,
-		.nclasses = r->n,
-	};
+	return tl->rw_room >= RW_END &&
+	       hk_mem_read(t->memfd, tl->rw + RW_HEADER, hdr, sizeof(*hdr)) == 0 &&
+	       memcmp(hdr->magic, header_magic, 8) == 0 && hdr->len <= tl->code_room;
+}
 
-	for (unsigned i = 0; i < r->n; i++) {
-		uint64_t th = hk_sample_threshold(r->prob[i]);
+int hk_sampler_function(struct hk_pytarget *t, uint64_t ptr, int kind,
+			uint64_t *func)
+{
+	struct tramp_header hdr;
+	struct hk_tail *v;
+	size_t n;
+	int rc = -1;
 
-		spec.classes[i].bound = r->bound[i];
-		spec.classes[i].always = th >= 1ULL << 32;
-		spec.classes[i].threshold = spec.classes[i].always ? 0 : (uint32_t)th;
+	if (hk_tails(t->pid, &v, &n))
+		return -1;
+	for (size_t i = 0; i < n && rc; i++) {
+		const struct hk_tail *tl = &v[i];
+
+		if (ptr < tl->code || ptr >= tl->code + tl->code_room ||
+		    !has_header(t, tl, &hdr))
+			continue;
+		for (int e = 0; e < HK_TE_N && rc; e++)
+			if (hdr.entry[e] != 0xffff && tl->code + hdr.entry[e] == ptr &&
+			    entry_kind(e) == kind && hdr.real_lit[e] != 0xffff &&
+			    hdr.real_lit[e] + 8u <= hdr.len)
+				rc = hk_mem_read(t->memfd, tl->code + hdr.real_lit[e],
+						 func, 8);
+		break;
 	}
-	return hk_tramp_build(&spec, buf, cap, out);
+	free(v);
+	return rc;
 }
 
 /* The pymalloc functions the mem and object slots point to (through the
@@ -120,35 +113,13 @@ static int switch_slots(struct hk_sampler *s, struct hk_pytarget *t, bool on,
 		/* Only what we expect (the function, or the padding before it
 		 * that a killed exact run left): someone else's hook stays. */
 		if (cur != from && cur != want &&
-		    !(on && cur == s->slot[i].padding))
+		    !(on && s->slot[i].padding && cur == s->slot[i].padding))
 			continue;
 		if (cur != want && hk_mem_write(t->memfd, s->slot[i].addr, &want, 8))
 			continue;
 		s->slot[i].switched = on;
 	}
 	hk_thaw(&f);
-	return 0;
-}
-
-int hk_sampler_function(struct hk_pytarget *t, uint64_t ptr, int kind,
-			uint64_t *func)
-{
-	struct tramp_header hdr;
-	uint64_t code, room, state;
-	char err[8];
-
-	if (find_tails(t, &code, &room, &state, err, sizeof(err)) ||
-	    ptr < code + sizeof(hdr) || ptr >= code + room ||
-	    hk_mem_read(t->memfd, code, &hdr, sizeof(hdr)) ||
-	    memcmp(hdr.magic, header_magic, 8) ||
-	    ptr >= code + sizeof(hdr) + hdr.len)
-		return -1;
-	if (kind == HK_MALLOC)
-		*func = hdr.real_malloc;
-	else if (kind == HK_CALLOC)
-		*func = hdr.real_calloc;
-	else
-		return -1;
 	return 0;
 }
 
@@ -171,68 +142,199 @@ int hk_sampler_reset_slot(struct hk_pytarget *t, uint64_t slot, uint64_t expect,
 	return rc;
 }
 
-int hk_sampler_install(struct hk_sampler *s, struct hk_pytarget *t,
-		       const struct hk_hooks *h,
-		       const struct hk_sample_rates *rates, char *err,
-		       size_t errlen)
+/* Hosts in the order to try: one holding an earlier trampoline (it must be
+ * reused), the interpreter's image, then libc and the dynamic loader: only
+ * images that are never unmapped (a module loaded with dlopen could be). */
+static int host_rank(struct hk_pytarget *t, const struct hk_tail *tl)
 {
-	uint8_t code[HK_TRAMP_MAX_LEN], old[HK_TRAMP_MAX_LEN];
-	struct tramp_header hdr, have;
-	struct hk_tramp_out out;
-	uint64_t room, fm, fc, seed = 0;
+	struct tramp_header hdr;
+	const char *base = strrchr(tl->name, '/');
+
+	base = base ? base + 1 : tl->name;
+	if (has_header(t, tl, &hdr))
+		return 0;
+	if (strcmp(tl->name, t->image_name) == 0)
+		return 1;
+	if (strcmp(base, "libc.so.6") == 0 ||
+	    strncmp(base, "ld-linux-x86-64.so", 18) == 0)
+		return 2;
+	return 3;
+}
+
+static void layout(struct hk_sampler *s, const struct hk_tail *tl,
+		   struct hk_tramp_spec *spec)
+{
+	snprintf(s->host, sizeof(s->host), "%s", tl->name);
+	s->code = tl->code;
+	s->state = tl->rw;
+	s->header = tl->rw + RW_HEADER;
+	s->tag = tl->rw + RW_TAG;
+	s->table = tl->rw + RW_TABLE;
+	spec->at = s->code;
+	spec->state = s->state;
+	spec->table = s->table;
+	spec->tag = s->tag;
+}
+
+/* Builds spec into the first host with room: 0, or -1 if none has. */
+static int place(struct hk_sampler *s, struct hk_pytarget *t,
+		 const struct hk_tail *v, size_t n, struct hk_tramp_spec *spec)
+{
+	for (int rank = 0; rank <= 2; rank++) {
+		for (size_t i = 0; i < n; i++) {
+			if (host_rank(t, &v[i]) != rank || v[i].rw_room < RW_END)
+				continue;
+			layout(s, &v[i], spec);
+			size_t cap = v[i].code_room < sizeof(s->buf) ? v[i].code_room : sizeof(s->buf);
+			if (hk_tramp_build(spec, s->buf, cap, &s->out) == 0)
+				return 0;
+			if (rank == 0)
+				return -1;	/* the earlier one must be reused */
+		}
+	}
+	return -1;
+}
+
+int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
+		    const struct hk_hooks *h,
+		    const struct hk_sample_rates *r, char *err, size_t errlen)
+{
+	const struct hk_slot *raw = &h->slots[HK_DOM_RAW * 4];
+	struct hk_tramp_spec spec;
+	struct hk_tail *v;
+	uint64_t fm, fc;
+	size_t n;
+	int rc;
 
 	memset(s, 0, sizeof(*s));
-	if (find_tails(t, &s->code, &room, &s->state, err, errlen))
-		return -1;
 	if (pymalloc_funcs(h, t, &fm, &fc))
 		return ERR("--sample needs pymalloc, which process %d does not use (PYTHONMALLOC=malloc?); trace it exactly instead",
 			   (int)t->pid);
-	if (build(s, t->tables[HK_DOM_RAW], fm, fc, rates, code, sizeof(code), &out))
-		return ERR("cannot build the sampling trampoline");
-	if (sizeof(hdr) + out.len > room)
-		return ERR("no room for the sampling trampoline in %s (%llu bytes, need %zu)",
-			   t->image_name, (unsigned long long)room,
-			   sizeof(hdr) + out.len);
-	memcpy(hdr.magic, header_magic, 8);
-	hdr.real_malloc = fm;
-	hdr.real_calloc = fc;
-	hdr.len = out.len;
-	/* Never rewrite code a thread may be running: reuse an identical
-	 * trampoline, refuse a different one. */
-	if (hk_mem_read(t->memfd, s->code, &have, sizeof(have)))
-		return ERR("cannot read the code page tail of %s", t->image_name);
-	if (memcmp(have.magic, header_magic, 8) == 0) {
-		if (memcmp(&have, &hdr, sizeof(hdr)) ||
-		    hk_mem_read(t->memfd, s->code + sizeof(hdr), old, out.len) ||
-		    memcmp(old, code, out.len))
-			return ERR("process %d has a sampling trampoline from an earlier hawk-bpf with other rates; use the same --sample-rates",
-				   (int)t->pid);
-	} else if (hk_mem_write(t->memfd, s->code + sizeof(hdr), code, out.len) ||
-		   hk_mem_write(t->memfd, s->code, &hdr, sizeof(hdr))) {
-		return ERR("cannot write the sampling trampoline: %s", strerror(errno));
-	}
-	while (!seed)
-		if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
-			seed = 0x9e3779b97f4a7c15ULL;
-	if (hk_mem_write(t->memfd, s->state, &seed, sizeof(seed)))
-		return ERR("cannot seed the sampler: %s", strerror(errno));
-	for (int d = HK_DOM_MEM; d <= HK_DOM_OBJ; d++) {
-		for (int k = HK_MALLOC; k <= HK_CALLOC; k++) {
-			const struct hk_slot *hs = &h->slots[d * 4 + k - 1];
+	memset(&spec, 0, sizeof(spec));
+	spec.real[HK_TE_OBJ_MALLOC] = fm;
+	spec.real[HK_TE_OBJ_CALLOC] = fc;
+	/* Sampled calls go where the raw slots point while we trace: the
+	 * probed padding, or the function when its probe is inside it. */
+	spec.probe_malloc = raw[HK_MALLOC - 1].redirect ?: raw[HK_MALLOC - 1].orig;
+	spec.probe_calloc = raw[HK_CALLOC - 1].redirect ?: raw[HK_CALLOC - 1].orig;
+	spec.raw_ctx = t->tables[HK_DOM_RAW];
+	spec.magic = HK_SAMPLE_MAGIC;
+	spec.small_max = SMALL_MAX;
+	spec.nclasses = r->n;
+	for (unsigned i = 0; i < r->n; i++) {
+		uint64_t th = hk_sample_threshold(r->prob[i]);
 
-			s->slot[s->nslots].addr = t->tables[d] + 8 * k;
-			s->slot[s->nslots].orig = k == HK_MALLOC ? fm : fc;
+		spec.classes[i].bound = r->bound[i];
+		spec.classes[i].always = th >= 1ULL << 32;
+		spec.classes[i].threshold = spec.classes[i].always ? 0 : (uint32_t)th;
+	}
+	/* Tags need glibc's chunk header; the raw domain needs tags and its
+	 * four probes in padding (so that unsampled calls pass them by). */
+	spec.tagging = hk_glibc_malloc(t->pid);
+	spec.raw = spec.tagging;
+	for (int k = HK_MALLOC; k <= HK_FREE; k++)
+		spec.raw &= raw[k - 1].redirect != 0;
+	if (spec.raw) {
+		spec.real[HK_TE_RAW_MALLOC] = raw[HK_MALLOC - 1].orig;
+		spec.real[HK_TE_RAW_CALLOC] = raw[HK_CALLOC - 1].orig;
+		spec.real[HK_TE_RAW_REALLOC] = raw[HK_REALLOC - 1].orig;
+		spec.real[HK_TE_RAW_FREE] = raw[HK_FREE - 1].orig;
+	}
+	spec.probe_realloc = raw[HK_REALLOC - 1].redirect;
+	spec.probe_free = raw[HK_FREE - 1].redirect;
+
+	if (hk_tails(t->pid, &v, &n))
+		return ERR("cannot read the mappings of process %d: %s", (int)t->pid,
+			   strerror(errno));
+	rc = place(s, t, v, n, &spec);
+	free(v);
+	if (rc)
+		return ERR("no room for the sampling trampoline in the images of process %d (or an earlier hawk-bpf left one with other --sample-rates there)",
+			   (int)t->pid);
+	s->tagging = spec.tagging;
+	s->raw = spec.raw;
+	s->nthresholds = hk_tramp_thresholds(&spec, s->thresholds);
+	for (int e = 0; e < HK_TE_N; e++) {
+		const struct hk_slot *hs;
+
+		if (s->out.entry[e] == SIZE_MAX)
+			continue;
+		if (e == HK_TE_OBJ_MALLOC || e == HK_TE_OBJ_CALLOC) {
+			for (int d = HK_DOM_MEM; d <= HK_DOM_OBJ; d++) {
+				hs = &h->slots[d * 4 + entry_kind(e) - 1];
+				s->slot[s->nslots].addr = hs->addr;
+				s->slot[s->nslots].orig = spec.real[e];
+				s->slot[s->nslots].padding = hs->redirect;
+				s->slot[s->nslots++].tramp = s->code + s->out.entry[e];
+			}
+		} else {
+			hs = &raw[entry_kind(e) - 1];
+			s->slot[s->nslots].addr = hs->addr;
+			s->slot[s->nslots].orig = hs->orig;
 			s->slot[s->nslots].padding = hs->redirect;
-			s->slot[s->nslots++].tramp = s->code + sizeof(hdr) +
-				(k == HK_MALLOC ? out.malloc_off : out.calloc_off);
+			s->slot[s->nslots++].tramp = s->code + s->out.entry[e];
 		}
 	}
+	if (getenv("HAWK_BPF_DEBUG"))
+		fprintf(stderr, "hawk-bpf: debug: sampling trampoline: %zu bytes at %#llx in %s, %s, %s\n",
+			s->out.len, (unsigned long long)s->code, s->host,
+			s->tagging ? "tagging" : "no tags (not glibc malloc)",
+			s->raw ? "raw domain switched" : "raw domain probed");
+	return 0;
+}
+
+int hk_sampler_prepare(struct hk_sampler *s, struct hk_pytarget *t, char *err,
+		       size_t errlen)
+{
+	uint8_t old[HK_TRAMP_MAX_LEN], tag[16];
+	struct tramp_header hdr, have;
+	uint64_t seed = 0;
+
+	memset(&hdr, 0, sizeof(hdr));
+	memcpy(hdr.magic, header_magic, 8);
+	hdr.len = (uint16_t)s->out.len;
+	for (int e = 0; e < HK_TE_N; e++) {
+		hdr.entry[e] = s->out.entry[e] == SIZE_MAX ? 0xffff : (uint16_t)s->out.entry[e];
+		hdr.real_lit[e] = s->out.real_lit[e] == SIZE_MAX ? 0xffff : (uint16_t)s->out.real_lit[e];
+	}
+	/* Never rewrite code a thread may be running: reuse an identical
+	 * trampoline, refuse a different one. Its thresholds may change
+	 * (any value is safe); its tag stays, so blocks tagged before are
+	 * still known. */
+	if (hk_mem_read(t->memfd, s->header, &have, sizeof(have)))
+		return ERR("cannot read the data page tail of %s", s->host);
+	bool reuse = memcmp(have.magic, header_magic, 8) == 0;
+	if (reuse && (memcmp(&have, &hdr, sizeof(hdr)) ||
+		      hk_mem_read(t->memfd, s->code, old, s->out.len) ||
+		      memcmp(old, s->buf, s->out.len)))
+		return ERR("process %d has a sampling trampoline from an earlier hawk-bpf with other --sample-rates; use the same size bounds",
+			   (int)t->pid);
+	while (!seed)
+		if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+			return ERR("cannot seed the sampler: %s", strerror(errno));
+	if (!reuse && getrandom(tag, sizeof(tag), 0) != sizeof(tag))
+		return ERR("cannot draw the sampler's tag: %s", strerror(errno));
+	if (hk_mem_write(t->memfd, s->table, s->thresholds, 8 * s->nthresholds) ||
+	    hk_mem_write(t->memfd, s->state, &seed, sizeof(seed)) ||
+	    (!reuse && (hk_mem_write(t->memfd, s->tag, tag, sizeof(tag)) ||
+			hk_mem_write(t->memfd, s->code, s->buf, s->out.len) ||
+			hk_mem_write(t->memfd, s->header, &hdr, sizeof(hdr)))))
+		return ERR("cannot write the sampling trampoline into %s: %s",
+			   s->host, strerror(errno));
+	return 0;
+}
+
+int hk_sampler_switch(struct hk_sampler *s, struct hk_pytarget *t, char *err,
+		      size_t errlen)
+{
 	if (switch_slots(s, t, true, err, errlen))
 		return -1;
 	for (int i = 0; i < s->nslots; i++)
-		if (!s->slot[i].switched)
-			return ERR("the pymalloc allocator of process %d is not CPython's own",
+		if (!s->slot[i].switched) {
+			hk_sampler_remove(s, t, err, errlen);
+			return ERR("an allocator of process %d is not CPython's own",
 				   (int)t->pid);
+		}
 	return 0;
 }
 

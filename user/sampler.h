@@ -1,17 +1,24 @@
 /* Sampling mode, target side: the trampoline (user/trampoline.c) written
- * into the unused tail of the interpreter image's last executable page, and
- * the pymalloc malloc/calloc table slots pointed at it.
+ * into the unused tail of an image's last executable page (the
+ * interpreter's, or the first other image with room), its data (PRNG
+ * word, header, tag, thresholds) into the unused tail of that image's last
+ * writable page (user/pagetail.h), and allocator table slots pointed at it.
  *
  * Unsampled small allocations then never trap: the trampoline draws a
  * random number and tail-jumps to pymalloc. Sampled ones are sent to the
- * raw allocator, whose probes see them (marked in r10/r11), and since
- * pymalloc hands blocks it does not own to the raw domain, their frees and
- * reallocs are seen there too, while pymalloc's own frees cost nothing.
+ * raw allocator's probe (marked in r10/r11), and since pymalloc hands
+ * blocks it does not own to the raw domain, their frees and reallocs are
+ * seen there too, while pymalloc's own frees cost nothing. With glibc's
+ * malloc, sampled blocks are also tagged (16 bytes past what the caller
+ * asked for) and the raw domain's four slots are switched too: raw
+ * allocations draw the same way, and a raw free or realloc reaches its
+ * probe only for a tagged block.
  *
- * Safety: the code and its header stay in the target forever (a thread may
- * be inside them; they behave correctly with or without hawk-bpf). Slot
- * switches are 8-byte writes, so they are made with every thread frozen
- * (user/freeze.c). An existing trampoline is reused, never rewritten. */
+ * Safety: the code and data stay in the target forever (a thread may be
+ * inside the code; it behaves correctly with or without hawk-bpf; a tagged
+ * block is an ordinary glibc block). Slot switches are 8-byte writes, so
+ * they are made with every thread frozen (user/freeze.c). An existing
+ * trampoline is reused, never rewritten. */
 #ifndef HAWK_SAMPLER_H
 #define HAWK_SAMPLER_H
 
@@ -20,25 +27,36 @@
 #include "hooks.h"
 #include "pytarget.h"
 #include "samplerates.h"
+#include "trampoline.h"
 
 /* The marker the trampoline leaves in r11 on its sampled path. */
 #define HK_SAMPLE_MAGIC 0x6877616b5f627066ULL	/* "hawk_bpf" */
 
 struct hk_sampler {
+	char host[256];		/* image whose page tails hold it */
 	uint64_t code;		/* runtime address of the trampoline */
-	uint64_t state;		/* runtime address of its PRNG word */
+	uint64_t state;		/* ... of its PRNG word */
+	uint64_t header;	/* ... of its header */
+	uint64_t tag;		/* ... of its 16-byte tag */
+	uint64_t table;		/* ... of its threshold table */
+	bool tagging;		/* sampled blocks get the tag */
+	bool raw;		/* the raw domain's slots are switched too */
+	uint8_t buf[HK_TRAMP_MAX_LEN];
+	struct hk_tramp_out out;
+	uint64_t thresholds[HK_TRAMP_MAX_CLASSES + 1];
+	unsigned nthresholds;
 	int nslots;
 	struct {
 		uint64_t addr;	/* table slot */
-		uint64_t orig;	/* pymalloc function, restored at exit */
+		uint64_t orig;	/* the function, restored at exit */
 		uint64_t tramp;	/* trampoline entry written there */
 		uint64_t padding; /* padding entry before orig, or 0 */
 		bool switched;
-	} slot[4];
+	} slot[8];
 };
 
 /* If ptr is an entry of a trampoline an earlier hawk-bpf left in the
- * target, the pymalloc function (runtime address) it stands for: 0 or -1. */
+ * target, the function (runtime address) it stands for: 0 or -1. */
 int hk_sampler_function(struct hk_pytarget *t, uint64_t ptr, int kind,
 			uint64_t *func);
 
@@ -47,15 +65,22 @@ int hk_sampler_function(struct hk_pytarget *t, uint64_t ptr, int kind,
 int hk_sampler_reset_slot(struct hk_pytarget *t, uint64_t slot, uint64_t expect,
 			  uint64_t want, char *err, size_t errlen);
 
-/* Writes (or finds) the trampoline and switches the mem and object
- * domains' malloc and calloc slots to it. 0, or -1 with one line in err
- * and nothing switched. */
-int hk_sampler_install(struct hk_sampler *s, struct hk_pytarget *t,
-		       const struct hk_hooks *h,
-		       const struct hk_sample_rates *rates, char *err,
+/* Chooses where the trampoline goes and generates it (nothing written
+ * yet); s->tagging and s->raw are then what the BPF side must know.
+ * 0, or -1 with one line in err. */
+int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
+		    const struct hk_hooks *h,
+		    const struct hk_sample_rates *rates, char *err,
+		    size_t errlen);
+/* Writes (or finds) the code and its data. 0, or -1 with one line in err. */
+int hk_sampler_prepare(struct hk_sampler *s, struct hk_pytarget *t, char *err,
 		       size_t errlen);
-/* Switches the slots back to pymalloc (the code stays). 0, or -1 with one
- * line in err: the slots then keep the trampoline, which works unprobed. */
+/* Switches the slots to the trampoline (probes live). 0, or -1 with one
+ * line in err and nothing switched. */
+int hk_sampler_switch(struct hk_sampler *s, struct hk_pytarget *t, char *err,
+		      size_t errlen);
+/* Switches the slots back (the code stays). 0, or -1 with one line in err:
+ * the slots then keep the trampoline, which works unprobed. */
 int hk_sampler_remove(struct hk_sampler *s, struct hk_pytarget *t, char *err,
 		      size_t errlen);
 

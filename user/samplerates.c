@@ -54,6 +54,8 @@ int hk_sample_rates_parse(const char *spec, struct hk_sample_rates *r,
 
 double hk_sample_prob(const struct hk_sample_rates *r, uint64_t size)
 {
+	if (size == 0)
+		size = 1;	/* as the allocator serves it (and the trampoline) */
 	for (unsigned i = 0; i < r->n; i++)
 		if (size < r->bound[i])
 			return r->prob[i];

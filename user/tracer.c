@@ -433,6 +433,14 @@ int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
 	run->skel->rodata->count_total = o->need_total;
 	run->skel->rodata->stats_mode = o->stats;
 	if (o->sample) {
+		if (hk_sampler_plan(&tr->sampler, t, &tr->hooks, o->sample, err,
+				    errlen)) {
+			hawk_bpf__destroy(run->skel);
+			free(tr);
+			return -1;
+		}
+		run->skel->rodata->sample_pad = tr->sampler.tagging ? HK_TRAMP_TAG_PAD : 0;
+		run->skel->rodata->sample_raw = tr->sampler.raw;
 		run->skel->rodata->sample_mode = 1;
 		run->skel->rodata->sample_magic = HK_SAMPLE_MAGIC;
 		run->skel->rodata->sample_nclasses = o->sample->n;
@@ -468,11 +476,13 @@ int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
 		snprintf(err, errlen, "out of memory");
 		return teardown(tr, NULL, -1, err, errlen);
 	}
-	if (attach(run->skel, t, &tr->hooks, o->stats, o->sample != NULL, tr->links,
+	if ((o->sample && hk_sampler_prepare(&tr->sampler, t, err, errlen)) ||
+	    attach(run->skel, t, &tr->hooks, o->stats, o->sample != NULL, tr->links,
 		   &tr->nlinks, err, errlen) ||
-	    hk_hooks_redirect(&tr->hooks, t, o->sample != NULL, err, errlen) ||
-	    (o->sample && hk_sampler_install(&tr->sampler, t, &tr->hooks,
-					     o->sample, err, errlen)))
+	    /* sampling the raw domain too: its slots go to the trampoline */
+	    (!(o->sample && tr->sampler.raw) &&
+	     hk_hooks_redirect(&tr->hooks, t, o->sample != NULL, err, errlen)) ||
+	    (o->sample && hk_sampler_switch(&tr->sampler, t, err, errlen)))
 		return teardown(tr, NULL, -1, err, errlen);
 	tr->start = now();
 	char window[32] = "until stopped";

@@ -1,25 +1,45 @@
 /* Sampling trampoline code generator (see trampoline.h). A tiny x86-64
  * emitter with labels; internal jumps are relaxed to rel8 where they fit.
  *
- * Layout (calloc first so that malloc, the hot entry, falls into D):
+ * Layout (raw entries only with spec->raw; OM last so that the hot entry
+ * falls into D; "i" is the entry's index in the pool's U and S tables):
  *
- * C:	lea rax,[rsi-1]; cmp rax,small_max; jae Uc	nelem in 1..small_max
- *	lea rcx,[rdx-1]; cmp rcx,small_max; jae Uc	elsize in 1..small_max
+ * OC:	lea rax,[rsi-1]; cmp rax,small_max; jae Uoc	nelem in 1..small_max
+ *	lea rcx,[rdx-1]; cmp rcx,small_max; jae Uoc	elsize in 1..small_max
  *	mov rax,rsi; imul rax,rdx; dec rax		no overflow possible
- *	cmp rax,small_max; jae Uc
- *	mov r9d,16; jmp D				raw_table slot offset
- * M:	lea rax,[rsi-1]; cmp rax,small_max; jae Um	rax = size - 1
- *	mov r9d,8
+ *	cmp rax,small_max; jae Uoc; mov r9d,i; jmp D
+ * Uoc:	xor r11d,r11d; jmp [U+8i]
+ * RC:	mov rax,rsi; imul rax,rdx; jo Urc; dec rax; mov r9d,i; jmp D
+ * Urc:	xor r11d,r11d; jmp [U+8i]
+ * RR:	test rsi,rsi; jz Rrd; TAGGED? rsi; jne Rrd
+ *	mov r9d,i; mov r11,[MAGIC]; inc r11; jmp SAMPLED+	no draw
+ * Rrd:	lea rax,[rdx-1]; mov r9d,i; jmp D
+ * RF:	test rsi,rsi; jz Rfr; TAGGED? rsi; jne Rfr; jmp [PROBE_FREE]
+ * Rfr:	jmp [REAL_FREE]
+ * RM:	lea rax,[rsi-1]; mov r9d,i; jmp D		size 0 wraps: always
+ * Uom:	xor r11d,r11d; jmp [U+8i]
+ * OM:	lea rax,[rsi-1]; cmp rax,small_max; jae Uom; mov r9d,i
  * D:	mov r10,[state]; xorshift64 on r10; mov [state],r10
  *	mov r11,r10; shr r11,32				the 32-bit random
  *	xor ecx,ecx; { cmp rax,bound-1; sbb ecx,-1 }*	ecx = class index
  *	lea r8,[table]; cmp r11,[r8+rcx*8]; jae UN
- * S:	lea r8,[raw_table]; mov rdi,[r8]; mov r11,magic; jmp [r8+r9]
- * UN:	cmp r9d,8; jne Uc
- * Um:	xor r11d,r11d; jmp real_malloc
- * Uc:	xor r11d,r11d; jmp real_calloc
- *	int3 padding to 8 bytes
- * table: u64 threshold per class, then 2^32 (sizes >= the last bound)
+ *	mov r11,[MAGIC]
+ * SAMPLED: mov rdi,[RAWCTX]; mov rdi,[rdi]
+ *   no tag: lea r8,[S]; jmp [r8+r9*8]
+ *   tag:	cmp r9d,1; jbe AdjC; cmp r9d,4; je AdjR; add rsi,16; jmp CALL
+ * AdjC:	mov rax,rsi; imul rax,rdx; lea rdx,[rax+16]; mov esi,1; jmp CALL
+ * AdjR:	add rdx,16
+ * CALL:	sub rsp,8; lea r8,[S]; call [r8+r9*8]; add rsp,8
+ *	test rax,rax; jz RET; TAG rax
+ * RET:	ret
+ * UN:	xor r11d,r11d; lea r8,[U]; jmp [r8+r9*8]
+ * pool (8-aligned, after int3): U[5] real, S[5] probes, REAL_FREE,
+ *	PROBE_FREE, RAWCTX (address of the raw ctx word), MAGIC
+ *
+ * TAGGED? p:	mov rax,[p-8]; mov ecx,eax; and ecx,2; shl ecx,2
+ *		and rax,-8; sub rax,rcx; add rax,p	end of usable + 8
+ *		mov rcx,[rax-24]; cmp rcx,[tag]; jne; mov rcx,[rax-16]; cmp rcx,[tag+8]
+ * TAG p:	the same end, then the two words stored there
  */
 #include "trampoline.h"
 
@@ -27,9 +47,10 @@
 #include <string.h>
 
 enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11 };
-enum { CC_B = 2, CC_AE = 3, CC_NE = 5 };
-enum { L_CALLOC, L_MALLOC, L_D, L_UN, L_UM, L_UC, L_TABLE, L_N };
-#define MAX_JUMPS 16
+enum { CC_O = 0, CC_B = 2, CC_AE = 3, CC_E = 4, CC_NE = 5, CC_BE = 6 };
+enum { L_UOC, L_URC, L_UOM, L_RRD, L_RFR, L_D, L_SAMPLED, L_ADJC, L_ADJR,
+       L_CALL, L_RET, L_TAGRAX, L_OLDU, L_OLDS, L_RETAG, L_UN, L_POOL, L_N };
+#define MAX_JUMPS 32
 
 struct em {
 	uint8_t *buf;		/* NULL: measure only */
@@ -192,21 +213,6 @@ static void mov32_ri(struct em *e, int r, uint32_t imm)
 	le(e, imm, 4);
 }
 
-static void mov64_ri(struct em *e, int r, uint64_t imm)
-{
-	rex(e, true, 0, 0, r, false);
-	b(e, (uint8_t)(0xb8 + (r & 7)));
-	le(e, imm, 8);
-}
-
-/* mov dst, [base] (base not rsp/rbp/r12/r13) */
-static void mov_load_base(struct em *e, int dst, int base)
-{
-	rex(e, true, dst, 0, base, false);
-	b(e, 0x8b);
-	modrm(e, 0, dst, base);
-}
-
 /* op reg, [base + index*scale] (base not rbp/r13, index not rsp) */
 static void sib(struct em *e, int reg, int base, int index, int scale_log)
 {
@@ -219,19 +225,6 @@ static void cmp_r_mem(struct em *e, int reg, int base, int index)
 	rex(e, true, reg, index, base, false);
 	b(e, 0x3b);
 	sib(e, reg, base, index, 3);
-}
-
-static void jmp_mem(struct em *e, int base, int index)
-{
-	rex(e, false, 0, index, base, false);
-	b(e, 0xff);
-	sib(e, 4, base, index, 0);
-}
-
-static void jmp_abs(struct em *e, uint64_t target)
-{
-	b(e, 0xe9);
-	rel32(e, target, 0);
 }
 
 /* Internal jump (cc < 0: jmp) to label l, rel8 unless marked wide. */
@@ -262,34 +255,244 @@ static void jump(struct em *e, int cc, int l)
 	}
 }
 
-static void gen(struct em *e, const struct hk_tramp_spec *s)
+static void test_rr(struct em *e, int a, int c) { op_rr(e, 0x85, a, c); }
+static void add_rr(struct em *e, int dst, int src) { op_rr(e, 0x01, dst, src); }
+static void sub_rr(struct em *e, int dst, int src) { op_rr(e, 0x29, dst, src); }
+
+/* ext: 0 add, 4 and, 5 sub; r64, imm8 (sign-extended) */
+static void arith_ri8(struct em *e, bool w, int ext, int r, int8_t imm)
+{
+	rex(e, w, 0, 0, r, false);
+	b(e, 0x83);
+	modrm(e, 3, ext, r);
+	b(e, (uint8_t)imm);
+}
+
+/* shl r32, imm8 */
+static void shl32(struct em *e, int r, uint8_t n)
+{
+	rex(e, false, 0, 0, r, false);
+	b(e, 0xc1);
+	modrm(e, 3, 4, r);
+	b(e, n);
+}
+
+static void mov32_rr(struct em *e, int dst, int src)
+{
+	rex(e, false, src, 0, dst, false);
+	b(e, 0x89);
+	modrm(e, 3, src, dst);
+}
+
+static void inc_r(struct em *e, int r)
+{
+	rex(e, true, 0, 0, r, false);
+	b(e, 0xff);
+	modrm(e, 3, 0, r);
+}
+
+/* op reg, [base + index*8 + disp8] (index < 0: none); w: 64-bit */
+static void mem_op(struct em *e, bool w, uint8_t op, int reg, int base,
+		   int index, int8_t disp)
+{
+	rex(e, w, reg, index < 0 ? 0 : index, base, false);
+	b(e, op);
+	if (index < 0 && (base & 7) != RSP) {
+		modrm(e, 1, reg, base);
+	} else {
+		modrm(e, 1, reg, RSP);
+		b(e, (uint8_t)((index < 0 ? 0 : 3) << 6 |
+			       ((index < 0 ? RSP : index) & 7) << 3 | (base & 7)));
+	}
+	b(e, (uint8_t)disp);
+}
+
+static void load(struct em *e, int dst, int base, int8_t disp)
+{
+	mem_op(e, true, 0x8b, dst, base, -1, disp);
+}
+
+static void store(struct em *e, int base, int8_t disp, int src)
+{
+	mem_op(e, true, 0x89, src, base, -1, disp);
+}
+
+/* jmp / call [base + index*8] */
+static void jmp_tab(struct em *e, int base, int index, bool call)
+{
+	mem_op(e, false, 0xff, call ? 2 : 4, base, index, 0);
+}
+
+/* call [rip + target] */
+static void jmp_ind_call(struct em *e, uint64_t target)
+{
+	b(e, 0xff);
+	b(e, 0x15);
+	rel32(e, target, 0);
+}
+
+/* jmp [rip + target] */
+static void jmp_ind(struct em *e, uint64_t target)
+{
+	b(e, 0xff);
+	b(e, 0x25);
+	rel32(e, target, 0);
+}
+
+/* cmp r64, [rip + target] */
+static void cmp_rip(struct em *e, int reg, uint64_t target)
+{
+	op_rip(e, 0x3b, reg, target);
+}
+
+static uint64_t label_addr(struct em *e, int l)
+{
+	return e->at + (e->prev[l] == SIZE_MAX ? 0 : e->prev[l]);
+}
+
+/* Literal pool slots. */
+/* Index of a realloc of a traced block in the U and S tables. */
+#define RR_OLD 5
+enum { P_U = 0, P_S = 6, P_REAL_FREE = 12, P_PROBE_FREE, P_RAWCTX, P_MAGIC, P_N };
+
+static uint64_t pool(struct em *e, int slot)
+{
+	return label_addr(e, L_POOL) + 8 * (unsigned)slot;
+}
+
+/* rax = size - 1 from r, or 0 for size 0 (the first class, as in BPF). */
+static void size_less_one(struct em *e, int r)
+{
+	if (r != RAX)
+		mov_rr(e, RAX, r);
+	arith_ri8(e, true, 5, RAX, 1);
+	arith_ri8(e, true, 2, RAX, 0);		/* adc: undo the wrap */
+}
+
+/* rax = p + the usable size of p's glibc chunk + 8 (its tag ends at
+ * rax - 8), from the chunk's size word; clobbers `tmp`. */
+static void usable_end(struct em *e, int dst, int p, int tmp)
+{
+	load(e, dst, p, -8);
+	mov32_rr(e, tmp, dst);
+	arith_ri8(e, false, 4, tmp, 2);		/* IS_MMAPPED */
+	shl32(e, tmp, 2);			/* 8 if mmapped */
+	arith_ri8(e, true, 4, dst, -8);		/* chunksize */
+	sub_rr(e, dst, tmp);
+	add_rr(e, dst, p);
+}
+
+/* ZF = whether the block at p (non-NULL) carries the tag; clobbers rax,
+ * rcx. Jumps to `no` on the first mismatch. */
+static void tagged(struct em *e, const struct hk_tramp_spec *s, int p, int no)
+{
+	usable_end(e, RAX, p, RCX);
+	load(e, RCX, RAX, -24);
+	cmp_rip(e, RCX, s->tag);
+	jump(e, CC_NE, no);
+	load(e, RCX, RAX, -16);
+	cmp_rip(e, RCX, s->tag + 8);
+	jump(e, CC_NE, no);
+}
+
+/* Zero the tag found by tagged() (rax = its end + 8; clobbers rcx). */
+static void clear_tag(struct em *e)
+{
+	xor32_self(e, RCX);
+	store(e, RAX, -24, RCX);
+	store(e, RAX, -16, RCX);
+}
+
+/* Write the tag before `end` (usable_end's result), through tmp. */
+static void store_tag(struct em *e, const struct hk_tramp_spec *s, int end,
+		      int tmp)
+{
+	mov_load_rip(e, tmp, s->tag);
+	store(e, end, -24, tmp);
+	mov_load_rip(e, tmp, s->tag + 8);
+	store(e, end, -16, tmp);
+}
+
+static void gen(struct em *e, const struct hk_tramp_spec *s,
+		struct hk_tramp_out *o)
 {
 	uint32_t sm = (uint32_t)s->small_max;
+	uint64_t lit[P_N] = { 0 };
 
 	e->pos = 0;
 	e->njumps = 0;
 	e->err = 0;
+	for (int i = 0; i < HK_TE_N; i++)
+		o->entry[i] = o->real_lit[i] = SIZE_MAX;
 
-	label(e, L_CALLOC);
+	o->entry[HK_TE_OBJ_CALLOC] = e->pos;
 	lea_rd8(e, RAX, RSI, -1);
 	cmp_ri(e, RAX, sm);
-	jump(e, CC_AE, L_UC);
+	jump(e, CC_AE, L_UOC);
 	lea_rd8(e, RCX, RDX, -1);
 	cmp_ri(e, RCX, sm);
-	jump(e, CC_AE, L_UC);
+	jump(e, CC_AE, L_UOC);
 	mov_rr(e, RAX, RSI);
 	imul_rr(e, RAX, RDX);
 	dec_r(e, RAX);
 	cmp_ri(e, RAX, sm);
-	jump(e, CC_AE, L_UC);
-	mov32_ri(e, R9, 16);
+	jump(e, CC_AE, L_UOC);
+	mov32_ri(e, R9, HK_TE_OBJ_CALLOC);
 	jump(e, -1, L_D);
+	label(e, L_UOC);
+	xor32_self(e, R11);
+	jmp_ind(e, pool(e, P_U + HK_TE_OBJ_CALLOC));
 
-	label(e, L_MALLOC);
+	if (s->raw) {
+		o->entry[HK_TE_RAW_CALLOC] = e->pos;
+		mov_rr(e, RAX, RSI);
+		imul_rr(e, RAX, RDX);
+		jump(e, CC_O, L_URC);
+		size_less_one(e, RAX);
+		mov32_ri(e, R9, HK_TE_RAW_CALLOC);
+		jump(e, -1, L_D);
+		label(e, L_URC);
+		xor32_self(e, R11);
+		jmp_ind(e, pool(e, P_U + HK_TE_RAW_CALLOC));
+
+		o->entry[HK_TE_RAW_REALLOC] = e->pos;
+		test_rr(e, RSI, RSI);
+		jump(e, CC_E, L_RRD);
+		tagged(e, s, RSI, L_RRD);
+		/* A traced block: untag it (realloc may free it) and draw for
+		 * the result like any allocation, as RR_OLD. */
+		clear_tag(e);
+		size_less_one(e, RDX);
+		mov32_ri(e, R9, RR_OLD);
+		jump(e, -1, L_D);
+		label(e, L_RRD);
+		size_less_one(e, RDX);
+		mov32_ri(e, R9, HK_TE_RAW_REALLOC);
+		jump(e, -1, L_D);
+
+		o->entry[HK_TE_RAW_FREE] = e->pos;
+		test_rr(e, RSI, RSI);
+		jump(e, CC_E, L_RFR);
+		tagged(e, s, RSI, L_RFR);
+		clear_tag(e);			/* its memory will be reused */
+		jmp_ind(e, pool(e, P_PROBE_FREE));
+		label(e, L_RFR);
+		jmp_ind(e, pool(e, P_REAL_FREE));
+
+		o->entry[HK_TE_RAW_MALLOC] = e->pos;
+		size_less_one(e, RSI);
+		mov32_ri(e, R9, HK_TE_RAW_MALLOC);
+		jump(e, -1, L_D);
+	}
+
+	label(e, L_UOM);
+	xor32_self(e, R11);
+	jmp_ind(e, pool(e, P_U + HK_TE_OBJ_MALLOC));
+	o->entry[HK_TE_OBJ_MALLOC] = e->pos;
 	lea_rd8(e, RAX, RSI, -1);
 	cmp_ri(e, RAX, sm);
-	jump(e, CC_AE, L_UM);
-	mov32_ri(e, R9, 8);
+	jump(e, CC_AE, L_UOM);
+	mov32_ri(e, R9, HK_TE_OBJ_MALLOC);
 
 	label(e, L_D);
 	mov_load_rip(e, R10, s->state);
@@ -310,31 +513,107 @@ static void gen(struct em *e, const struct hk_tramp_spec *s)
 		cmp_ri(e, RAX, (uint32_t)(s->classes[i].bound - 1));
 		sbb32_ri8(e, RCX, -1);
 	}
-	lea_rip(e, R8, e->at + (e->prev[L_TABLE] == SIZE_MAX ? 0 : e->prev[L_TABLE]));
+	lea_rip(e, R8, s->table);
 	cmp_r_mem(e, R11, R8, RCX);
 	jump(e, CC_AE, L_UN);
+	mov_load_rip(e, R11, pool(e, P_MAGIC));
 
-	lea_rip(e, R8, s->raw_table);
-	mov_load_base(e, RDI, R8);
-	mov64_ri(e, R11, s->magic);
-	jmp_mem(e, R8, R9);
+	label(e, L_SAMPLED);
+	mov_load_rip(e, RDI, pool(e, P_RAWCTX));
+	load(e, RDI, RDI, 0);
+	if (!s->tagging) {
+		lea_rip(e, R8, pool(e, P_S));
+		jmp_tab(e, R8, R9, false);
+	} else {
+		cmp32_ri8(e, R9, HK_TE_RAW_CALLOC);
+		jump(e, CC_BE, L_ADJC);
+		cmp32_ri8(e, R9, HK_TE_RAW_REALLOC);
+		jump(e, CC_AE, L_ADJR);
+		arith_ri8(e, true, 0, RSI, HK_TRAMP_TAG_PAD);
+		jump(e, -1, L_CALL);
+		label(e, L_ADJC);
+		mov_rr(e, RAX, RSI);
+		imul_rr(e, RAX, RDX);
+		lea_rd8(e, RDX, RAX, HK_TRAMP_TAG_PAD);
+		mov32_ri(e, RSI, 1);
+		jump(e, -1, L_CALL);
+		label(e, L_ADJR);
+		arith_ri8(e, true, 0, RDX, HK_TRAMP_TAG_PAD);
+		cmp32_ri8(e, R9, RR_OLD);
+		jump(e, CC_E, L_OLDS);
+		label(e, L_CALL);
+		arith_ri8(e, true, 5, RSP, 8);	/* the callee's stack alignment */
+		lea_rip(e, R8, pool(e, P_S));
+		jmp_tab(e, R8, R9, true);
+		arith_ri8(e, true, 0, RSP, 8);
+		test_rr(e, RAX, RAX);
+		jump(e, CC_E, L_RET);
+		label(e, L_TAGRAX);
+		usable_end(e, RCX, RAX, RDX);
+		store_tag(e, s, RCX, RDX);
+		label(e, L_RET);
+		b(e, 0xc3);
+	}
+	if (s->raw) {
+		/* Realloc of a traced block, result unsampled (U[RR_OLD]):
+		 * the probe must see it (the old block goes), untagged. */
+		label(e, L_OLDU);
+		mov_load_rip(e, RDI, pool(e, P_RAWCTX));
+		load(e, RDI, RDI, 0);
+		mov_load_rip(e, R11, pool(e, P_MAGIC));
+		inc_r(e, R11);
+		b(e, 0x56);				/* push rsi: old */
+		jmp_ind_call(e, pool(e, P_S + HK_TE_RAW_REALLOC));
+		b(e, 0x59);				/* pop rcx */
+		test_rr(e, RAX, RAX);
+		jump(e, CC_NE, L_RET);
+		jump(e, -1, L_RETAG);
+		/* ... result sampled: tagged like any sampled block. */
+		label(e, L_OLDS);
+		b(e, 0x56);
+		jmp_ind_call(e, pool(e, P_S + HK_TE_RAW_REALLOC));
+		b(e, 0x59);
+		test_rr(e, RAX, RAX);
+		jump(e, CC_NE, L_TAGRAX);
+		/* realloc failed: the old block is still there, still traced */
+		label(e, L_RETAG);
+		usable_end(e, RDX, RCX, R8);
+		store_tag(e, s, RDX, R8);
+		b(e, 0xc3);
+	}
 
 	label(e, L_UN);
-	cmp32_ri8(e, R9, 8);
-	jump(e, CC_NE, L_UC);
-	label(e, L_UM);
 	xor32_self(e, R11);
-	jmp_abs(e, s->real_malloc);
-	label(e, L_UC);
-	xor32_self(e, R11);
-	jmp_abs(e, s->real_calloc);
+	lea_rip(e, R8, pool(e, P_U));
+	jmp_tab(e, R8, R9, false);
 
-	while ((e->at + e->pos) & 7)	/* no table load splits a line */
+	while ((e->at + e->pos) & 7)
 		b(e, 0xcc);
-	label(e, L_TABLE);
-	for (unsigned i = 0; i < s->nclasses; i++)
-		le(e, s->classes[i].always ? 1ull << 32 : s->classes[i].threshold, 8);
-	le(e, 1ull << 32, 8);
+	label(e, L_POOL);
+	o->pool_off = e->pos;
+	for (int i = 0; i < 5; i++) {
+		lit[P_U + i] = s->real[i];
+		o->real_lit[i] = e->pos + 8 * (P_U + (unsigned)i);
+	}
+	lit[P_S + HK_TE_OBJ_CALLOC] = lit[P_S + HK_TE_RAW_CALLOC] = s->probe_calloc;
+	lit[P_S + HK_TE_OBJ_MALLOC] = lit[P_S + HK_TE_RAW_MALLOC] = s->probe_malloc;
+	lit[P_S + HK_TE_RAW_REALLOC] = s->probe_realloc;
+	if (s->raw) {
+		lit[P_U + RR_OLD] = label_addr(e, L_OLDU);
+		lit[P_S + RR_OLD] = s->probe_realloc;	/* unused: L_OLDS */
+	}
+	lit[P_REAL_FREE] = s->real[HK_TE_RAW_FREE];
+	o->real_lit[HK_TE_RAW_FREE] = e->pos + 8 * P_REAL_FREE;
+	lit[P_PROBE_FREE] = s->probe_free;
+	lit[P_RAWCTX] = s->raw_ctx;
+	lit[P_MAGIC] = s->magic;
+	for (int i = 0; i < P_N; i++)
+		le(e, lit[i], 8);
+	o->len = e->pos;
+	if (!s->raw)
+		for (int i = 0; i < HK_TE_N; i++)
+			if (i != HK_TE_OBJ_CALLOC && i != HK_TE_OBJ_MALLOC)
+				o->real_lit[i] = SIZE_MAX;
 }
 
 static bool valid(const struct hk_tramp_spec *s)
@@ -342,7 +621,8 @@ static bool valid(const struct hk_tramp_spec *s)
 	uint64_t prev = 0;
 
 	if (s->small_max < 1 || s->small_max > INT32_MAX ||
-	    s->nclasses > HK_TRAMP_MAX_CLASSES)
+	    s->nclasses > HK_TRAMP_MAX_CLASSES || (s->table & 7) ||
+	    (s->raw && !s->tagging) || s->magic == 0 || s->magic == UINT64_MAX)
 		return false;
 	/* Bounds increase strictly from 1; bound - 1 is a cmp imm32. */
 	for (unsigned i = 0; i < s->nclasses; i++) {
@@ -370,20 +650,27 @@ int hk_tramp_build(const struct hk_tramp_spec *s, uint8_t *buf, size_t cap,
 	 * passes; the last pass saw the labels it laid out. */
 	for (;;) {
 		e.grew = false;
-		gen(&e, s);
+		gen(&e, s, out);
 		if (!e.grew && !memcmp(e.label, e.prev, sizeof(e.label)))
 			break;
 		memcpy(e.prev, e.label, sizeof(e.prev));
 	}
 	if (e.err)
 		return e.err;
-	out->len = e.pos;
-	out->malloc_off = e.label[L_MALLOC];
-	out->calloc_off = e.label[L_CALLOC];
-	out->data_off = e.label[L_TABLE];
 	if (e.pos > cap)
 		return -ENOSPC;
 	e.buf = buf;
-	gen(&e, s);
+	gen(&e, s, out);
 	return e.err;
+}
+
+unsigned hk_tramp_thresholds(const struct hk_tramp_spec *s,
+			     uint64_t t[HK_TRAMP_MAX_CLASSES + 1])
+{
+	unsigned i;
+
+	for (i = 0; i < s->nclasses && i < HK_TRAMP_MAX_CLASSES; i++)
+		t[i] = s->classes[i].always ? 1ull << 32 : s->classes[i].threshold;
+	t[i] = 1ull << 32;
+	return i + 1;
 }

@@ -1,29 +1,47 @@
 /* Sampling trampoline: x86-64 machine code hawk-bpf writes into the target
- * process and points the pymalloc allocator table slots (PyMemAllocatorEx
- * malloc/calloc) at, so that unsampled allocations never trap into the
- * kernel. Pure code generation: nothing here touches a process.
+ * process and points allocator table slots (PyMemAllocatorEx) at, so that
+ * unsampled allocations, and frees of unsampled blocks, never trap into
+ * the kernel. Pure code generation: nothing here touches a process.
  *
- * Both entries have the PyMemAllocatorEx signatures
- *	void *malloc(void *ctx, size_t size);
- *	void *calloc(void *ctx, size_t nelem, size_t elsize);
- * and share one decision:
- *  - size (calloc: nelem * elsize) == 0 or > small_max, or a calloc whose
- *    nelem or elsize is 0 or > small_max (so every multiplication overflow):
- *    unsampled, WITHOUT drawing a random number (pymalloc forwards those
- *    to the raw domain, where the BPF side samples them);
- *  - otherwise the PRNG word at `state` is advanced once (xorshift64
- *    13/7/17, plain load and store: racing threads only lose randomness)
- *    and the size's class decides: sampled iff (new state >> 32) < T.
- * Unsampled: tail jump to real_malloc / real_calloc with rdi, rsi, rdx
- * untouched and r11 = 0 (no stale marker reaches the raw domain).
- * Sampled: tail jump through raw_table+8 (malloc) / raw_table+16 (calloc)
- * with rdi = [raw_table+0] (the raw ctx), rsi and rdx untouched,
- * r10 = the new PRNG state (the per-call nonce) and r11 = magic.
- * The code writes no memory but the state word, never touches the stack
- * (no push/pop/call/ret), and clobbers only rax, rcx, r8-r11 and flags
- * (plus rdi on the sampled path). It holds no state but the PRNG word, so
- * it stays correct whatever happens to hawk-bpf. The state word must be
- * seeded non-zero (xorshift64 stays at 0, which would sample every call). */
+ * Entries (PyMemAllocatorEx signatures, ctx in rdi):
+ *  pymalloc (mem and object domains), always:
+ *   OBJ_MALLOC(ctx, size), OBJ_CALLOC(ctx, nelem, elsize): a size
+ *     (calloc: nelem * elsize, each factor in 1..small_max) in
+ *     1..small_max draws; any other goes to pymalloc WITHOUT drawing
+ *     (pymalloc forwards it to the raw domain, which decides);
+ *  raw domain, with spec->raw (needs spec->tagging):
+ *   RAW_MALLOC, RAW_CALLOC: every call draws (size 0 always sampled; a
+ *     calloc whose product overflows goes unsampled);
+ *   RAW_REALLOC(ctx, ptr, size): a tagged ptr is sampled again (r11 =
+ *     magic + 1, no draw); any other draws by size;
+ *   RAW_FREE(ctx, ptr): a tagged ptr goes to the free probe, any other
+ *     to free.
+ *
+ * A draw advances the PRNG word at spec->state once (xorshift64 13/7/17,
+ * plain load and store: racing threads only lose randomness); the size's
+ * class decides: sampled iff (new state >> 32) < T, T from the threshold
+ * table at spec->table (hk_tramp_thresholds).
+ * Unsampled: tail jump to the entry's real function, rdi/rsi/rdx untouched,
+ * r11 = 0.
+ * Sampled: rdi = the raw ctx, r10 = the new PRNG state (a per-call nonce),
+ * r11 = magic, and the domain's probed entry (probe_malloc, probe_calloc,
+ * probe_realloc) is
+ * *  - without spec->tagging: tail-jumped to with rsi, rdx untouched;
+ * *  - with spec->tagging: called for `tag_pad` (16) more bytes (malloc size + 16,
+ *    calloc as (1, nelem * elsize + 16), realloc size + 16), and a non-NULL
+ *    result gets the 16-byte tag at spec->tag written at the end of its
+ *    usable space, past what the caller asked for. That is how a free can
+ *    tell a sampled block without asking the kernel: glibc's chunk header
+ *    (the size word before the block; bit 1 = mmapped) says where the
+ *    usable space ends. Only for glibc malloc (the caller checks).
+ *
+ * Targets are read from a literal pool after the code, so the code may sit
+ * anywhere (any image's page tail); state, table and tag must be within
+ * ±2 GiB of it. It writes no memory but the state word and (tag mode) the
+ * tag in a block just allocated; the stack only for the call. It clobbers
+ * only rax, rcx, rdx (after the call), r8-r11 and flags (plus rdi, rsi,
+ * rdx on the sampled path). It holds no state but the PRNG word, so it
+ * stays correct whatever happens to hawk-bpf. Seed the state non-zero. */
 #ifndef HAWK_TRAMPOLINE_H
 #define HAWK_TRAMPOLINE_H
 
@@ -32,11 +50,22 @@
 #include <stdint.h>
 
 #define HK_TRAMP_MAX_CLASSES 8
-/* Bytes hk_tramp_build needs at most (8 classes, imm32 compares, every
- * jump rel32, 7 bytes of table alignment: 359). */
-#define HK_TRAMP_MAX_LEN 360
+/* Bytes hk_tramp_build needs at most (8 classes, raw entries, tag mode,
+ * every compare imm32, every jump rel32, literal pool). */
+#define HK_TRAMP_MAX_LEN 1024
+#define HK_TRAMP_TAG_PAD 16
 
-/* Sizes in [previous bound, bound) (the first class starts at 1). */
+enum hk_tramp_entry {
+	HK_TE_OBJ_CALLOC,
+	HK_TE_RAW_CALLOC,
+	HK_TE_OBJ_MALLOC,
+	HK_TE_RAW_MALLOC,
+	HK_TE_RAW_REALLOC,
+	HK_TE_RAW_FREE,
+	HK_TE_N,
+};
+
+/* Sizes in [previous bound, bound) (the first class starts at 0). */
 struct hk_tramp_class {
 	uint64_t bound;		/* exclusive upper byte bound, 1..2^31 */
 	uint32_t threshold;	/* sample iff 32-bit random < threshold */
@@ -46,11 +75,19 @@ struct hk_tramp_class {
 struct hk_tramp_spec {
 	uint64_t at;		/* runtime address of the code's first byte */
 	uint64_t state;		/* runtime address of the 8-byte PRNG word */
-	uint64_t real_malloc;	/* unsampled targets (pymalloc's functions) */
-	uint64_t real_calloc;
-	uint64_t raw_table;	/* raw-domain PyMemAllocatorEx */
-	uint64_t magic;		/* r11 on the sampled path; make it != 0 */
+	uint64_t table;		/* ... of the threshold table (8-aligned,
+				 * nclasses + 1 words) */
+	uint64_t tag;		/* ... of the 16-byte tag (tag mode) */
+	uint64_t real[HK_TE_N];	/* unsampled targets (real functions) */
+	uint64_t probe_malloc;	/* sampled targets: the raw domain's probed */
+	uint64_t probe_calloc;	/* entries */
+	uint64_t probe_realloc;	/* (raw only) */
+	uint64_t probe_free;	/* (raw only) */
+	uint64_t raw_ctx;	/* address of the raw domain's ctx word */
+	uint64_t magic;		/* r11 on the sampled path; != 0, != -1 */
 	uint64_t small_max;	/* pymalloc's SMALL_REQUEST_THRESHOLD, 1..2^31-1 */
+	bool tagging;		/* call and tag (else tail-jump) */
+	bool raw;		/* generate the raw entries (needs tag) */
 	unsigned nclasses;	/* 0..HK_TRAMP_MAX_CLASSES, bounds increasing;
 				 * sizes >= the last bound are always sampled */
 	struct hk_tramp_class classes[HK_TRAMP_MAX_CLASSES];
@@ -58,17 +95,19 @@ struct hk_tramp_spec {
 
 struct hk_tramp_out {
 	size_t len;		/* bytes written (needed, on -ENOSPC) */
-	size_t malloc_off;	/* entry offsets from `at` */
-	size_t calloc_off;
-	size_t data_off;	/* [data_off, len): threshold table (8-aligned
-				 * in memory, after int3 padding), not code */
+	size_t entry[HK_TE_N];	/* entry offsets from `at` (SIZE_MAX: none) */
+	size_t real_lit[HK_TE_N]; /* offset of the literal holding real[e] */
+	size_t pool_off;	/* [pool_off, len): the literal pool */
 };
 
-/* Generates the code for address s->at into buf. Every rip-relative or
- * rel32 operand (state, real_malloc, real_calloc, raw_table) must be within
- * ±2 GiB of the code. Returns 0, -EINVAL (bad spec), -ERANGE (a target out
- * of reach) or -ENOSPC (cap < out->len; buf untouched). */
+/* Generates the code for address s->at into buf. Returns 0, -EINVAL (bad
+ * spec), -ERANGE (state, table or tag out of reach) or -ENOSPC (cap <
+ * out->len; buf untouched). */
 int hk_tramp_build(const struct hk_tramp_spec *s, uint8_t *buf, size_t cap,
 		   struct hk_tramp_out *out);
+
+/* The threshold table for s into t; returns its number of words. */
+unsigned hk_tramp_thresholds(const struct hk_tramp_spec *s,
+			     uint64_t t[HK_TRAMP_MAX_CLASSES + 1]);
 
 #endif

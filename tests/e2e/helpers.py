@@ -9,6 +9,7 @@ import os
 import queue
 import re
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -437,21 +438,41 @@ def text_mappings(pid, image):
     return out
 
 
+def code_end_offset(path):
+    """File offset where the last executable PT_LOAD segment's bytes end:
+    what follows in its page is the unused tail the sampling trampoline may
+    occupy (for good: it is not a breakpoint)."""
+    with open(path, "rb") as f:
+        ehdr = f.read(64)
+        phoff, = struct.unpack_from("<Q", ehdr, 32)
+        phentsize, phnum = struct.unpack_from("<HH", ehdr, 54)
+        end = 0
+        for i in range(phnum):
+            f.seek(phoff + i * phentsize)
+            p_type, p_flags, p_offset, _, _, p_filesz = struct.unpack("<IIQQQQ", f.read(40))
+            if p_type == 1 and p_flags & 1:     # PT_LOAD, PF_X
+                end = max(end, p_offset + p_filesz)
+    return end
+
+
 def patched_bytes(pid, image):
     """Addresses where the target's code differs from the file: uprobe
-    breakpoints (int3) still in place, or any other write to code."""
+    breakpoints (int3) still in place, or any other write to code (but for
+    the page tail after the code)."""
     maps = text_mappings(pid, image)
     assert maps, f"{image} is not mapped executable in {pid}"
     diffs = []
     with open(f"/proc/{pid}/mem", "rb") as mem:
         for lo, hi, off, path in maps:
+            tail = code_end_offset(path)
             with open(path, "rb") as f:
                 f.seek(off)
                 want = f.read(hi - lo)
             mem.seek(lo)
             have = mem.read(len(want))
             if have != want:
-                diffs += [lo + i for i in range(len(want)) if have[i] != want[i]]
+                diffs += [lo + i for i in range(len(want))
+                          if have[i] != want[i] and off + i < tail]
     return diffs
 
 

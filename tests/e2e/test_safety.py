@@ -104,3 +104,41 @@ def test_normal_exit_leaves_nothing(procs, tmp_path, python):
     assert_detached(hawk, wl)
     assert_no_orphan_programs()
     assert wl.release() == 0 and bystander.release() == 0
+
+
+def test_kill9_while_sampling_then_sample_and_trace_again(procs, tmp_path, python):
+    """Killed while sampling, hawk-bpf leaves the slots on its trampoline:
+    the target must go on unharmed (tagged blocks freed, reallocated),
+    a second sampling run reuses the trampoline, an exact run then puts
+    every slot back on CPython's functions."""
+    script = WORKLOADS / "tagged_churn.py"
+    r = subprocess.run([python, str(script), "--rounds", "30"], env=ENV,
+                       capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    expected = next(l.split()[1] for l in r.stdout.splitlines() if l.startswith("checksum "))
+    wl = Workload(procs, python, "tagged_churn.py", tmp_path, "--rounds", "30")
+    first = Hawk(procs, wl.pid, "--duration", "600", "--sample-rates", "64:0.5,100000000:1")
+    first.wait_tracing()
+    wl.go()
+    wl.wait("round 2")
+    first.proc.kill()
+    assert first.proc.wait(10) == -signal.SIGKILL
+    assert_bpf_gone(first.ids)
+    second = Hawk(procs, wl.pid, "--duration", "600", "--sample-rates", "64:0.5,100000000:1")
+    second.wait_tracing()
+    wl.wait("round 6")
+    rc, _, err = second.stop()
+    assert rc == 0, err
+    assert not any(l.startswith("checksum") for l in wl.out.seen), \
+        "the churn ended too early: make it longer"
+    third = Hawk(procs, wl.pid, "--duration", "600", "--frames", "1")
+    third.wait_tracing()
+    assert wl.wait("checksum ").split()[1] == expected, \
+        "the churn computed something else"
+    wl.go(str(wl.gofile) + ".2")
+    wl.wait("allocated")
+    rc, _, err = third.stop()
+    assert rc == 0, err
+    assert_detached(third, wl)
+    assert wl.release() == 0

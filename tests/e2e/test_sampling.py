@@ -6,11 +6,15 @@ import collections
 import json
 import math
 import pickle
+import re
+import subprocess
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
-from helpers import Hawk, TRACING, Workload, assert_bpf_gone, run_hawk
+from helpers import (ENV, WORKLOADS, Hawk, TRACING, Workload, assert_bpf_gone,
+                     assert_detached, run_hawk)
 
 SCRIPT = "sampled.py"
 BLOBS, BIG, SMALL = 7, 8, 9          # the lines of sampled.py
@@ -102,3 +106,89 @@ def test_malformed_rates_refused(spec):
 def test_sample_and_stats_refused():
     rc, _, err = run_hawk("-p", "1", "--sample", "--stats")
     assert rc == 2 and len(err) == 1 and "--stats" in err[0], err
+
+
+# ---- the trampoline in front of the raw domain: tags, frees, safety ----
+
+CHURN = "tagged_churn.py"
+ROUNDS = 30
+# Every block of 64 B or more sampled (so tagged), half of the smaller ones.
+ALL_RATES = "64:0.5,100000000:1"
+
+
+def untraced_checksum(python):
+    r = subprocess.run([python, str(WORKLOADS / CHURN), "--rounds", str(ROUNDS)],
+                       env=ENV, capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    return next(l.split()[1] for l in r.stdout.splitlines() if l.startswith("checksum "))
+
+
+@pytest.fixture
+def bpf_stats():
+    """kernel.bpf_stats_enabled on (per-program run counts), then restored."""
+    path = Path("/proc/sys/kernel/bpf_stats_enabled")
+    old = path.read_text()
+    path.write_text("1\n")
+    yield
+    path.write_text(old)
+
+
+def prog_runs(err_lines, prog):
+    """Runs of one BPF program, from hawk-bpf's HAWK_BPF_DEBUG lines."""
+    for l in err_lines:
+        m = re.match(rf"hawk-bpf: debug: {prog}: (\d+) runs", l)
+        if m:
+            return int(m.group(1))
+    raise AssertionError(f"no run count for {prog} in {err_lines}")
+
+
+def test_sampled_churn_unchanged_and_tags_outlive_the_tracer(procs, tmp_path, python):
+    expected = untraced_checksum(python)
+    wl = Workload(procs, python, CHURN, tmp_path, "--rounds", str(ROUNDS))
+    hawk = Hawk(procs, wl.pid, "--duration", "600", "--sample-rates", ALL_RATES)
+    hawk.wait_tracing()
+    wl.go()
+    wl.wait("round 3")
+    # Stopped half-way: blocks tagged by the trampoline are still alive and
+    # are freed and reallocated after it left.
+    rc, out, err = hawk.stop()
+    assert rc == 0, err
+    assert not any(l.startswith("checksum") for l in wl.out.seen), \
+        "the churn ended before the stop: make it longer"
+    counters = json.loads(out)["hawk_bpf"]["counters"]
+    assert counters["allocations_traced"] > 10000, counters
+    assert wl.wait("checksum ").split()[1] == expected, \
+        "the sampled churn computed something else"
+    wl.go(str(wl.gofile) + ".2")
+    wl.wait("allocated")
+    assert wl.alive()
+    assert_detached(hawk, wl)
+    assert wl.release() == 0
+
+
+def test_unsampled_raw_frees_do_not_trap(procs, tmp_path, python, bpf_stats,
+                                         monkeypatch):
+    """A free traps only for a block the trampoline tagged: the probed frees
+    are the frees of traced blocks (and a few of blocks tagged earlier),
+    not the ~100 k raw-domain frees of the churn."""
+    monkeypatch.setenv("HAWK_BPF_DEBUG", "1")
+    wl = Workload(procs, python, CHURN, tmp_path, "--rounds", "10")
+    hawk = Hawk(procs, wl.pid, "--duration", "600", "--sample")
+    hawk.wait_tracing()
+    assert any("raw domain switched" in l for l in hawk.err.seen), hawk.err.seen
+    wl.go()
+    wl.wait("checksum ")
+    rc, out, err = hawk.stop()
+    assert rc == 0, err
+    counters = json.loads(out)["hawk_bpf"]["counters"]
+    traced_frees = counters["frees_of_traced_blocks"]
+    trapped = prog_runs(err, "free_enter")
+    assert traced_frees > 1000, counters          # 1/10 of ~50 k medium blocks
+    assert trapped <= 1.1 * traced_frees + 200, (trapped, traced_frees)
+    # ... and a sampled allocation is one probe hit (no unsampled one traps).
+    assert prog_runs(err, "alloc_enter") <= 1.5 * counters["allocations_traced"] + 200
+    wl.go(str(wl.gofile) + ".2")
+    wl.wait("allocated")
+    assert_detached(hawk, wl)
+    assert wl.release() == 0
