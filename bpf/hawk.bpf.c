@@ -29,7 +29,9 @@ const volatile __u8 site_domain[HK_MAX_PROBES] = {};
  * for one made directly, with its size class's probability. With
  * sample_raw the trampoline stands in front of the raw domain too: every
  * raw allocation reaching a probe was sent by it, r11 = sample_magic + 1
- * marking the unsampled realloc of a traced block (the old block goes).
+ * marking the unsampled realloc of a traced block (the old block goes);
+ * the blocks it samples otherwise are announced through the free probe
+ * (see announced()).
  * Every allocation, realloc included, is its own draw, so a live block is
  * in the sample with the probability of the class it was last drawn in. */
 const volatile __u32 sample_mode = 0;
@@ -475,6 +477,30 @@ int BPF_KRETPROBE(alloc_return)
 	return 0;
 }
 
+/* --sample, raw domain switched: the trampoline announces a block it
+ * sampled and tagged with a free(NULL) through this probe: rdx = the block,
+ * rcx = the size asked for, r10 = its nonce, r11 = sample_magic + 2. */
+static __always_inline void announced(struct pt_regs *ctx)
+{
+	struct inflight *in = task_inflight(1);
+	__u64 addr = ctx->dx, size = ctx->cx, blk;
+	__u32 cls;
+
+	if (!in) {
+		count(HK_CNT_ARGS_LOST);
+		return;
+	}
+	if (ctx->r10 == in->last_nonce || !addr)
+		return;		/* a stale marker */
+	in->last_nonce = ctx->r10;
+	sample_decide(1, size, &cls);
+	blk = HK_BLOCK(size, cls, capture_stack((__u32)bpf_get_current_pid_tgid()));
+	if (bpf_map_update_elem(&live, &addr, &blk, BPF_ANY))
+		count(HK_CNT_LIVE_FULL);
+	else
+		count(HK_CNT_ALLOCS);
+}
+
 SEC("uprobe")
 int BPF_KPROBE(free_enter)
 {
@@ -484,6 +510,8 @@ int BPF_KPROBE(free_enter)
 		return 0;
 	if (ptr && !bpf_map_delete_elem(&live, &ptr))
 		count(HK_CNT_FREES);
+	else if (!ptr && sample_raw && ctx->r11 == sample_magic + 2)
+		announced(ctx);
 	return 0;
 }
 

@@ -161,10 +161,12 @@ int hk_hooks_plan(struct hk_hooks *h, struct hk_pytarget *t, char *err,
 			struct hk_slot *sl = &h->slots[h->nslots++];
 			int si;
 
-			if (hk_sampler_function(t, tab[k], k, &func) == 0)
+			if (hk_elf_is_code(&t->elf, v) &&
+			    resolve_entry(&t->elf, v, &func) == 0)
+				;	/* CPython's own, or its padding */
+			else if (hk_sampler_function(t, tab[k], k, &func) == 0)
 				func -= t->bias;	/* left by a killed run */
-			else if (!hk_elf_is_code(&t->elf, v) ||
-				 resolve_entry(&t->elf, v, &func))
+			else
 				return ERR("the %s %s allocator (%#llx) is not CPython's own: custom allocators are not supported",
 					   dom_name[d], kind_name[k],
 					   (unsigned long long)tab[k]);
@@ -214,7 +216,8 @@ int hk_hooks_redirect(struct hk_hooks *h, struct hk_pytarget *t, bool raw_only,
 		 * function first (an 8-byte switch, made with the target
 		 * frozen), then the usual one-byte switch. */
 		uint64_t fn;
-		if (hk_sampler_function(t, cur, i % 4 + 1, &fn) == 0) {
+		if (cur != s->orig && cur != s->redirect &&
+		    hk_sampler_function(t, cur, i % 4 + 1, &fn) == 0) {
 			if (hk_sampler_reset_slot(t, s->addr, cur, fn, err, errlen))
 				return -1;
 			cur = fn;

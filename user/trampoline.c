@@ -49,7 +49,8 @@
 enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11 };
 enum { CC_O = 0, CC_B = 2, CC_AE = 3, CC_E = 4, CC_NE = 5, CC_BE = 6 };
 enum { L_UOC, L_URC, L_UOM, L_RRD, L_RFR, L_D, L_SAMPLED, L_ADJC, L_ADJR,
-       L_CALL, L_RET, L_TAGRAX, L_OLDU, L_OLDS, L_RETAG, L_UN, L_POOL, L_N };
+       L_CALL, L_RET, L_TAGRAX, L_OLDU, L_OLDS, L_RETAG, L_SIZED, L_POPRET,
+       L_UN, L_POOL, L_N };
 #define MAX_JUMPS 32
 
 struct em {
@@ -353,7 +354,8 @@ static uint64_t label_addr(struct em *e, int l)
 /* Literal pool slots. */
 /* Index of a realloc of a traced block in the U and S tables. */
 #define RR_OLD 5
-enum { P_U = 0, P_S = 6, P_REAL_FREE = 12, P_PROBE_FREE, P_RAWCTX, P_MAGIC, P_N };
+enum { P_U = 0, P_S = 6, P_REAL_FREE = 12, P_PROBE_FREE, P_PROBE_REALLOC, P_RAWCTX,
+       P_MAGIC, P_N };
 
 static uint64_t pool(struct em *e, int slot)
 {
@@ -411,6 +413,48 @@ static void store_tag(struct em *e, const struct hk_tramp_spec *s, int end,
 	store(e, end, -24, tmp);
 	mov_load_rip(e, tmp, s->tag + 8);
 	store(e, end, -16, tmp);
+}
+
+/* Raw mode, sampled: call the raw function itself (S table) for the padded
+ * request, tag the block, then announce it with one probe hit: a call of
+ * the probed free entry with ptr NULL (free(NULL) does nothing) and
+ * rdx = the block, rcx = the size asked for, r10 = the nonce, r11 = magic
+ * + 2. One trap instead of an entry probe and a return probe. The nonce,
+ * size and index wait on the stack (three words: the calls see it
+ * 16-aligned). */
+static void announce_call(struct em *e, const struct hk_tramp_spec *s)
+{
+	mov_rr(e, RAX, RDX);			/* calloc, realloc: rdx */
+	cmp32_ri8(e, R9, HK_TE_RAW_CALLOC);
+	jump(e, CC_BE, L_SIZED);
+	cmp32_ri8(e, R9, HK_TE_RAW_REALLOC);
+	jump(e, CC_AE, L_SIZED);
+	mov_rr(e, RAX, RSI);			/* malloc: rsi */
+	label(e, L_SIZED);
+	arith_ri8(e, true, 5, RAX, HK_TRAMP_TAG_PAD);
+	b(e, 0x41); b(e, 0x52);			/* push r10: nonce */
+	b(e, 0x50);				/* push rax: size */
+	b(e, 0x41); b(e, 0x51);			/* push r9: index */
+	lea_rip(e, R8, pool(e, P_S));
+	jmp_tab(e, R8, R9, true);
+	test_rr(e, RAX, RAX);
+	jump(e, CC_E, L_POPRET);
+	usable_end(e, RCX, RAX, RDX);
+	store_tag(e, s, RCX, RDX);
+	mov_rr(e, RDX, RAX);
+	load(e, RCX, RSP, 8);
+	load(e, R10, RSP, 16);
+	store(e, RSP, 0, RAX);
+	mov_load_rip(e, R11, pool(e, P_MAGIC));
+	arith_ri8(e, true, 0, R11, 2);
+	mov_load_rip(e, RDI, pool(e, P_RAWCTX));
+	load(e, RDI, RDI, 0);
+	xor32_self(e, RSI);
+	jmp_ind_call(e, pool(e, P_PROBE_FREE));
+	load(e, RAX, RSP, 0);
+	label(e, L_POPRET);
+	arith_ri8(e, true, 0, RSP, 24);
+	b(e, 0xc3);
 }
 
 static void gen(struct em *e, const struct hk_tramp_spec *s,
@@ -542,10 +586,14 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 		cmp32_ri8(e, R9, RR_OLD);
 		jump(e, CC_E, L_OLDS);
 		label(e, L_CALL);
-		arith_ri8(e, true, 5, RSP, 8);	/* the callee's stack alignment */
-		lea_rip(e, R8, pool(e, P_S));
-		jmp_tab(e, R8, R9, true);
-		arith_ri8(e, true, 0, RSP, 8);
+		if (s->raw) {
+			announce_call(e, s);
+		} else {
+			arith_ri8(e, true, 5, RSP, 8);	/* callee alignment */
+			lea_rip(e, R8, pool(e, P_S));
+			jmp_tab(e, R8, R9, true);
+			arith_ri8(e, true, 0, RSP, 8);
+		}
 		test_rr(e, RAX, RAX);
 		jump(e, CC_E, L_RET);
 		label(e, L_TAGRAX);
@@ -563,7 +611,7 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 		mov_load_rip(e, R11, pool(e, P_MAGIC));
 		inc_r(e, R11);
 		b(e, 0x56);				/* push rsi: old */
-		jmp_ind_call(e, pool(e, P_S + HK_TE_RAW_REALLOC));
+		jmp_ind_call(e, pool(e, P_PROBE_REALLOC));
 		b(e, 0x59);				/* pop rcx */
 		test_rr(e, RAX, RAX);
 		jump(e, CC_NE, L_RET);
@@ -571,7 +619,7 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 		/* ... result sampled: tagged like any sampled block. */
 		label(e, L_OLDS);
 		b(e, 0x56);
-		jmp_ind_call(e, pool(e, P_S + HK_TE_RAW_REALLOC));
+		jmp_ind_call(e, pool(e, P_PROBE_REALLOC));
 		b(e, 0x59);
 		test_rr(e, RAX, RAX);
 		jump(e, CC_NE, L_TAGRAX);
@@ -595,13 +643,18 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 		lit[P_U + i] = s->real[i];
 		o->real_lit[i] = e->pos + 8 * (P_U + (unsigned)i);
 	}
-	lit[P_S + HK_TE_OBJ_CALLOC] = lit[P_S + HK_TE_RAW_CALLOC] = s->probe_calloc;
-	lit[P_S + HK_TE_OBJ_MALLOC] = lit[P_S + HK_TE_RAW_MALLOC] = s->probe_malloc;
-	lit[P_S + HK_TE_RAW_REALLOC] = s->probe_realloc;
 	if (s->raw) {
+		/* Sampled blocks come from the raw functions themselves; one
+		 * probe hit announces them (announce_call). */
+		lit[P_S + HK_TE_OBJ_CALLOC] = lit[P_S + HK_TE_RAW_CALLOC] = s->real[HK_TE_RAW_CALLOC];
+		lit[P_S + HK_TE_OBJ_MALLOC] = lit[P_S + HK_TE_RAW_MALLOC] = s->real[HK_TE_RAW_MALLOC];
+		lit[P_S + HK_TE_RAW_REALLOC] = s->real[HK_TE_RAW_REALLOC];
 		lit[P_U + RR_OLD] = label_addr(e, L_OLDU);
-		lit[P_S + RR_OLD] = s->probe_realloc;	/* unused: L_OLDS */
+	} else {
+		lit[P_S + HK_TE_OBJ_CALLOC] = s->probe_calloc;
+		lit[P_S + HK_TE_OBJ_MALLOC] = s->probe_malloc;
 	}
+	lit[P_PROBE_REALLOC] = s->probe_realloc;
 	lit[P_REAL_FREE] = s->real[HK_TE_RAW_FREE];
 	o->real_lit[HK_TE_RAW_FREE] = e->pos + 8 * P_REAL_FREE;
 	lit[P_PROBE_FREE] = s->probe_free;

@@ -169,9 +169,9 @@ def test_sampled_churn_unchanged_and_tags_outlive_the_tracer(procs, tmp_path, py
 
 def test_unsampled_raw_frees_do_not_trap(procs, tmp_path, python, bpf_stats,
                                          monkeypatch):
-    """A free traps only for a block the trampoline tagged: the probed frees
-    are the frees of traced blocks (and a few of blocks tagged earlier),
-    not the ~100 k raw-domain frees of the churn."""
+    """Only traced events trap: a free only for a block the trampoline
+    tagged, an allocation only when sampled (announced by one hit), not
+    the ~100 k raw-domain allocations and frees of the churn."""
     monkeypatch.setenv("HAWK_BPF_DEBUG", "1")
     wl = Workload(procs, python, CHURN, tmp_path, "--rounds", "10")
     hawk = Hawk(procs, wl.pid, "--duration", "600", "--sample")
@@ -182,12 +182,14 @@ def test_unsampled_raw_frees_do_not_trap(procs, tmp_path, python, bpf_stats,
     rc, out, err = hawk.stop()
     assert rc == 0, err
     counters = json.loads(out)["hawk_bpf"]["counters"]
-    traced_frees = counters["frees_of_traced_blocks"]
-    trapped = prog_runs(err, "free_enter")
-    assert traced_frees > 1000, counters          # 1/10 of ~50 k medium blocks
-    assert trapped <= 1.1 * traced_frees + 200, (trapped, traced_frees)
-    # ... and a sampled allocation is one probe hit (no unsampled one traps).
-    assert prog_runs(err, "alloc_enter") <= 1.5 * counters["allocations_traced"] + 200
+    events = counters["allocations_traced"] + counters["frees_of_traced_blocks"]
+    assert counters["frees_of_traced_blocks"] > 1000, counters  # 1/10 of ~50 k
+    # Entry probe hits (a sampled block is announced by one free-probe hit;
+    # a traced block's free or realloc is one hit, the latter not always an
+    # event) against traced events; trapping every raw call would be
+    # several times more.
+    hits = prog_runs(err, "free_enter") + prog_runs(err, "alloc_enter")
+    assert hits <= 1.25 * events + 200, (hits, events, counters)
     wl.go(str(wl.gofile) + ".2")
     wl.wait("allocated")
     assert_detached(hawk, wl)

@@ -165,9 +165,12 @@ def test_fixed_duration_matches_the_oracle(procs, tmp_path, server, python, orac
     """retain.py traced through HTTP, the window ended when it has allocated
     (SIGINT to the hawk-bpf child, as the CLI tests do): Hawk's lineno JSON,
     within 2 % of in-process tracemalloc, with gc=true's warning."""
-    wl = Workload(procs, python, "retain.py", tmp_path)
+    wl = Workload(procs, python, "retain.py", tmp_path, "--watch-tables")
     req = Background(server.get, pid=wl.pid, duration=300, count=1000000)
     (child, ids), = server.wait_tracing().items()
+    # BPF links appear probe by probe; the child traces once the tables
+    # point at the probes, the last thing it does (but one byte).
+    wl.wait("redirected")
     wl.go()
     wl.wait("allocated")
     os.kill(child, signal.SIGINT)

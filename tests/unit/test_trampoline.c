@@ -32,9 +32,18 @@ enum {
 
 /* What the last stub received (written by the stubs). */
 struct trec {
-	uint64_t rdi, rsi, rdx, r10, r11, rsp, path;
+	uint64_t rdi, rsi, rdx, r10, r11, rsp, path, rcx;
 };
 HIDDEN struct trec tramp_t_rec;
+/* Every stub call since the last tramp_t_call, in order. */
+static struct trec tramp_t_log[8];
+static unsigned tramp_t_nlog;
+HIDDEN void tramp_t_logit(void);
+
+void tramp_t_logit(void)
+{
+	tramp_t_log[tramp_t_nlog++ % 8] = tramp_t_rec;
+}
 HIDDEN uint64_t tramp_t_count[P_N];	/* per path, not atomic */
 HIDDEN uint64_t tramp_t_junk;
 HIDDEN uint64_t tramp_t_call_rsp;
@@ -58,7 +67,9 @@ STUB_DECL(probe_free)
 	"	movq %r11, tramp_t_rec+32(%rip)\n"			\
 	"	movq %rsp, tramp_t_rec+40(%rip)\n"			\
 	"	movq $" #path ", tramp_t_rec+48(%rip)\n"		\
+	"	movq %rcx, tramp_t_rec+56(%rip)\n"			\
 	"	incq tramp_t_count+8*" #path "(%rip)\n"			\
+	"	subq $8, %rsp\n	call tramp_t_logit\n	addq $8, %rsp\n" \
 	"	movq tramp_t_ret(%rip), %rax\n"				\
 	"	movq %rax, %rcx\n	movq %rax, %rdx\n"		\
 	"	movq %rax, %rsi\n	movq %rax, %r8\n"		\
@@ -279,6 +290,7 @@ static uint64_t call(struct env *e, int entry, uint64_t a, uint64_t b,
 		     uint64_t c)
 {
 	cr_assert_neq(e->o.entry[entry], SIZE_MAX);
+	tramp_t_nlog = 0;
 	return tramp_t_call(a, b, c, e->s.at + e->o.entry[entry]);
 }
 
@@ -313,18 +325,44 @@ static void assert_passed(uint64_t path, uint64_t rdi, uint64_t rsi, uint64_t rd
 	cr_assert_eq(tramp_t_rec.rsp, tramp_t_call_rsp - 8, "stack moved");
 }
 
-/* The last call reached the probe `path` as a call (tag mode) with the
- * raw ctx, the marker and the given arguments; the stack aligned. */
+/* Stub call r reached `path` as a call (tag mode) with the raw ctx, the
+ * marker and the given arguments, `words` stack words below the entry's
+ * return address; its stack aligned. */
+static void assert_call(const struct trec *r, uint64_t path, uint64_t r11,
+			uint64_t rsi, uint64_t rdx, unsigned words)
+{
+	cr_assert_eq(r->path, path, "reached %llu, not %llu",
+		     (unsigned long long)r->path, (unsigned long long)path);
+	cr_assert_eq(r->rdi, RAW_CTX);
+	cr_assert_eq(r->rsi, rsi);
+	cr_assert_eq(r->rdx, rdx);
+	cr_assert_eq(r->r11, r11);
+	cr_assert_eq(r->rsp, tramp_t_call_rsp - 8 - 8 * words, "not called");
+	cr_assert_eq((r->rsp + 8) % 16, 0, "callee stack misaligned");
+}
+
+/* The last call reached the probe `path` as a call (one word: alignment
+ * or the old block). */
 static void assert_called(uint64_t path, uint64_t r11, uint64_t rsi, uint64_t rdx)
 {
-	cr_assert_eq(tramp_t_rec.path, path, "reached %llu, not %llu",
-		     (unsigned long long)tramp_t_rec.path, (unsigned long long)path);
-	cr_assert_eq(tramp_t_rec.rdi, RAW_CTX);
-	cr_assert_eq(tramp_t_rec.rsi, rsi);
-	cr_assert_eq(tramp_t_rec.rdx, rdx);
-	cr_assert_eq(tramp_t_rec.r11, r11);
-	cr_assert_eq(tramp_t_rec.rsp, tramp_t_call_rsp - 8 - 16, "not called");
-	cr_assert_eq((tramp_t_rec.rsp + 8) % 16, 0, "callee stack misaligned");
+	cr_assert_eq(tramp_t_nlog, 1, "%u stub calls", tramp_t_nlog);
+	assert_call(&tramp_t_rec, path, r11, rsi, rdx, 2);
+}
+
+/* A sampled allocation in raw mode: the raw function `path` called for the
+ * padded request (three words of the trampoline's own on the stack),
+ * then, for a block, its announcement through the free probe. */
+static void assert_announced(uint64_t path, uint64_t rsi, uint64_t rdx,
+			     uint64_t block, uint64_t size, uint64_t nonce)
+{
+	cr_assert_eq(tramp_t_nlog, block ? 2 : 1, "%u stub calls", tramp_t_nlog);
+	assert_call(&tramp_t_log[0], path, MAGIC, rsi, rdx, 4);
+	cr_assert_eq(tramp_t_log[0].r10, nonce);
+	if (!block)
+		return;
+	assert_call(&tramp_t_log[1], P_PROBE_FREE, MAGIC + 2, 0, block, 4);
+	cr_assert_eq(tramp_t_log[1].rcx, size, "announced size");
+	cr_assert_eq(tramp_t_log[1].r10, nonce);
 }
 
 /* ---- pure generator ---- */
@@ -610,57 +648,76 @@ Test(trampoline, unsampled_paths_pass_arguments_untouched)
 	env_check_clean(&e);
 }
 
-/* Sampled calls reach the probe as calls asking 16 bytes more, and the
- * block they return is tagged at the end of its usable space. */
-Test(trampoline, sampled_calls_are_padded_and_tagged)
+/* Sampled calls (raw mode) call the raw function for 16 bytes more, tag
+ * the block at the end of its usable space and announce it with one probe
+ * hit; without the raw domain, they call its probes instead. */
+Test(trampoline, sampled_calls_are_padded_tagged_announced)
 {
 	static struct fake f;
 	struct env e;
 	uint64_t ctx = 0x0b1ec7c7c7c7c7c7ull, st = SEED, p, r;
-
-	env_init(&e);
-	add_class(&e.s, 64, 0.0);	/* never */
-	add_class(&e.s, 256, 1.0);	/* always */
-	add_class(&e.s, 300, 0.0);	/* never; >= 300 always */
-	env_load(&e);
-	static const struct { int entry; uint64_t a, b; int path; uint64_t rsi, rdx; } c[] = {
-		{ HK_TE_OBJ_MALLOC, 64, ARG3, P_PROBE_MALLOC, 80, ARG3 },
-		{ HK_TE_OBJ_MALLOC, 512, ARG3, P_PROBE_MALLOC, 528, ARG3 },
-		{ HK_TE_RAW_MALLOC, 100, ARG3, P_PROBE_MALLOC, 116, ARG3 },
-		{ HK_TE_RAW_MALLOC, 1 << 20, ARG3, P_PROBE_MALLOC, (1 << 20) + 16, ARG3 },
-		{ HK_TE_OBJ_CALLOC, 8, 16, P_PROBE_CALLOC, 1, 144 },
-		{ HK_TE_RAW_CALLOC, 1000, 3, P_PROBE_CALLOC, 1, 3016 },
-		{ HK_TE_RAW_REALLOC, 0, 300, P_PROBE_REALLOC, 0, 316 },
+	static const struct { int entry; uint64_t a, b; int path, probe; uint64_t rsi, rdx, size; } c[] = {
+		{ HK_TE_OBJ_MALLOC, 64, ARG3, P_RAW_MALLOC, P_PROBE_MALLOC, 80, ARG3, 64 },
+		{ HK_TE_OBJ_MALLOC, 512, ARG3, P_RAW_MALLOC, P_PROBE_MALLOC, 528, ARG3, 512 },
+		{ HK_TE_RAW_MALLOC, 100, ARG3, P_RAW_MALLOC, P_PROBE_MALLOC, 116, ARG3, 100 },
+		{ HK_TE_RAW_MALLOC, 1 << 20, ARG3, P_RAW_MALLOC, P_PROBE_MALLOC,
+		  (1 << 20) + 16, ARG3, 1 << 20 },
+		{ HK_TE_OBJ_CALLOC, 8, 16, P_RAW_CALLOC, P_PROBE_CALLOC, 1, 144, 128 },
+		{ HK_TE_RAW_CALLOC, 1000, 3, P_RAW_CALLOC, P_PROBE_CALLOC, 1, 3016, 3000 },
+		{ HK_TE_RAW_REALLOC, 0, 300, P_RAW_REALLOC, P_PROBE_REALLOC, 0, 316, 300 },
 	};
-	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
-		for (int mm = 0; mm < 2; mm++) {
-			tramp_t_ret = p = fake_block(&f, mm ? 4064 : 520, mm);
-			st = xorshift(st);
-			r = call(&e, c[i].entry, ctx, c[i].a, c[i].b);
-			cr_assert_eq(r, p, "case %zu: result not passed back", i);
-			assert_called(c[i].path, MAGIC, c[i].rsi, c[i].rdx);
-			cr_assert_eq(tramp_t_rec.r10, st, "nonce");
-			cr_assert_eq(e.state[0], st);
-			cr_assert(has_tag(p), "case %zu: block not tagged", i);
-			/* nothing else of the block written */
-			for (uint64_t k = 0; k < usable_of(p) - 16; k++)
-				cr_assert_eq(((uint8_t *)(uintptr_t)p)[k], 0x77);
+
+	for (int raw = 1; raw >= 0; raw--) {
+		env_init(&e);
+		e.s.raw = raw;
+		add_class(&e.s, 64, 0.0);	/* never */
+		add_class(&e.s, 256, 1.0);	/* always */
+		add_class(&e.s, 300, 0.0);	/* never; >= 300 always */
+		env_load(&e);
+		st = SEED;
+		for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+			if (!raw && c[i].entry != HK_TE_OBJ_MALLOC &&
+			    c[i].entry != HK_TE_OBJ_CALLOC)
+				continue;
+			for (int mm = 0; mm < 2; mm++) {
+				tramp_t_ret = p = fake_block(&f, mm ? 4064 : 520, mm);
+				st = xorshift(st);
+				r = call(&e, c[i].entry, ctx, c[i].a, c[i].b);
+				cr_assert_eq(r, p, "case %zu: result not passed back", i);
+				if (raw) {
+					assert_announced(c[i].path, c[i].rsi, c[i].rdx, p,
+							 c[i].size, st);
+				} else {
+					assert_called(c[i].probe, MAGIC, c[i].rsi, c[i].rdx);
+					cr_assert_eq(tramp_t_rec.r10, st, "nonce");
+				}
+				cr_assert_eq(e.state[0], st);
+				cr_assert(has_tag(p), "case %zu: block not tagged", i);
+				/* nothing else of the block written */
+				for (uint64_t k = 0; k < usable_of(p) - 16; k++)
+					cr_assert_eq(((uint8_t *)(uintptr_t)p)[k], 0x77);
+			}
 		}
+		/* A failed allocation: NULL back, nothing announced. */
+		tramp_t_ret = 0;
+		st = xorshift(st);
+		cr_assert_eq(call(&e, HK_TE_OBJ_MALLOC, ctx, 100, ARG3), 0);
+		if (raw)
+			assert_announced(P_RAW_MALLOC, 116, ARG3, 0, 100, st);
+		else
+			assert_called(P_PROBE_MALLOC, MAGIC, 116, ARG3);
+		/* Unsampled classes go straight to their function. */
+		st = xorshift(st);
+		call(&e, HK_TE_OBJ_MALLOC, ctx, 63, ARG3);
+		assert_passed(P_REAL_MALLOC, ctx, 63, ARG3);
+		if (raw) {
+			st = xorshift(st);
+			call(&e, HK_TE_RAW_MALLOC, ctx, 299, ARG3);
+			assert_passed(P_RAW_MALLOC, ctx, 299, ARG3);
+		}
+		cr_assert_eq(e.state[0], st);
+		env_check_clean(&e);
 	}
-	/* A failed allocation: NULL back, nothing written. */
-	tramp_t_ret = 0;
-	st = xorshift(st);
-	cr_assert_eq(call(&e, HK_TE_RAW_MALLOC, ctx, 100, ARG3), 0);
-	assert_called(P_PROBE_MALLOC, MAGIC, 116, ARG3);
-	/* Unsampled classes go straight to their function. */
-	st = xorshift(st);
-	call(&e, HK_TE_OBJ_MALLOC, ctx, 63, ARG3);
-	assert_passed(P_REAL_MALLOC, ctx, 63, ARG3);
-	st = xorshift(st);
-	call(&e, HK_TE_RAW_MALLOC, ctx, 299, ARG3);
-	assert_passed(P_RAW_MALLOC, ctx, 299, ARG3);
-	cr_assert_eq(e.state[0], st);
-	env_check_clean(&e);
 }
 
 /* Without tags (not glibc): the sampled path is a tail jump, unpadded. */
@@ -765,9 +822,8 @@ Test(trampoline, matches_model)
 					HK_TE_RAW_REALLOC };
 	static const int real[] = { P_REAL_MALLOC, P_REAL_CALLOC, P_RAW_MALLOC,
 				    P_RAW_CALLOC, P_RAW_REALLOC };
-	static const int probe[] = { P_PROBE_MALLOC, P_PROBE_CALLOC,
-				     P_PROBE_MALLOC, P_PROBE_CALLOC,
-				     P_PROBE_REALLOC };
+	static const int sampled[] = { P_RAW_MALLOC, P_RAW_CALLOC, P_RAW_MALLOC,
+				       P_RAW_CALLOC, P_RAW_REALLOC };
 
 	env_init(&e);
 	add_class(&e.s, 16, 0.5);
@@ -806,7 +862,8 @@ Test(trampoline, matches_model)
 		tramp_t_ret = 0;
 		call(&e, entries[k], RAW_CTX, a, b2);
 		if (m == M_SAMPLED) {
-			cr_assert_eq(tramp_t_rec.path, probe[k], "call %d", i);
+			/* raw mode, NULL back: the raw function alone */
+			cr_assert_eq(tramp_t_rec.path, sampled[k], "call %d", i);
 			cr_assert_eq(tramp_t_rec.r11, MAGIC);
 			cr_assert_eq(tramp_t_rec.r10, st);
 		} else {

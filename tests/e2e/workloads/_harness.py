@@ -19,7 +19,9 @@ main(allocate).  Modes:
                                             referenced from a global
                                    _exit    os._exit(0) at once
                                    EOF      return (the objects are dropped)
-  --watch-tables                 poll the tables every 0.5 ms in a thread.
+  --watch-tables                 poll the tables every 0.5 ms in a thread;
+                                 print "redirected" once the object
+                                 domain's realloc slot has changed.
 
 A workload may pass prelude(args): run after FILE appears and before
 allocate(), then the workload waits for FILE.2 (skipped in oracle mode).
@@ -86,9 +88,16 @@ _kept = None
 
 def watch(start):
     global _changes
+    told = False
     while True:
-        if allocator_tables() != start:
+        now = allocator_tables()
+        if now != start:
             _changes += 1
+        # A tracer's redirect ends with the object domain's realloc and
+        # free slots: say when the first of the two has moved.
+        if not told and now["obj"][3] != start["obj"][3]:
+            say("redirected")
+            told = True
         time.sleep(0.0005)
 
 
