@@ -4,8 +4,9 @@ A workload calls run(timed, prepare=None).  prepare(args) runs first and
 its result is handed to timed(state, args); neither the interpreter start
 nor prepare() is timed.  With --wait-for FILE the workload prints
 "ready PID" and waits until FILE exists before the timed part, so a tracer
-can attach first.  The timed part's wall time in seconds is printed on the
-last line.  With --hold the result of the timed part is kept alive after
+can attach first.  The timed part's wall time and the CPU time of all the
+process's threads (user and system: the time of the probes the process
+hits is in it) in seconds are printed on the last line.  With --hold the result of the timed part is kept alive after
 that line until standard input closes (the memory benchmark measures the
 tracer while the blocks are live).
 """
@@ -29,10 +30,10 @@ def run(timed, prepare=None, doc=None):
         print("ready", os.getpid(), flush=True)
         while not os.path.exists(args.wait_for):
             time.sleep(0.005)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     kept = timed(state, args)
-    dt = time.perf_counter() - t
-    print(f"{dt:.6f}", flush=True)
+    dt, cpu = time.perf_counter() - t, time.process_time() - c
+    print(f"{dt:.6f} {cpu:.6f}", flush=True)
     if args.hold:
         sys.stdin.read()
     del kept
