@@ -65,6 +65,21 @@ static int tail_of(struct hk_elf *e, uint64_t bias, struct hk_tail *t)
 	return 0;
 }
 
+/* Whether [addr, addr + len) lies in one mapping with permission `perm`
+ * ('w' or 'x') as the target has it now: a tail in a page that RELRO made
+ * read-only, say, would fault on the trampoline's first store. */
+static bool mapped_as(const struct hk_maps *maps, uint64_t addr, uint64_t len,
+		      char perm)
+{
+	for (size_t i = 0; i < maps->n; i++) {
+		const struct hk_map *m = &maps->v[i];
+
+		if (addr >= m->start && addr + len <= m->end)
+			return perm == 'w' ? m->perms[1] == 'w' : m->perms[2] == 'x';
+	}
+	return false;
+}
+
 int hk_tails(pid_t pid, struct hk_tail **v, size_t *n)
 {
 	struct hk_maps maps;
@@ -88,6 +103,10 @@ int hk_tails(pid_t pid, struct hk_tail **v, size_t *n)
 		memset(&t, 0, sizeof(t));
 		if (hk_elf_bias(&e, m->start, m->offset, &bias) == 0 &&
 		    tail_of(&e, bias, &t) == 0) {
+			if (t.code_room && !mapped_as(&maps, t.code, t.code_room, 'x'))
+				t.code_room = 0;
+			if (t.rw_room && !mapped_as(&maps, t.rw, t.rw_room, 'w'))
+				t.rw_room = 0;
 			struct hk_tail *nv = realloc(*v, (*n + 1) * sizeof(**v));
 
 			if (!nv) {
