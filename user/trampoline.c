@@ -140,10 +140,20 @@ static void xor32_self(struct em *e, int r)
 	modrm(e, 3, r, r);
 }
 
-/* shl (ext 4) / shr (ext 5) r64, imm8 */
-static void shift(struct em *e, int ext, int r, uint8_t n)
+/* op r, imm8 (sign-extended), ext: 0 add, 2 adc, 3 sbb, 4 and, 5 sub,
+ * 7 cmp; w: 64-bit */
+static void arith_ri8(struct em *e, bool w, int ext, int r, int8_t imm)
 {
-	rex(e, true, 0, 0, r, false);
+	rex(e, w, 0, 0, r, false);
+	b(e, 0x83);
+	modrm(e, 3, ext, r);
+	b(e, (uint8_t)imm);
+}
+
+/* shl (ext 4) / shr (ext 5) r, imm8; w: 64-bit */
+static void shift(struct em *e, bool w, int ext, int r, uint8_t n)
+{
+	rex(e, w, 0, 0, r, false);
 	b(e, 0xc1);
 	modrm(e, 3, ext, r);
 	b(e, n);
@@ -165,22 +175,6 @@ static void cmp_ri(struct em *e, int r, uint32_t imm)
 		modrm(e, 3, 7, r);
 		le(e, imm, 4);
 	}
-}
-
-static void cmp32_ri8(struct em *e, int r, uint8_t imm)
-{
-	rex(e, false, 0, 0, r, false);
-	b(e, 0x83);
-	modrm(e, 3, 7, r);
-	b(e, imm);
-}
-
-static void sbb32_ri8(struct em *e, int r, int8_t imm)
-{
-	rex(e, false, 0, 0, r, false);
-	b(e, 0x83);
-	modrm(e, 3, 3, r);
-	b(e, (uint8_t)imm);
 }
 
 /* lea dst, [base + disp8] (base not rsp/r12) */
@@ -259,24 +253,6 @@ static void jump(struct em *e, int cc, int l)
 static void test_rr(struct em *e, int a, int c) { op_rr(e, 0x85, a, c); }
 static void add_rr(struct em *e, int dst, int src) { op_rr(e, 0x01, dst, src); }
 static void sub_rr(struct em *e, int dst, int src) { op_rr(e, 0x29, dst, src); }
-
-/* ext: 0 add, 4 and, 5 sub; r64, imm8 (sign-extended) */
-static void arith_ri8(struct em *e, bool w, int ext, int r, int8_t imm)
-{
-	rex(e, w, 0, 0, r, false);
-	b(e, 0x83);
-	modrm(e, 3, ext, r);
-	b(e, (uint8_t)imm);
-}
-
-/* shl r32, imm8 */
-static void shl32(struct em *e, int r, uint8_t n)
-{
-	rex(e, false, 0, 0, r, false);
-	b(e, 0xc1);
-	modrm(e, 3, 4, r);
-	b(e, n);
-}
 
 static void mov32_rr(struct em *e, int dst, int src)
 {
@@ -378,7 +354,7 @@ static void usable_end(struct em *e, int dst, int p, int tmp)
 	load(e, dst, p, -8);
 	mov32_rr(e, tmp, dst);
 	arith_ri8(e, false, 4, tmp, 2);		/* IS_MMAPPED */
-	shl32(e, tmp, 2);			/* 8 if mmapped */
+	shift(e, false, 4, tmp, 2);		/* 8 if mmapped */
 	arith_ri8(e, true, 4, dst, -8);		/* chunksize */
 	sub_rr(e, dst, tmp);
 	add_rr(e, dst, p);
@@ -425,9 +401,9 @@ static void store_tag(struct em *e, const struct hk_tramp_spec *s, int end,
 static void announce_call(struct em *e, const struct hk_tramp_spec *s)
 {
 	mov_rr(e, RAX, RDX);			/* calloc, realloc: rdx */
-	cmp32_ri8(e, R9, HK_TE_RAW_CALLOC);
+	arith_ri8(e, false, 7, R9, HK_TE_RAW_CALLOC);
 	jump(e, CC_BE, L_SIZED);
-	cmp32_ri8(e, R9, HK_TE_RAW_REALLOC);
+	arith_ri8(e, false, 7, R9, HK_TE_RAW_REALLOC);
 	jump(e, CC_AE, L_SIZED);
 	mov_rr(e, RAX, RSI);			/* malloc: rsi */
 	label(e, L_SIZED);
@@ -541,21 +517,21 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 	label(e, L_D);
 	mov_load_rip(e, R10, s->state);
 	mov_rr(e, R11, R10);
-	shift(e, 4, R11, 13);
+	shift(e, true, 4, R11, 13);
 	xor_rr(e, R10, R11);
 	mov_rr(e, R11, R10);
-	shift(e, 5, R11, 7);
+	shift(e, true, 5, R11, 7);
 	xor_rr(e, R10, R11);
 	mov_rr(e, R11, R10);
-	shift(e, 4, R11, 17);
+	shift(e, true, 4, R11, 17);
 	xor_rr(e, R10, R11);
 	mov_store_rip(e, R10, s->state);
 	mov_rr(e, R11, R10);
-	shift(e, 5, R11, 32);
+	shift(e, true, 5, R11, 32);
 	xor32_self(e, RCX);
 	for (unsigned i = 0; i < s->nclasses; i++) {
 		cmp_ri(e, RAX, (uint32_t)(s->classes[i].bound - 1));
-		sbb32_ri8(e, RCX, -1);
+		arith_ri8(e, false, 3, RCX, -1);
 	}
 	lea_rip(e, R8, s->table);
 	cmp_r_mem(e, R11, R8, RCX);
@@ -569,9 +545,9 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 		lea_rip(e, R8, pool(e, P_S));
 		jmp_tab(e, R8, R9, false);
 	} else {
-		cmp32_ri8(e, R9, HK_TE_RAW_CALLOC);
+		arith_ri8(e, false, 7, R9, HK_TE_RAW_CALLOC);
 		jump(e, CC_BE, L_ADJC);
-		cmp32_ri8(e, R9, HK_TE_RAW_REALLOC);
+		arith_ri8(e, false, 7, R9, HK_TE_RAW_REALLOC);
 		jump(e, CC_AE, L_ADJR);
 		arith_ri8(e, true, 0, RSI, HK_TRAMP_TAG_PAD);
 		jump(e, -1, L_CALL);
@@ -583,7 +559,7 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 		jump(e, -1, L_CALL);
 		label(e, L_ADJR);
 		arith_ri8(e, true, 0, RDX, HK_TRAMP_TAG_PAD);
-		cmp32_ri8(e, R9, RR_OLD);
+		arith_ri8(e, false, 7, R9, RR_OLD);
 		jump(e, CC_E, L_OLDS);
 		label(e, L_CALL);
 		if (s->raw) {
