@@ -227,6 +227,16 @@ def run_hawk(*args, timeout=TIMEOUT, user=None):
 
 # ------------------------------------------------------------------- oracle
 
+def untraced_checksum(python, script, rounds):
+    """The "checksum X" a checksummed churn workload prints run on its own:
+    what a traced run of it must print too."""
+    r = subprocess.run([python, str(WORKLOADS / script), "--rounds", str(rounds)],
+                       env=ENV, capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    return next(l.split()[1] for l in r.stdout.splitlines() if l.startswith("checksum "))
+
+
 def run_oracle(python, script, frames, out, *extra):
     """The workload with in-process tracemalloc.start(frames): its snapshot."""
     r = subprocess.run([python, WORKLOADS / script, "--tracemalloc", out,

@@ -3,26 +3,18 @@ behind: not when it ends normally, not when it is killed with SIGKILL in the
 middle of a heavy churn; a second tracer on the same process is refused
 while the first runs, and works once the first is gone."""
 import signal
-import subprocess
 import tracemalloc
 
-from helpers import (ENV, PYTHONS, WORKLOADS, Hawk, Workload, assert_bpf_gone,
+from helpers import (PYTHONS, WORKLOADS, Hawk, Workload, assert_bpf_gone,
                      assert_detached, assert_lines_match, assert_no_orphan_programs,
-                     patched_bytes)
+                     patched_bytes, untraced_checksum)
 
 CHURN = str(WORKLOADS / "churn_checksum.py")
 ROUNDS = 12
 
 
-def untraced_checksum(python):
-    r = subprocess.run([python, CHURN, "--rounds", str(ROUNDS)], env=ENV, capture_output=True,
-                       text=True, timeout=120, stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, r.stderr
-    return next(l.split()[1] for l in r.stdout.splitlines() if l.startswith("checksum "))
-
-
 def test_kill9_mid_window_then_trace_again(procs, tmp_path, python, oracle):
-    expected = untraced_checksum(python)
+    expected = untraced_checksum(python, "churn_checksum.py", ROUNDS)
     wl = Workload(procs, python, "churn_checksum.py", tmp_path, "--rounds", str(ROUNDS))
     first = Hawk(procs, wl.pid, "--duration", "600", "--frames", "30")
     first.wait_tracing()
@@ -111,12 +103,7 @@ def test_kill9_while_sampling_then_sample_and_trace_again(procs, tmp_path, pytho
     the target must go on unharmed (tagged blocks freed, reallocated),
     a second sampling run reuses the trampoline, an exact run then puts
     every slot back on CPython's functions."""
-    script = WORKLOADS / "tagged_churn.py"
-    r = subprocess.run([python, str(script), "--rounds", "30"], env=ENV,
-                       capture_output=True, text=True, timeout=120,
-                       stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, r.stderr
-    expected = next(l.split()[1] for l in r.stdout.splitlines() if l.startswith("checksum "))
+    expected = untraced_checksum(python, "tagged_churn.py", 30)
     wl = Workload(procs, python, "tagged_churn.py", tmp_path, "--rounds", "30")
     first = Hawk(procs, wl.pid, "--duration", "600", "--sample-rates", "64:0.5,100000000:1")
     first.wait_tracing()

@@ -7,14 +7,13 @@ import json
 import math
 import pickle
 import re
-import subprocess
 import tracemalloc
 from pathlib import Path
 
 import pytest
 
-from helpers import (ENV, WORKLOADS, Hawk, TRACING, Workload, assert_bpf_gone,
-                     assert_detached, run_hawk)
+from helpers import (Hawk, TRACING, Workload, assert_bpf_gone, assert_detached,
+                     run_hawk, untraced_checksum)
 
 SCRIPT = "sampled.py"
 BLOBS, BIG, SMALL = 7, 8, 9          # the lines of sampled.py
@@ -116,14 +115,6 @@ ROUNDS = 30
 ALL_RATES = "64:0.5,100000000:1"
 
 
-def untraced_checksum(python):
-    r = subprocess.run([python, str(WORKLOADS / CHURN), "--rounds", str(ROUNDS)],
-                       env=ENV, capture_output=True, text=True, timeout=120,
-                       stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, r.stderr
-    return next(l.split()[1] for l in r.stdout.splitlines() if l.startswith("checksum "))
-
-
 @pytest.fixture
 def bpf_stats():
     """kernel.bpf_stats_enabled on (per-program run counts), then restored."""
@@ -144,7 +135,7 @@ def prog_runs(err_lines, prog):
 
 
 def test_sampled_churn_unchanged_and_tags_outlive_the_tracer(procs, tmp_path, python):
-    expected = untraced_checksum(python)
+    expected = untraced_checksum(python, CHURN, ROUNDS)
     wl = Workload(procs, python, CHURN, tmp_path, "--rounds", str(ROUNDS))
     hawk = Hawk(procs, wl.pid, "--duration", "600", "--sample-rates", ALL_RATES)
     hawk.wait_tracing()
