@@ -84,16 +84,17 @@ int hk_tails(pid_t pid, struct hk_tail **v, size_t *n)
 {
 	struct hk_maps maps;
 	char path[96];
+	int rc = 0;
 
 	*v = NULL;
 	*n = 0;
 	if (hk_maps_read(pid, &maps))
 		return -1;
-	for (size_t i = 0; i < maps.n; i++) {
+	for (size_t i = 0; i < maps.n && rc == 0; i++) {
 		const struct hk_map *m = &maps.v[i];
+		struct hk_tail t, *nv;
 		struct hk_elf e;
-		struct hk_tail t;
-		uint64_t bias;
+		uint64_t bias, a;
 
 		if (!m->path || m->path[0] != '/' || !first_of_file(&maps, i))
 			continue;
@@ -101,56 +102,46 @@ int hk_tails(pid_t pid, struct hk_tail **v, size_t *n)
 		if (hk_elf_open(&e, path))
 			continue;
 		memset(&t, 0, sizeof(t));
+		snprintf(t.name, sizeof(t.name), "%s", m->path);
+		t.defines_malloc = hk_elf_symbol(&e, "malloc", &a) == 0;
 		if (hk_elf_bias(&e, m->start, m->offset, &bias) == 0 &&
 		    tail_of(&e, bias, &t) == 0) {
 			if (t.code_room && !mapped_as(&maps, t.code, t.code_room, 'x'))
 				t.code_room = 0;
 			if (t.rw_room && !mapped_as(&maps, t.rw, t.rw_room, 'w'))
 				t.rw_room = 0;
-			struct hk_tail *nv = realloc(*v, (*n + 1) * sizeof(**v));
-
-			if (!nv) {
-				hk_elf_close(&e);
-				break;
-			}
-			*v = nv;
-			snprintf(t.name, sizeof(t.name), "%s", m->path);
-			(*v)[(*n)++] = t;
 		}
 		hk_elf_close(&e);
+		nv = realloc(*v, (*n + 1) * sizeof(**v));
+		if (!nv) {
+			rc = -1;
+			break;
+		}
+		*v = nv;
+		(*v)[(*n)++] = t;
 	}
 	hk_maps_free(&maps);
-	return 0;
+	if (rc) {
+		free(*v);
+		*v = NULL;
+		*n = 0;
+	}
+	return rc;
 }
 
-bool hk_glibc_malloc(pid_t pid)
+bool hk_glibc_malloc(const struct hk_tail *v, size_t n)
 {
-	struct hk_maps maps;
-	char path[96];
 	int libc = 0, other = 0;
 
-	if (hk_maps_read(pid, &maps))
-		return false;
-	for (size_t i = 0; i < maps.n; i++) {
-		const struct hk_map *m = &maps.v[i];
-		const char *base;
-		struct hk_elf e;
-		uint64_t a;
+	for (size_t i = 0; i < n; i++) {
+		const char *base = strrchr(v[i].name, '/');
 
-		if (!m->path || m->path[0] != '/' || !first_of_file(&maps, i))
+		if (!v[i].defines_malloc)
 			continue;
-		map_file(pid, m, path, sizeof(path));
-		if (hk_elf_open(&e, path))
-			continue;
-		if (hk_elf_symbol(&e, "malloc", &a) == 0) {
-			base = strrchr(m->path, '/');
-			if (strcmp(base + 1, "libc.so.6") == 0)
-				libc++;
-			else
-				other++;
-		}
-		hk_elf_close(&e);
+		if (strcmp(base ? base + 1 : v[i].name, "libc.so.6") == 0)
+			libc++;
+		else
+			other++;
 	}
-	hk_maps_free(&maps);
 	return libc == 1 && other == 0;
 }

@@ -16,15 +16,17 @@ struct hk_tail {
 	uint64_t code_room;	/* its bytes */
 	uint64_t rw;		/* runtime address of the data tail, 8-aligned */
 	uint64_t rw_room;	/* its bytes */
+	bool defines_malloc;	/* its symbols define malloc */
 };
 
-/* The tails of every executable file-backed image of pid, in map order
- * (first: the one mapped first). 0, or -1 with errno. Free *v. */
+/* Every file-backed ELF image of pid, in map order, with its tails (rooms
+ * 0 where it has none the target maps right). 0, or -1 with errno. Free
+ * *v. */
 int hk_tails(pid_t pid, struct hk_tail **v, size_t *n);
 
 /* Whether every malloc the target can reach is glibc's: libc.so.6 is the
- * one mapped image that defines it (no LD_PRELOAD'ed or static
+ * one image of v (hk_tails) that defines it (no LD_PRELOAD'ed or static
  * allocator, no malloc debugging library). */
-bool hk_glibc_malloc(pid_t pid);
+bool hk_glibc_malloc(const struct hk_tail *v, size_t n);
 
 #endif

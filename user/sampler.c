@@ -228,9 +228,12 @@ int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 		spec.classes[i].always = th >= 1ULL << 32;
 		spec.classes[i].threshold = spec.classes[i].always ? 0 : (uint32_t)th;
 	}
+	if (hk_tails(t->pid, &v, &n))
+		return ERR("cannot read the mappings of process %d: %s", (int)t->pid,
+			   strerror(errno));
 	/* Tags need glibc's chunk header; the raw domain needs tags and its
 	 * four probes in padding (so that unsampled calls pass them by). */
-	spec.tagging = hk_glibc_malloc(t->pid);
+	spec.tagging = hk_glibc_malloc(v, n);
 	spec.raw = spec.tagging;
 	for (int k = HK_MALLOC; k <= HK_FREE; k++)
 		spec.raw &= raw[k - 1].redirect != 0;
@@ -243,9 +246,6 @@ int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 	spec.probe_realloc = raw[HK_REALLOC - 1].redirect;
 	spec.probe_free = raw[HK_FREE - 1].redirect;
 
-	if (hk_tails(t->pid, &v, &n))
-		return ERR("cannot read the mappings of process %d: %s", (int)t->pid,
-			   strerror(errno));
 	rc = place(s, t, v, n, &spec);
 	free(v);
 	if (rc)
