@@ -122,12 +122,25 @@ static void mov_load_rip(struct em *e, int reg, uint64_t a) { op_rip(e, 0x8b, re
 static void mov_store_rip(struct em *e, int reg, uint64_t a) { op_rip(e, 0x89, reg, a); }
 static void lea_rip(struct em *e, int reg, uint64_t a) { op_rip(e, 0x8d, reg, a); }
 
-/* op dst, src (64-bit, the "r/m, reg" forms) */
-static void op_rr(struct em *e, uint8_t op, int dst, int src)
+/* op dst, src (the "r/m, reg" forms; w: 64-bit) */
+static void op_rr_w(struct em *e, bool w, uint8_t op, int dst, int src)
 {
-	rex(e, true, src, 0, dst, false);
+	rex(e, w, src, 0, dst, false);
 	b(e, op);
 	modrm(e, 3, src, dst);
+}
+
+static void op_rr(struct em *e, uint8_t op, int dst, int src)
+{
+	op_rr_w(e, true, op, dst, src);
+}
+
+/* inc (ext 0) / dec (ext 1) r64 */
+static void incdec(struct em *e, int ext, int r)
+{
+	rex(e, true, 0, 0, r, false);
+	b(e, 0xff);
+	modrm(e, 3, ext, r);
 }
 
 static void mov_rr(struct em *e, int dst, int src) { op_rr(e, 0x89, dst, src); }
@@ -135,9 +148,7 @@ static void xor_rr(struct em *e, int dst, int src) { op_rr(e, 0x31, dst, src); }
 
 static void xor32_self(struct em *e, int r)
 {
-	rex(e, false, r, 0, r, false);
-	b(e, 0x31);
-	modrm(e, 3, r, r);
+	op_rr_w(e, false, 0x31, r, r);
 }
 
 /* op r, imm8 (sign-extended), ext: 0 add, 2 adc, 3 sbb, 4 and, 5 sub,
@@ -194,13 +205,6 @@ static void imul_rr(struct em *e, int dst, int src)
 	modrm(e, 3, dst, src);
 }
 
-static void dec_r(struct em *e, int r)
-{
-	rex(e, true, 0, 0, r, false);
-	b(e, 0xff);
-	modrm(e, 3, 1, r);
-}
-
 static void mov32_ri(struct em *e, int r, uint32_t imm)
 {
 	rex(e, false, 0, 0, r, false);
@@ -253,20 +257,6 @@ static void jump(struct em *e, int cc, int l)
 static void test_rr(struct em *e, int a, int c) { op_rr(e, 0x85, a, c); }
 static void add_rr(struct em *e, int dst, int src) { op_rr(e, 0x01, dst, src); }
 static void sub_rr(struct em *e, int dst, int src) { op_rr(e, 0x29, dst, src); }
-
-static void mov32_rr(struct em *e, int dst, int src)
-{
-	rex(e, false, src, 0, dst, false);
-	b(e, 0x89);
-	modrm(e, 3, src, dst);
-}
-
-static void inc_r(struct em *e, int r)
-{
-	rex(e, true, 0, 0, r, false);
-	b(e, 0xff);
-	modrm(e, 3, 0, r);
-}
 
 /* op reg, [base + index*8 + disp8] (index < 0: none); w: 64-bit */
 static void mem_op(struct em *e, bool w, uint8_t op, int reg, int base,
@@ -352,7 +342,7 @@ static void size_less_one(struct em *e, int r)
 static void usable_end(struct em *e, int dst, int p, int tmp)
 {
 	load(e, dst, p, -8);
-	mov32_rr(e, tmp, dst);
+	op_rr_w(e, false, 0x89, tmp, dst);	/* mov tmp32, dst32 */
 	arith_ri8(e, false, 4, tmp, 2);		/* IS_MMAPPED */
 	shift(e, false, 4, tmp, 2);		/* 8 if mmapped */
 	arith_ri8(e, true, 4, dst, -8);		/* chunksize */
@@ -454,7 +444,7 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 	jump(e, CC_AE, L_UOC);
 	mov_rr(e, RAX, RSI);
 	imul_rr(e, RAX, RDX);
-	dec_r(e, RAX);
+	incdec(e, 1, RAX);
 	cmp_ri(e, RAX, sm);
 	jump(e, CC_AE, L_UOC);
 	mov32_ri(e, R9, HK_TE_OBJ_CALLOC);
@@ -585,7 +575,7 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 		mov_load_rip(e, RDI, pool(e, P_RAWCTX));
 		load(e, RDI, RDI, 0);
 		mov_load_rip(e, R11, pool(e, P_MAGIC));
-		inc_r(e, R11);
+		incdec(e, 0, R11);
 		b(e, 0x56);				/* push rsi: old */
 		jmp_ind_call(e, pool(e, P_PROBE_REALLOC));
 		b(e, 0x59);				/* pop rcx */
