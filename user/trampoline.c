@@ -553,16 +553,16 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 		jump(e, CC_E, L_OLDS);
 		label(e, L_CALL);
 		if (s->raw) {
-			announce_call(e, s);
+			announce_call(e, s);	/* returns itself */
 		} else {
 			arith_ri8(e, true, 5, RSP, 8);	/* callee alignment */
 			lea_rip(e, R8, pool(e, P_S));
 			jmp_tab(e, R8, R9, true);
 			arith_ri8(e, true, 0, RSP, 8);
+			test_rr(e, RAX, RAX);
+			jump(e, CC_E, L_RET);
 		}
-		test_rr(e, RAX, RAX);
-		jump(e, CC_E, L_RET);
-		label(e, L_TAGRAX);
+		label(e, L_TAGRAX);		/* also for L_OLDS */
 		usable_end(e, RCX, RAX, RDX);
 		store_tag(e, s, RCX, RDX);
 		label(e, L_RET);

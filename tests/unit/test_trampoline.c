@@ -44,7 +44,6 @@ void tramp_t_logit(void)
 {
 	tramp_t_log[tramp_t_nlog++ % 8] = tramp_t_rec;
 }
-HIDDEN uint64_t tramp_t_count[P_N];	/* per path, not atomic */
 HIDDEN uint64_t tramp_t_junk;
 HIDDEN uint64_t tramp_t_call_rsp;
 HIDDEN uint64_t tramp_t_ret;		/* what every stub returns */
@@ -68,7 +67,6 @@ STUB_DECL(probe_free)
 	"	movq %rsp, tramp_t_rec+40(%rip)\n"			\
 	"	movq $" #path ", tramp_t_rec+48(%rip)\n"		\
 	"	movq %rcx, tramp_t_rec+56(%rip)\n"			\
-	"	incq tramp_t_count+8*" #path "(%rip)\n"			\
 	"	subq $8, %rsp\n	call tramp_t_logit\n	addq $8, %rsp\n" \
 	"	movq tramp_t_ret(%rip), %rax\n"				\
 	"	movq %rax, %rcx\n	movq %rax, %rdx\n"		\
