@@ -22,7 +22,7 @@ LIB_SRCS  := $(filter-out user/main.c,$(wildcard user/*.c))
 LIB_OBJS  := $(patsubst user/%.c,$(OUT)/user/%.o,$(LIB_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(patsubst tests/unit/%.c,$(OUT)/unit/%.o,$(UNIT_SRCS))
-HEADERS   := $(wildcard include/*.h user/*.h tests/unit/*.h)
+HEADERS   := $(wildcard include/*.h user/*.h bpf/*.h tests/unit/*.h)
 
 .PHONY: all deps install uninstall test unit e2e demo bench clean
 .DELETE_ON_ERROR:

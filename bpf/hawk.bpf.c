@@ -4,10 +4,10 @@
  *
  * Probes sit on the allocator functions the interpreter's allocator tables
  * point to (see user/hooks.c for where exactly, and why). Each allocation
- * records (size, Python stack) in the in-kernel "live" map under the block's
- * address; each free deletes it. Stacks are deduplicated by hash in "stacks"
- * and announced once on a ring buffer so user space can symbolize their code
- * objects while they are still alive.
+ * records (size, Python stack) in the in-kernel "live" table under the
+ * block's address (live.bpf.h); each free takes it out. Stacks are
+ * deduplicated by hash in "stacks" and announced once on a ring buffer so
+ * user space can symbolize their code objects while they are still alive.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -61,15 +61,6 @@ struct args {
 	__u32 cls;		/* --sample: its class, see HK_BLOCK */
 	__u32 pad;
 };
-
-/* Preallocated: an insert or delete then costs no memory allocation, which
- * halves the BPF time per event. max_entries is set by the loader. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1 << 20);
-	__type(key, __u64);
-	__type(value, __u64);
-} live SEC(".maps");
 
 /* struct hk_stack cut to capture_frames: value size set at load time, so
  * the map carries no BTF value type. */
@@ -129,6 +120,8 @@ static __always_inline void count(__u32 idx)
 	if (v)
 		*v += 1;
 }
+
+#include "live.bpf.h"
 
 static __always_inline __u64 read_ptr(__u64 addr)
 {
@@ -413,15 +406,8 @@ int BPF_KPROBE(alloc_enter)
 	marker = sample_mode ? sample_marker(ctx, in, a) : 0;
 	/* Forget the old block now, not at return: once realloc has released
 	 * it another thread may be handed the same address. */
-	if (a->kind == HK_REALLOC && a->a) {
-		__u64 *old = bpf_map_lookup_elem(&live, &a->a);
-
-		if (old) {
-			a->old = *old;
-			a->had_old = 1;
-			bpf_map_delete_elem(&live, &a->a);
-		}
-	}
+	if (a->kind == HK_REALLOC && a->a)
+		a->had_old = live_take(a->a, &a->old);
 	a->cls = 0;
 	if (!sample_mode)
 		a->sampled = 1;
@@ -460,7 +446,7 @@ int BPF_KRETPROBE(alloc_return)
 	if (!ret) {
 		/* failed realloc: the old block is still there */
 		if (a->had_old)
-			bpf_map_update_elem(&live, &a->a, &a->old, BPF_ANY);
+			live_put(a->a, a->old);
 		a->kind = 0;
 		return 0;
 	}
@@ -470,7 +456,7 @@ int BPF_KRETPROBE(alloc_return)
 		return 0;
 	blk = HK_BLOCK(size, a->cls,
 		       capture_stack((__u32)bpf_get_current_pid_tgid()));
-	if (bpf_map_update_elem(&live, &ret, &blk, BPF_ANY))
+	if (live_put(ret, blk))
 		count(HK_CNT_LIVE_FULL);
 	else
 		count(HK_CNT_ALLOCS);
@@ -495,7 +481,7 @@ static __always_inline void announced(struct pt_regs *ctx)
 	in->last_nonce = ctx->r10;
 	sample_decide(1, size, &cls);
 	blk = HK_BLOCK(size, cls, capture_stack((__u32)bpf_get_current_pid_tgid()));
-	if (bpf_map_update_elem(&live, &addr, &blk, BPF_ANY))
+	if (live_put(addr, blk))
 		count(HK_CNT_LIVE_FULL);
 	else
 		count(HK_CNT_ALLOCS);
@@ -504,11 +490,11 @@ static __always_inline void announced(struct pt_regs *ctx)
 SEC("uprobe")
 int BPF_KPROBE(free_enter)
 {
-	__u64 ptr = PT_REGS_PARM2(ctx);
+	__u64 ptr = PT_REGS_PARM2(ctx), blk;
 
 	if (bare || frozen)
 		return 0;
-	if (ptr && !bpf_map_delete_elem(&live, &ptr))
+	if (ptr && live_take(ptr, &blk))
 		count(HK_CNT_FREES);
 	else if (!ptr && sample_raw && ctx->r11 == sample_magic + 2)
 		announced(ctx);

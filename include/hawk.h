@@ -25,7 +25,7 @@ enum hk_kind {
 enum hk_counter {
 	HK_CNT_ALLOCS,		/* allocations traced */
 	HK_CNT_FREES,		/* frees of traced blocks */
-	HK_CNT_LIVE_FULL,	/* allocation not recorded: live map full */
+	HK_CNT_LIVE_FULL,	/* allocation not recorded: live table full */
 	HK_CNT_STACK_FULL,	/* stack not recorded: stack map full */
 	HK_CNT_ARGS_LOST,	/* return without its entry (args map full) */
 	HK_CNT_READ_ERR,	/* a read of interpreter memory failed */
@@ -33,6 +33,7 @@ enum hk_counter {
 	HK_CNT_NO_TSTATE,	/* allocating thread has no Python thread state */
 	HK_CNT_RB_DROP,		/* new-stack notification lost (ring full) */
 	HK_CNT_IDS_FULL,	/* more distinct stacks than ids */
+	HK_CNT_SPILLED,		/* blocks that found both their buckets full */
 	HK_CNT_MAX,
 };
 
@@ -88,20 +89,31 @@ struct hk_stack {
 	struct hk_frame_raw frames[HK_MAX_FRAMES];
 };
 
-/* A live traced block is one 64-bit value in the "live" map, keyed by
- * address: size in the low 40 bits, then the sampling class (0: exact or
- * always sampled, k: sampled in class k-1, so its weight is 1/p of the class
- * it was drawn in, whatever a realloc made of its size), then the stack id.
- * Keeping the value at 8 bytes makes a map entry 64 bytes. */
-#define HK_SIZE_BITS 40
+/* The "live" table (bpf/live.bpf.h): buckets of 8 address keys (0: free)
+ * and their values, 16 bytes a slot. */
+#define HK_BUCKET_SLOTS 8
+struct hk_bucket {
+	__u64 key[HK_BUCKET_SLOTS];
+	__u64 val[HK_BUCKET_SLOTS];
+};
+
+/* A live traced block is one 64-bit value keyed by its address: size in
+ * the low 39 bits, a bit that is always set (so that 0 means an empty slot
+ * even for a 0-byte block without a Python stack), then the sampling class
+ * (0: exact or always sampled, k: sampled in class k-1, so its weight is 1/p
+ * of the class it was drawn in, whatever a realloc made of its size), then
+ * the stack id. */
+#define HK_SIZE_BITS 39
+#define HK_CLASS_SHIFT (HK_SIZE_BITS + 1)
 #define HK_CLASS_BITS 4
 #define HK_SIZE_MAX ((1ULL << HK_SIZE_BITS) - 1)
-#define HK_ID_MAX ((1U << (64 - HK_SIZE_BITS - HK_CLASS_BITS)) - 1)
-#define HK_BLOCK(size, cls, id) ((__u64)(id) << (HK_SIZE_BITS + HK_CLASS_BITS) | \
-				 (__u64)((cls) & 15) << HK_SIZE_BITS | \
+#define HK_ID_MAX ((1U << (64 - HK_CLASS_SHIFT - HK_CLASS_BITS)) - 1)
+#define HK_BLOCK(size, cls, id) ((__u64)(id) << (HK_CLASS_SHIFT + HK_CLASS_BITS) | \
+				 (__u64)((cls) & 15) << HK_CLASS_SHIFT | \
+				 1ULL << HK_SIZE_BITS | \
 				 ((size) > HK_SIZE_MAX ? HK_SIZE_MAX : (size)))
 #define HK_BLOCK_SIZE(b) ((b) & HK_SIZE_MAX)
-#define HK_BLOCK_CLASS(b) ((unsigned)((b) >> HK_SIZE_BITS) & 15)
-#define HK_BLOCK_ID(b) ((__u32)((b) >> (HK_SIZE_BITS + HK_CLASS_BITS)))
+#define HK_BLOCK_CLASS(b) ((unsigned)((b) >> HK_CLASS_SHIFT) & 15)
+#define HK_BLOCK_ID(b) ((__u32)((b) >> (HK_CLASS_SHIFT + HK_CLASS_BITS)))
 
 #endif

@@ -138,6 +138,7 @@ static const char *const counter_names[HK_CNT_MAX] = {
 	[HK_CNT_NO_TSTATE] = "allocations_without_thread_state",
 	[HK_CNT_RB_DROP] = "lost_stack_notifications",
 	[HK_CNT_IDS_FULL] = "lost_stack_ids_exhausted",
+	[HK_CNT_SPILLED] = "live_blocks_spilled",
 };
 
 static const int lossy[] = { HK_CNT_LIVE_FULL, HK_CNT_STACK_FULL,
@@ -183,9 +184,11 @@ void hk_warn_losses(FILE *f, const struct hk_result *r)
 {
 	for (size_t i = 0; i < sizeof(lossy) / sizeof(lossy[0]); i++)
 		if (r->counters[lossy[i]])
-			fprintf(f, "hawk-bpf: warning: %s: %llu\n",
+			fprintf(f, "hawk-bpf: warning: %s: %llu%s\n",
 				counter_names[lossy[i]],
-				(unsigned long long)r->counters[lossy[i]]);
+				(unsigned long long)r->counters[lossy[i]],
+				lossy[i] == HK_CNT_LIVE_FULL ?
+				" (allocations not recorded: the live table is full; raise --max-blocks)" : "");
 	if (r->counters[HK_CNT_TRUNCATED])
 		fprintf(f, "hawk-bpf: warning: %llu allocations had stacks deeper than %d frames, the most hawk-bpf captures; their tracebacks are cut there\n",
 			(unsigned long long)r->counters[HK_CNT_TRUNCATED], HK_MAX_FRAMES);

@@ -188,31 +188,80 @@ static int add_trace(struct run *run, struct hk_result *res, size_t *cap,
 	return 0;
 }
 
-/* Calls fn on every live block value, read in batches: two syscalls per
- * block made a million-block snapshot take seconds. 0, or -1 (errno). */
-static int for_each_live(struct hawk_bpf *skel,
-			 int (*fn)(void *ctx, uint64_t blk), void *ctx)
+/* Reads a map in batches of n entries, calling each(ctx, values, got) per
+ * batch: one syscall per block made a million-block snapshot take seconds.
+ * 0, or -1 (errno). */
+static int read_batches(int fd, size_t key_size, size_t value_size, __u32 n,
+			int (*each)(void *ctx, const void *values, __u32 got),
+			void *ctx)
 {
-	enum { BATCH = 8192 };
-	int fd = bpf_map__fd(skel->maps.live);
-	uint64_t keys[BATCH], vals[BATCH], in = 0, out = 0;
+	void *keys = malloc(n * key_size), *vals = malloc(n * value_size);
+	uint64_t in = 0, out = 0;	/* batch tokens: a key of either map */
 	bool first = true;
-	int err;
+	int err, rc = -1;
 
+	if (!keys || !vals)
+		goto done;
 	do {
-		__u32 n = BATCH;
+		__u32 got = n;
 
 		err = bpf_map_lookup_batch(fd, first ? NULL : &in, &out, keys,
-					   vals, &n, NULL);
+					   vals, &got, NULL);
 		if (err && errno != ENOENT)
-			return -1;
-		for (__u32 i = 0; i < n; i++)
-			if (fn(ctx, vals[i]))
-				return -1;
+			goto done;
+		if (got && each(ctx, vals, got))
+			goto done;
 		in = out;
 		first = false;
 	} while (!err);
+	rc = 0;
+done:
+	free(keys);
+	free(vals);
+	return rc;
+}
+
+struct live_reader {
+	int (*fn)(void *ctx, uint64_t blk);
+	void *ctx;
+};
+
+static int live_buckets_read(void *ctx, const void *values, __u32 got)
+{
+	const struct hk_bucket *b = values;
+	struct live_reader *r = ctx;
+
+	for (__u32 i = 0; i < got; i++)
+		for (int s = 0; s < HK_BUCKET_SLOTS; s++)
+			/* 0: empty, or a slot claimed an instant ago */
+			if (b[i].val[s] && r->fn(r->ctx, b[i].val[s]))
+				return -1;
 	return 0;
+}
+
+static int live_spill_read(void *ctx, const void *values, __u32 got)
+{
+	const uint64_t *v = values;
+	struct live_reader *r = ctx;
+
+	for (__u32 i = 0; i < got; i++)
+		if (r->fn(r->ctx, v[i]))
+			return -1;
+	return 0;
+}
+
+/* Calls fn on every live block value: the table's buckets, then the few
+ * spilled blocks. Copied in batches rather than mmapped, so the 32 bytes a
+ * block the kernel holds are not counted again in hawk-bpf's RSS. */
+static int for_each_live(struct hawk_bpf *skel,
+			 int (*fn)(void *ctx, uint64_t blk), void *ctx)
+{
+	struct live_reader r = { fn, ctx };
+
+	return read_batches(bpf_map__fd(skel->maps.live), sizeof(__u32),
+			    sizeof(struct hk_bucket), 4096, live_buckets_read, &r) ||
+	       read_batches(bpf_map__fd(skel->maps.live_spill), sizeof(__u64),
+			    sizeof(__u64), 4096, live_spill_read, &r) ? -1 : 0;
 }
 
 struct collecting {
@@ -404,7 +453,7 @@ int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
 {
 	struct hk_tracer *tr;
 	struct run *run;
-	unsigned capture = o->frames + 2;
+	unsigned capture = o->frames + 2, live_buckets;
 
 	*out = NULL;
 	if (capture > HK_MAX_FRAMES)
@@ -452,7 +501,12 @@ int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
 	}
 	for (int i = 0; i < tr->hooks.nsites; i++)
 		run->skel->rodata->site_domain[i] = site_domain(&tr->hooks.sites[i]);
-	bpf_map__set_max_entries(run->skel->maps.live, o->stats ? 1024 : o->max_blocks);
+	/* Two slots a block: the table is half full with max_blocks live. */
+	live_buckets = o->stats ? 1 : (o->max_blocks * 2 + HK_BUCKET_SLOTS - 1) / HK_BUCKET_SLOTS;
+	run->skel->rodata->live_buckets = live_buckets;
+	bpf_map__set_max_entries(run->skel->maps.live, live_buckets);
+	bpf_map__set_max_entries(run->skel->maps.live_spill,
+				 live_buckets / 8 > 1024 ? live_buckets / 8 : 1024);
 	bpf_map__set_value_size(run->skel->maps.stacks,
 				offsetof(struct hk_stack, frames) +
 				capture * sizeof(struct hk_frame_raw));

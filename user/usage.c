@@ -129,9 +129,10 @@ void hk_usage(FILE *f)
 "\n", HK_FRAMES_MAX, HK_FRAMES_DEFAULT);
 	fprintf(f,
 "    --max-blocks N\n"
-"        Room for N live blocks in the kernel (64 bytes each, reserved\n"
-"        up front), from %u to %u.  Default %u.\n"
-"        Blocks beyond it are not traced and the report says how many.\n"
+"        Room for at least N live blocks in the kernel (32 bytes each,\n"
+"        reserved up front), from %u to %u.  Default %u.\n"
+"        Blocks beyond the room are not traced and the report says how\n"
+"        many.\n"
 "\n", HK_MAX_BLOCKS_MIN, HK_MAX_BLOCKS_MAX, HK_MAX_BLOCKS_DEFAULT);
 	fputs(
 "    --sample\n"
