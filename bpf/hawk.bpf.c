@@ -28,10 +28,9 @@ const volatile __u8 site_domain[HK_MAX_PROBES] = {};
  * asked for sample_pad more bytes than its caller, room for its tag) or,
  * for one made directly, with its size class's probability. With
  * sample_raw the trampoline stands in front of the raw domain too: every
- * raw allocation reaching a probe was sent by it, r11 = sample_magic + 1
- * marking the unsampled realloc of a traced block (the old block goes);
- * the blocks it samples otherwise are announced through the free probe
- * (see announced()).
+ * raw allocation reaching a probe was sent by it; the blocks it samples
+ * otherwise are announced through the free probe (see announced()), and
+ * so is the unsampled realloc of a traced block (realloc_announced()).
  * Every allocation, realloc included, is its own draw, so a live block is
  * in the sample with the probability of the class it was last drawn in. */
 const volatile __u32 sample_mode = 0;
@@ -78,6 +77,8 @@ struct inflight {
 	struct args site[HK_MAX_PROBES];
 	__u32 in_pymalloc;	/* --stats: depth inside a pymalloc call */
 	__u64 last_nonce;	/* --sample: the trampoline's last r10 seen */
+	__u64 gone_addr;	/* --sample: the traced block a realloc is */
+	__u64 gone_blk;		/* taking (0: none), kept until it returns */
 };
 
 struct {
@@ -325,7 +326,7 @@ static __always_inline void count_size(__u64 cookie, struct inflight *in,
 }
 
 /* --sample: which trampoline marker this call carries (see sample_mode):
- * 0 none, 1 drawn and sampled, 2 unsampled realloc of a traced block. A
+ * 0 none, 1 drawn and sampled. A
  * sampled call asked for sample_pad bytes more: the arguments are put back
  * as the caller made them. */
 static __always_inline int sample_marker(struct pt_regs *ctx,
@@ -336,8 +337,6 @@ static __always_inline int sample_marker(struct pt_regs *ctx,
 	if (ctx->r11 == sample_magic && ctx->r10 != in->last_nonce) {
 		in->last_nonce = ctx->r10;
 		m = 1;
-	} else if (sample_raw && ctx->r11 == sample_magic + 1) {
-		m = 2;
 	}
 	if (m == 1) {
 		/* calloc comes as (1, size + pad) */
@@ -368,7 +367,7 @@ static __always_inline int sample_decide(int marker, __u64 size, __u32 *cls)
 	}
 	if (marker == 1)
 		return 1;
-	if (marker == 2 || sample_raw)
+	if (sample_raw)
 		return 0;
 	return th >= (1ULL << 32) || bpf_get_prandom_u32() < th;
 }
@@ -487,6 +486,30 @@ static __always_inline void announced(struct pt_regs *ctx)
 		count(HK_CNT_ALLOCS);
 }
 
+/* --sample, raw domain switched: a realloc of a traced block whose result
+ * is not sampled. The trampoline announces, before calling realloc, that
+ * the block goes (k = 3: realloc may give its address to another thread
+ * at once), and, if realloc failed, that it is back (k = 4); rdx = the
+ * block. */
+static __always_inline void realloc_announced(struct pt_regs *ctx, int k)
+{
+	struct inflight *in = task_inflight(1);
+	__u64 addr = ctx->dx, blk;
+
+	if (!in) {
+		count(HK_CNT_ARGS_LOST);
+		return;
+	}
+	if (k == 3) {
+		in->gone_addr = addr;
+		in->gone_blk = live_take(addr, &blk) ? blk : 0;
+	} else if (in->gone_addr == addr && in->gone_blk) {
+		if (live_put(addr, in->gone_blk))
+			count(HK_CNT_LIVE_FULL);
+		in->gone_blk = 0;
+	}
+}
+
 SEC("uprobe")
 int BPF_KPROBE(free_enter)
 {
@@ -498,6 +521,9 @@ int BPF_KPROBE(free_enter)
 		count(HK_CNT_FREES);
 	else if (!ptr && sample_raw && ctx->r11 == sample_magic + 2)
 		announced(ctx);
+	else if (!ptr && sample_raw && (ctx->r11 == sample_magic + 3 ||
+					ctx->r11 == sample_magic + 4))
+		realloc_announced(ctx, (int)(ctx->r11 - sample_magic));
 	return 0;
 }
 

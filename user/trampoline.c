@@ -12,7 +12,7 @@
  * RC:	mov rax,rsi; imul rax,rdx; jo Urc; dec rax; mov r9d,i; jmp D
  * Urc:	xor r11d,r11d; jmp [U+8i]
  * RR:	test rsi,rsi; jz Rrd; TAGGED? rsi; jne Rrd
- *	mov r9d,i; mov r11,[MAGIC]; inc r11; jmp SAMPLED+	no draw
+ *	CLEAR rsi; lea rax,[rdx-1]; mov r9d,RR_OLD; jmp D	traced old block
  * Rrd:	lea rax,[rdx-1]; mov r9d,i; jmp D
  * RF:	test rsi,rsi; jz Rfr; TAGGED? rsi; jne Rfr; jmp [PROBE_FREE]
  * Rfr:	jmp [REAL_FREE]
@@ -33,8 +33,14 @@
  *	test rax,rax; jz RET; TAG rax
  * RET:	ret
  * UN:	xor r11d,r11d; lea r8,[U]; jmp [r8+r9*8]
- * pool (8-aligned, after int3): U[5] real, S[5] probes, REAL_FREE,
- *	PROBE_FREE, RAWCTX (address of the raw ctx word), MAGIC
+ * OLDU (U[RR_OLD], traced old block, unsampled result): announce the old
+ *	block's end (free probe, r11 = magic+3), call the real realloc; if it
+ *	fails, tag the old block again and announce it back (magic+4).
+ * OLDS (sampled result): call the realloc probe, padded; tag the result,
+ *	or the old block again if it failed.
+ * pool (8-aligned, after int3): U[6] real (U[RR_OLD] = OLDU), S[6] sampled
+ *	targets, REAL_FREE, PROBE_FREE, PROBE_REALLOC, RAWCTX (address of the
+ *	raw ctx word), MAGIC
  *
  * TAGGED? p:	mov rax,[p-8]; mov ecx,eax; and ecx,2; shl ecx,2
  *		and rax,-8; sub rax,rcx; add rax,p	end of usable + 8
@@ -51,7 +57,7 @@ enum { CC_O = 0, CC_B = 2, CC_AE = 3, CC_E = 4, CC_NE = 5, CC_BE = 6 };
 enum { L_UOC, L_URC, L_UOM, L_RRD, L_RFR, L_D, L_SAMPLED, L_ADJC, L_ADJR,
        L_CALL, L_RET, L_TAGRAX, L_OLDU, L_OLDS, L_RETAG, L_SIZED, L_POPRET,
        L_UN, L_POOL, L_N };
-#define MAX_JUMPS 32
+#define MAX_JUMPS 48
 
 struct em {
 	uint8_t *buf;		/* NULL: measure only */
@@ -229,7 +235,7 @@ static void cmp_r_mem(struct em *e, int reg, int base, int index)
 /* Internal jump (cc < 0: jmp) to label l, rel8 unless marked wide. */
 static void jump(struct em *e, int cc, int l)
 {
-	unsigned j = e->njumps++;
+	unsigned j = e->njumps < MAX_JUMPS ? e->njumps++ : (e->err = -E2BIG, 0);
 	bool wide = e->wide[j];
 	size_t len = wide ? (cc < 0 ? 5 : 6) : 2;
 	int64_t d = 0;
@@ -381,6 +387,17 @@ static void store_tag(struct em *e, const struct hk_tramp_spec *s, int end,
 	store(e, end, -16, tmp);
 }
 
+/* The registers of a free(NULL) announcement through the free probe but
+ * rdx (the block): rdi = the raw ctx, rsi = NULL, r11 = magic + k. */
+static void ann_regs(struct em *e, int8_t k)
+{
+	mov_load_rip(e, RDI, pool(e, P_RAWCTX));
+	load(e, RDI, RDI, 0);
+	xor32_self(e, RSI);
+	mov_load_rip(e, R11, pool(e, P_MAGIC));
+	arith_ri8(e, true, 0, R11, k);
+}
+
 /* Raw mode, sampled: call the raw function itself (S table) for the padded
  * request, tag the block, then announce it with one probe hit: a call of
  * the probed free entry with ptr NULL (free(NULL) does nothing) and
@@ -411,11 +428,7 @@ static void announce_call(struct em *e, const struct hk_tramp_spec *s)
 	load(e, RCX, RSP, 8);
 	load(e, R10, RSP, 16);
 	store(e, RSP, 0, RAX);
-	mov_load_rip(e, R11, pool(e, P_MAGIC));
-	arith_ri8(e, true, 0, R11, 2);
-	mov_load_rip(e, RDI, pool(e, P_RAWCTX));
-	load(e, RDI, RDI, 0);
-	xor32_self(e, RSI);
+	ann_regs(e, 2);
 	jmp_ind_call(e, pool(e, P_PROBE_FREE));
 	load(e, RAX, RSP, 0);
 	label(e, L_POPRET);
@@ -570,18 +583,39 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 	}
 	if (s->raw) {
 		/* Realloc of a traced block, result unsampled (U[RR_OLD]):
-		 * the probe must see it (the old block goes), untagged. */
+		 * announce first that the old block goes (realloc may hand
+		 * its address to another thread at once): free(NULL) through
+		 * the free probe with rdx = old, r11 = magic + 3; then the
+		 * real realloc, untraced. One probe hit, not a realloc entry
+		 * and return probe. Entered by a jump, so three pushes align
+		 * the stack for the calls. */
 		label(e, L_OLDU);
-		mov_load_rip(e, RDI, pool(e, P_RAWCTX));
-		load(e, RDI, RDI, 0);
-		mov_load_rip(e, R11, pool(e, P_MAGIC));
-		incdec(e, 0, R11);
+		b(e, 0x57);				/* push rdi */
 		b(e, 0x56);				/* push rsi: old */
-		jmp_ind_call(e, pool(e, P_PROBE_REALLOC));
-		b(e, 0x59);				/* pop rcx */
+		b(e, 0x52);				/* push rdx */
+		mov_rr(e, RDX, RSI);
+		ann_regs(e, 3);
+		jmp_ind_call(e, pool(e, P_PROBE_FREE));
+		b(e, 0x5a);				/* pop rdx */
+		b(e, 0x5e);				/* pop rsi */
+		b(e, 0x5f);				/* pop rdi */
+		b(e, 0x56);				/* push rsi */
+		xor32_self(e, R11);			/* unsampled: r11 = 0 */
+		jmp_ind_call(e, pool(e, P_U + HK_TE_RAW_REALLOC));
+		b(e, 0x59);				/* pop rcx: old */
 		test_rr(e, RAX, RAX);
 		jump(e, CC_NE, L_RET);
-		jump(e, -1, L_RETAG);
+		/* realloc failed: the old block is still there: tag it again
+		 * and announce it back (magic + 4) */
+		usable_end(e, RDX, RCX, R8);
+		store_tag(e, s, RDX, R8);
+		mov_rr(e, RDX, RCX);
+		ann_regs(e, 4);
+		arith_ri8(e, true, 5, RSP, 8);		/* callee alignment */
+		jmp_ind_call(e, pool(e, P_PROBE_FREE));
+		arith_ri8(e, true, 0, RSP, 8);
+		xor32_self(e, RAX);
+		b(e, 0xc3);
 		/* ... result sampled: tagged like any sampled block. */
 		label(e, L_OLDS);
 		b(e, 0x56);

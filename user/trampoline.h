@@ -12,8 +12,12 @@
  *  raw domain, with spec->raw (needs spec->tagging):
  *   RAW_MALLOC, RAW_CALLOC: every call draws (size 0 always sampled; a
  *     calloc whose product overflows goes unsampled);
- *   RAW_REALLOC(ctx, ptr, size): a tagged ptr is sampled again (r11 =
- *     magic + 1, no draw); any other draws by size;
+ *   RAW_REALLOC(ctx, ptr, size): draws by size. A tagged ptr is untagged
+ *     first; if the result is unsampled, the old block's end is announced
+ *     (free(NULL) through the free probe, rdx = ptr, r11 = magic + 3)
+ *     before the real realloc, and if that fails the block is tagged again
+ *     and announced back (r11 = magic + 4); a sampled result goes through
+ *     the realloc probe like any sampled call;
  *   RAW_FREE(ctx, ptr): a tagged ptr goes to the free probe, any other
  *     to free.
  *
@@ -52,7 +56,7 @@
 #define HK_TRAMP_MAX_CLASSES 8
 /* Bytes hk_tramp_build needs at most (8 classes, raw entries, tag mode,
  * every compare imm32, every jump rel32, literal pool). */
-#define HK_TRAMP_MAX_LEN 1024
+#define HK_TRAMP_MAX_LEN 1280
 #define HK_TRAMP_TAG_PAD 16
 
 enum hk_tramp_entry {

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (Hawk, TRACING, Workload, assert_bpf_gone, assert_detached,
-                     run_hawk, untraced_checksum)
+from helpers import (WORKLOADS, Hawk, TRACING, Workload, assert_bpf_gone,
+                     assert_detached, run_hawk, untraced_checksum)
 
 SCRIPT = "sampled.py"
 BLOBS, BIG, SMALL = 7, 8, 9          # the lines of sampled.py
+BLOCKS_LINE, MOVED_LINE = 25, 26     # ... of traced_realloc.py
 
 
 def lines(snapshot, filename, min_size=0, max_size=None):
@@ -36,8 +37,8 @@ def sizes_at(snapshot, filename, line, min_size):
                                if tb[0] == (filename, line) and size >= min_size)
 
 
-def sampled_run(procs, tmp_path, python, *args):
-    wl = Workload(procs, python, SCRIPT, tmp_path)
+def sampled_run(procs, tmp_path, python, *args, script=SCRIPT):
+    wl = Workload(procs, python, script, tmp_path)
     hawk = Hawk(procs, wl.pid, "--duration", "600", *args)
     line = hawk.wait_tracing()
     assert line.rstrip().endswith(", sampling"), line
@@ -185,3 +186,25 @@ def test_unsampled_raw_frees_do_not_trap(procs, tmp_path, python, bpf_stats,
     wl.wait("allocated")
     assert_detached(hawk, wl)
     assert wl.release() == 0
+
+
+def test_realloc_of_traced_block_to_unsampled_size(procs, tmp_path, python, oracle):
+    """A traced raw block realloc'd to a size that is not sampled leaves
+    the sample (one probe hit announces it); one whose realloc fails stays,
+    as tracemalloc keeps it. Here 1000-byte blocks are always sampled and
+    the reallocs' results almost never (p = 1e-6)."""
+    script = "traced_realloc.py"
+    want = oracle(python, script, 1)
+    fn = str(WORKLOADS / script)
+    # the 1000-byte blocks whose realloc failed (the line also has ints)
+    assert lines(want, fn, 1000, 1000)[BLOCKS_LINE] == (100 * 1000, 100)
+    _, out, err = sampled_run(procs, tmp_path, python, "--sample-rates",
+                              "128:0.000001,8192:1,2147483648:0.000001",
+                              "--format", "pickle", "--frames", "1", script=script)
+    got = pickle.loads(out)
+    assert lines(got, fn, 1000, 1000).get(BLOCKS_LINE) == (100 * 1000, 100), \
+        lines(got, fn)
+    # the moved blocks' old selves are gone; their new selves are sampled
+    # with p = 1e-6 (shown at 20000 / p bytes)
+    assert len(sizes_at(got, fn, MOVED_LINE, 20000)) <= 1, lines(got, fn)
+    assert not [l for l in err if "warning" in l], err

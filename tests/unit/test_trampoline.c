@@ -772,23 +772,31 @@ Test(trampoline, tagged_blocks_free_and_realloc)
 	}
 	cr_assert_eq(e.state[0], st, "a free drew");
 
-	/* Realloc of a traced block, result unsampled (< 1000): the probe,
-	 * unpadded, marked magic + 1; the result is not tagged. */
+	/* Realloc of a traced block, result unsampled (< 1000): the old
+	 * block's end is announced first (free probe, NULL, rdx = old,
+	 * magic + 3), then the real realloc gets the call unpadded and
+	 * unmarked; the result is not tagged. */
 	p = fake_block(&f, 520, false);
 	put_tag(p);
 	tramp_t_ret = q = fake_block(&g, 40, false);
 	st = xorshift(st);
 	cr_assert_eq(call(&e, HK_TE_RAW_REALLOC, RAW_CTX, p, 30), q);
-	assert_called(P_PROBE_REALLOC, MAGIC + 1, p, 30);
+	cr_assert_eq(tramp_t_nlog, 2, "%u stub calls", tramp_t_nlog);
+	assert_call(&tramp_t_log[0], P_PROBE_FREE, MAGIC + 3, 0, p, 4);
+	assert_call(&tramp_t_log[1], P_RAW_REALLOC, 0, p, 30, 2);
 	cr_assert_not(has_tag(p));
 	cr_assert_not(has_tag(q));
 	cr_assert_eq(e.state[0], st);
-	/* ... and if it fails, the old block is tagged again. */
+	/* ... and if it fails, the old block is tagged again and announced
+	 * back (magic + 4). */
 	put_tag(p);
 	tramp_t_ret = 0;
 	st = xorshift(st);
 	cr_assert_eq(call(&e, HK_TE_RAW_REALLOC, RAW_CTX, p, 30), 0);
-	assert_called(P_PROBE_REALLOC, MAGIC + 1, p, 30);
+	cr_assert_eq(tramp_t_nlog, 3, "%u stub calls", tramp_t_nlog);
+	assert_call(&tramp_t_log[0], P_PROBE_FREE, MAGIC + 3, 0, p, 4);
+	assert_call(&tramp_t_log[1], P_RAW_REALLOC, 0, p, 30, 2);
+	assert_call(&tramp_t_log[2], P_PROBE_FREE, MAGIC + 4, 0, p, 2);
 	cr_assert(has_tag(p), "old block lost its tag on a failed realloc");
 	/* Result sampled (>= 1000): padded, nonce, result tagged. */
 	tramp_t_ret = q = fake_block(&g, 4072, false);
