@@ -325,27 +325,22 @@ static __always_inline void count_size(__u64 cookie, struct inflight *in,
 	}
 }
 
-/* --sample: which trampoline marker this call carries (see sample_mode):
- * 0 none, 1 drawn and sampled. A
- * sampled call asked for sample_pad bytes more: the arguments are put back
- * as the caller made them. */
+/* --sample: whether this call carries the trampoline's "drawn and
+ * sampled" marker (r11 = sample_magic, r10 a fresh nonce). Such a call
+ * asked for sample_pad bytes more: the arguments are put back as the
+ * caller made them. */
 static __always_inline int sample_marker(struct pt_regs *ctx,
 					 struct inflight *in, struct args *a)
 {
-	int m = 0;
-
-	if (ctx->r11 == sample_magic && ctx->r10 != in->last_nonce) {
-		in->last_nonce = ctx->r10;
-		m = 1;
-	}
-	if (m == 1) {
-		/* calloc comes as (1, size + pad) */
-		if (a->kind == HK_MALLOC)
-			a->a -= sample_pad;
-		else
-			a->b -= sample_pad;
-	}
-	return m;
+	if (ctx->r11 != sample_magic || ctx->r10 == in->last_nonce)
+		return 0;
+	in->last_nonce = ctx->r10;
+	/* calloc comes as (1, size + pad) */
+	if (a->kind == HK_MALLOC)
+		a->a -= sample_pad;
+	else
+		a->b -= sample_pad;
+	return 1;
 }
 
 /* --sample: whether to keep this allocation: 0 no, else its class for
@@ -517,12 +512,17 @@ int BPF_KPROBE(free_enter)
 
 	if (bare || frozen)
 		return 0;
-	if (ptr && live_take(ptr, &blk))
-		count(HK_CNT_FREES);
-	else if (!ptr && sample_raw && ctx->r11 == sample_magic + 2)
+	if (ptr) {
+		if (live_take(ptr, &blk))
+			count(HK_CNT_FREES);
+		return 0;
+	}
+	if (!sample_raw)
+		return 0;
+	/* free(NULL): maybe one of the trampoline's announcements */
+	if (ctx->r11 == sample_magic + 2)
 		announced(ctx);
-	else if (!ptr && sample_raw && (ctx->r11 == sample_magic + 3 ||
-					ctx->r11 == sample_magic + 4))
+	else if (ctx->r11 == sample_magic + 3 || ctx->r11 == sample_magic + 4)
 		realloc_announced(ctx, (int)(ctx->r11 - sample_magic));
 	return 0;
 }

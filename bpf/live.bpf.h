@@ -97,12 +97,11 @@ static __always_inline __u32 live_popcount(__u32 m)
 	return (m + (m >> 4)) & 0x0f;
 }
 
-/* Claims a free slot of b for addr, or fails (-1) if another CPU took
- * each one first. */
-static __always_inline int live_claim(struct hk_bucket *b, __u64 addr, __u64 val)
+/* Claims one of b's free slots (mask free) for addr, or fails (-1) if
+ * another CPU took each one first. */
+static __always_inline int live_claim(struct hk_bucket *b, __u32 free,
+				      __u64 addr, __u64 val)
 {
-	__u32 free = live_match(b, 0);
-
 	for (int t = 0; t < HK_BUCKET_SLOTS; t++) {
 		__u32 s;
 
@@ -124,8 +123,8 @@ static __always_inline int live_claim(struct hk_bucket *b, __u64 addr, __u64 val
  * at each call. */
 __noinline int live_put(__u64 addr, __u64 val)
 {
-	struct hk_bucket *p, *q, *t;
-	__u32 i1, i2, m;
+	struct hk_bucket *p, *q;
+	__u32 i1, i2, m, fp, fq;
 	__u64 *v;
 
 	if (live_spilled) {
@@ -151,13 +150,14 @@ __noinline int live_put(__u64 addr, __u64 val)
 		return 0;
 	}
 	/* the emptier bucket first: that keeps both near the mean load */
-	if (live_popcount(live_match(q, 0)) > live_popcount(live_match(p, 0))) {
-		t = p;
-		p = q;
-		q = t;
-	}
-	if (!live_claim(p, addr, val) || !live_claim(q, addr, val))
+	fp = live_match(p, 0);
+	fq = live_match(q, 0);
+	if (live_popcount(fq) > live_popcount(fp)) {
+		if (!live_claim(q, fq, addr, val) || !live_claim(p, fp, addr, val))
+			return 0;
+	} else if (!live_claim(p, fp, addr, val) || !live_claim(q, fq, addr, val)) {
 		return 0;
+	}
 	if (bpf_map_update_elem(&live_spill, &addr, &val, BPF_NOEXIST))
 		return -1;
 	__sync_fetch_and_add(&live_spilled, 1);
