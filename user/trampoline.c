@@ -35,7 +35,7 @@
  * UN:	xor r11d,r11d; lea r8,[U]; jmp [r8+r9*8]
  * OLDU (U[RR_OLD], traced old block, unsampled result): announce the old
  *	block's end (free probe, r11 = magic+3), call the real realloc; if it
- *	fails, tag the old block again and announce it back (magic+4).
+ *	fails, announce the old block back (magic+4) and tag it again.
  * OLDS (sampled result): call the realloc probe, padded; tag the result,
  *	or the old block again if it failed.
  * pool (8-aligned, after int3): U[6] real (U[RR_OLD] = OLDU), S[6] sampled
@@ -605,17 +605,15 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 		b(e, 0x59);				/* pop rcx: old */
 		test_rr(e, RAX, RAX);
 		jump(e, CC_NE, L_RET);
-		/* realloc failed: the old block is still there: tag it again
-		 * and announce it back (magic + 4) */
-		usable_end(e, RDX, RCX, R8);
-		store_tag(e, s, RDX, R8);
+		/* realloc failed: the old block is still there: announce it
+		 * back (magic + 4), then tag it again as OLDS does */
 		mov_rr(e, RDX, RCX);
 		ann_regs(e, 4);
-		arith_ri8(e, true, 5, RSP, 8);		/* callee alignment */
+		b(e, 0x51);				/* push rcx: old, aligns */
 		jmp_ind_call(e, pool(e, P_PROBE_FREE));
-		arith_ri8(e, true, 0, RSP, 8);
+		b(e, 0x59);				/* pop rcx */
 		xor32_self(e, RAX);
-		b(e, 0xc3);
+		jump(e, -1, L_RETAG);
 		/* ... result sampled: tagged like any sampled block. */
 		label(e, L_OLDS);
 		b(e, 0x56);
