@@ -21,6 +21,17 @@ enum hk_kind {
 	HK_FREE = 4,
 };
 
+/* --sample: what a trampoline announcement says (the k of magic + k; see
+ * user/trampoline.h): a block it sampled and tagged, the start and the
+ * failure of an unsampled realloc of a traced block, the free of a traced
+ * block (system-call announcements only). */
+enum hk_announce {
+	HK_ANN_ALLOC = 2,
+	HK_ANN_GONE = 3,
+	HK_ANN_BACK = 4,
+	HK_ANN_FREE = 5,
+};
+
 /* Counters in the BPF "counters" array. Every loss is counted here. */
 enum hk_counter {
 	HK_CNT_ALLOCS,		/* allocations traced */

@@ -97,3 +97,20 @@ void hk_proc_comm(pid_t pid, char *buf, size_t len)
 		buf[strcspn(buf, "\n")] = 0;
 	fclose(f);
 }
+
+int hk_proc_seccomp(pid_t pid)
+{
+	char path[64], line[256];
+	int mode = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Seccomp: %d", &mode) == 1)
+			break;
+	fclose(f);
+	return mode;
+}

@@ -27,6 +27,10 @@ int hk_mem_open(pid_t pid);
 int hk_mem_read(int fd, uint64_t addr, void *buf, size_t len);
 int hk_mem_write(int fd, uint64_t addr, const void *buf, size_t len);
 
+/* The process's seccomp mode (/proc/PID/status: 0 none, 1 strict, 2
+ * filter), or -1 if unknown. */
+int hk_proc_seccomp(pid_t pid);
+
 /* The process's command name (comm), or "?" */
 void hk_proc_comm(pid_t pid, char *buf, size_t len);
 

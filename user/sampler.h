@@ -41,6 +41,8 @@ struct hk_sampler {
 	uint64_t table;		/* ... of its threshold table */
 	bool tagging;		/* sampled blocks get the tag */
 	bool raw;		/* the raw domain's slots are switched too */
+	bool sys;		/* raw: announcements by getppid(2), not
+				 * through the free probe */
 	uint8_t buf[HK_TRAMP_MAX_LEN];
 	struct hk_tramp_out out;
 	uint64_t thresholds[HK_TRAMP_MAX_CLASSES + 1];
@@ -66,11 +68,12 @@ int hk_sampler_reset_slot(struct hk_pytarget *t, uint64_t slot, uint64_t expect,
 			  uint64_t want, char *err, size_t errlen);
 
 /* Chooses where the trampoline goes and generates it (nothing written
- * yet); s->tagging and s->raw are then what the BPF side must know.
+ * yet); s->tagging, s->raw and s->sys are then what the BPF side must know
+ * (sys_ok: the BPF side can see getppid(2) announcements).
  * 0, or -1 with one line in err. */
 int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 		    const struct hk_hooks *h,
-		    const struct hk_sample_rates *rates, char *err,
+		    const struct hk_sample_rates *rates, bool sys_ok, char *err,
 		    size_t errlen);
 /* Writes (or finds) the code and its data. 0, or -1 with one line in err. */
 int hk_sampler_prepare(struct hk_sampler *s, struct hk_pytarget *t, char *err,

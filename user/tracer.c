@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,12 +74,54 @@ static int site_domain(const struct hk_site *s)
 	return (s->domains & (1u << HK_DOM_RAW)) ? HK_DK_RAW : HK_DK_PYMALLOC;
 }
 
+/* Whether sys_announce can see getppid(2): the system call tracepoint,
+ * found through tracefs (mounted at its usual place if it is nowhere). */
+static bool getppid_traceable(void)
+{
+	static const char *const ev = "events/syscalls/sys_enter_getppid/id";
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/kernel/tracing/%s", ev);
+	if (access(path, R_OK) == 0)
+		return true;
+	snprintf(path, sizeof(path), "/sys/kernel/debug/tracing/%s", ev);
+	if (access(path, R_OK) == 0)
+		return true;
+	if (mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL))
+		return false;
+	snprintf(path, sizeof(path), "/sys/kernel/tracing/%s", ev);
+	return access(path, R_OK) == 0;
+}
+
+/* The sampled run's announcements by system call are seen in hawk-bpf's
+ * pid namespace, where t->pid is. */
+static int set_pidns(struct hawk_bpf *skel, pid_t pid)
+{
+	struct stat st;
+
+	if (stat("/proc/self/ns/pid", &st))
+		return -1;
+	skel->rodata->target_tgid = (uint32_t)pid;
+	skel->rodata->pidns_dev = st.st_dev;
+	skel->rodata->pidns_ino = st.st_ino;
+	return 0;
+}
+
 static int attach(struct hawk_bpf *skel, struct hk_pytarget *t,
-		  struct hk_hooks *h, bool stats, bool sample, struct bpf_link **links,
-		  int *nlinks, char *err, size_t errlen)
+		  struct hk_hooks *h, bool stats, bool sample, bool sys,
+		  struct bpf_link **links, int *nlinks, char *err, size_t errlen)
 {
 	uint64_t fin, off;
 	struct bpf_link *l;
+
+	if (sys) {
+		l = bpf_program__attach_tracepoint(skel->progs.sys_announce,
+						   "syscalls", "sys_enter_getppid");
+		if (!l)
+			return ERR("cannot attach to the getppid(2) tracepoint: %s",
+				   strerror(errno));
+		links[(*nlinks)++] = l;
+	}
 
 	/* Py_FinalizeEx freezes the record (see "frozen" in the BPF side). */
 	if (hk_elf_symbol(&t->elf, "Py_FinalizeEx", &fin) == 0 &&
@@ -339,7 +383,7 @@ static void detach_all(struct bpf_link **links, int n)
 struct detach {
 	pthread_t thread;
 	struct hawk_bpf *skel;
-	struct bpf_link *links[2 * HK_MAX_PROBES + 1];
+	struct bpf_link *links[2 * HK_MAX_PROBES + 2];
 	int nlinks;
 };
 
@@ -367,7 +411,7 @@ struct hk_tracer {
 	struct hk_trace_opts o;
 	struct hk_hooks hooks;
 	struct hk_sampler sampler;
-	struct bpf_link *links[2 * HK_MAX_PROBES + 1];
+	struct bpf_link *links[2 * HK_MAX_PROBES + 2];
 	int nlinks;
 	struct ring_buffer *rb;
 	int pidfd;
@@ -482,8 +526,8 @@ int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
 	run->skel->rodata->count_total = o->need_total;
 	run->skel->rodata->stats_mode = o->stats;
 	if (o->sample) {
-		if (hk_sampler_plan(&tr->sampler, t, &tr->hooks, o->sample, err,
-				    errlen)) {
+		if (hk_sampler_plan(&tr->sampler, t, &tr->hooks, o->sample,
+				    getppid_traceable(), err, errlen)) {
 			hawk_bpf__destroy(run->skel);
 			free(tr);
 			return -1;
@@ -492,6 +536,11 @@ int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
 		run->skel->rodata->sample_raw = tr->sampler.raw;
 		run->skel->rodata->sample_mode = 1;
 		run->skel->rodata->sample_magic = HK_SAMPLE_MAGIC;
+		if (tr->sampler.sys && set_pidns(run->skel, t->pid)) {
+			hawk_bpf__destroy(run->skel);
+			free(tr);
+			return ERR("cannot stat /proc/self/ns/pid: %s", strerror(errno));
+		}
 		run->skel->rodata->sample_nclasses = o->sample->n;
 		for (unsigned i = 0; i < o->sample->n; i++) {
 			run->skel->rodata->sample_bound[i] = o->sample->bound[i];
@@ -499,6 +548,8 @@ int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
 				hk_sample_threshold(o->sample->prob[i]);
 		}
 	}
+	bpf_program__set_autoload(run->skel->progs.sys_announce,
+				  o->sample && tr->sampler.sys);
 	for (int i = 0; i < tr->hooks.nsites; i++)
 		run->skel->rodata->site_domain[i] = site_domain(&tr->hooks.sites[i]);
 	/* Two slots a block: the table is half full with max_blocks live. */
@@ -531,8 +582,9 @@ int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
 		return teardown(tr, NULL, -1, err, errlen);
 	}
 	if ((o->sample && hk_sampler_prepare(&tr->sampler, t, err, errlen)) ||
-	    attach(run->skel, t, &tr->hooks, o->stats, o->sample != NULL, tr->links,
-		   &tr->nlinks, err, errlen) ||
+	    attach(run->skel, t, &tr->hooks, o->stats, o->sample != NULL,
+		   o->sample && tr->sampler.sys, tr->links, &tr->nlinks, err,
+		   errlen) ||
 	    /* sampling the raw domain too: its slots go to the trampoline */
 	    (!(o->sample && tr->sampler.raw) &&
 	     hk_hooks_redirect(&tr->hooks, t, o->sample != NULL, err, errlen)) ||

@@ -15,6 +15,7 @@
  *	CLEAR rsi; lea rax,[rdx-1]; mov r9d,RR_OLD; jmp D	traced old block
  * Rrd:	lea rax,[rdx-1]; mov r9d,i; jmp D
  * RF:	test rsi,rsi; jz Rfr; TAGGED? rsi; jne Rfr; jmp [PROBE_FREE]
+ *	(sys_nr: push rdi,rsi; announce HK_ANN_FREE; pop rsi,rdi)
  * Rfr:	jmp [REAL_FREE]
  * RM:	lea rax,[rsi-1]; mov r9d,i; jmp D		size 0 wraps: always
  * Uom:	xor r11d,r11d; jmp [U+8i]
@@ -51,6 +52,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include "hawk.h"
 
 enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11 };
 enum { CC_O = 0, CC_B = 2, CC_AE = 3, CC_E = 4, CC_NE = 5, CC_BE = 6 };
@@ -398,6 +400,27 @@ static void ann_regs(struct em *e, int8_t k)
 	arith_ri8(e, true, 0, R11, k);
 }
 
+/* An announcement to the BPF side, rdx = the block (and rcx = the size
+ * asked for, r10 = the nonce, for HK_ANN_ALLOC). Without spec->sys_nr: a
+ * free(NULL) through the free probe, r11 = magic + k (one uprobe hit,
+ * ~0.65 us here); with it: that system call, rdi = magic + k, rsi = the
+ * block, rdx = the size (~0.11 us, seen by a BPF program on its entry).
+ * Clobbers what a call may. */
+static void announce(struct em *e, const struct hk_tramp_spec *s, int8_t k)
+{
+	if (!s->sys_nr) {
+		ann_regs(e, k);
+		jmp_ind_call(e, pool(e, P_PROBE_FREE));
+		return;
+	}
+	mov_rr(e, RSI, RDX);
+	mov_rr(e, RDX, RCX);
+	mov_load_rip(e, RDI, pool(e, P_MAGIC));
+	arith_ri8(e, true, 0, RDI, k);
+	mov32_ri(e, RAX, s->sys_nr);
+	b(e, 0x0f); b(e, 0x05);			/* syscall */
+}
+
 /* Raw mode, sampled: call the raw function itself (S table) for the padded
  * request, tag the block, then announce it with one probe hit: a call of
  * the probed free entry with ptr NULL (free(NULL) does nothing) and
@@ -428,8 +451,7 @@ static void announce_call(struct em *e, const struct hk_tramp_spec *s)
 	load(e, RCX, RSP, 8);
 	load(e, R10, RSP, 16);
 	store(e, RSP, 0, RAX);
-	ann_regs(e, 2);
-	jmp_ind_call(e, pool(e, P_PROBE_FREE));
+	announce(e, s, HK_ANN_ALLOC);
 	load(e, RAX, RSP, 0);
 	label(e, L_POPRET);
 	arith_ri8(e, true, 0, RSP, 24);
@@ -498,7 +520,18 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 		jump(e, CC_E, L_RFR);
 		tagged(e, s, RSI, L_RFR);
 		clear_tag(e);			/* its memory will be reused */
-		jmp_ind(e, pool(e, P_PROBE_FREE));
+		if (!s->sys_nr) {
+			jmp_ind(e, pool(e, P_PROBE_FREE));
+		} else {
+			/* announced before the free: then another thread
+			 * may be given the address */
+			b(e, 0x57);			/* push rdi */
+			b(e, 0x56);			/* push rsi */
+			mov_rr(e, RDX, RSI);
+			announce(e, s, HK_ANN_FREE);
+			b(e, 0x5e);			/* pop rsi */
+			b(e, 0x5f);			/* pop rdi */
+		}
 		label(e, L_RFR);
 		jmp_ind(e, pool(e, P_REAL_FREE));
 
@@ -594,8 +627,7 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 		b(e, 0x56);				/* push rsi: old */
 		b(e, 0x52);				/* push rdx */
 		mov_rr(e, RDX, RSI);
-		ann_regs(e, 3);
-		jmp_ind_call(e, pool(e, P_PROBE_FREE));
+		announce(e, s, HK_ANN_GONE);
 		b(e, 0x5a);				/* pop rdx */
 		b(e, 0x5e);				/* pop rsi */
 		b(e, 0x5f);				/* pop rdi */
@@ -608,9 +640,8 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 		/* realloc failed: the old block is still there: announce it
 		 * back (magic + 4), then tag it again as OLDS does */
 		mov_rr(e, RDX, RCX);
-		ann_regs(e, 4);
 		b(e, 0x51);				/* push rcx: old, aligns */
-		jmp_ind_call(e, pool(e, P_PROBE_FREE));
+		announce(e, s, HK_ANN_BACK);
 		b(e, 0x59);				/* pop rcx */
 		xor32_self(e, RAX);
 		jump(e, -1, L_RETAG);
@@ -673,7 +704,8 @@ static bool valid(const struct hk_tramp_spec *s)
 
 	if (s->small_max < 1 || s->small_max > INT32_MAX ||
 	    s->nclasses > HK_TRAMP_MAX_CLASSES || (s->table & 7) ||
-	    (s->raw && !s->tagging) || s->magic == 0 || s->magic == UINT64_MAX)
+	    (s->raw && !s->tagging) || (s->sys_nr && !s->raw) ||
+	    s->magic == 0 || s->magic == UINT64_MAX)
 		return false;
 	/* Bounds increase strictly from 1; bound - 1 is a cmp imm32. */
 	for (unsigned i = 0; i < s->nclasses; i++) {

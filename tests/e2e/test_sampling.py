@@ -127,19 +127,45 @@ def bpf_stats():
 
 
 def prog_runs(err_lines, prog):
-    """Runs of one BPF program, from hawk-bpf's HAWK_BPF_DEBUG lines."""
+    """Runs of one BPF program, from hawk-bpf's HAWK_BPF_DEBUG lines (a
+    program that never ran has none: 0)."""
+    assert any(l.startswith("hawk-bpf: debug: ") and " runs, " in l
+               for l in err_lines), f"no run counts in {err_lines}"
     for l in err_lines:
         m = re.match(rf"hawk-bpf: debug: {prog}: (\d+) runs", l)
         if m:
             return int(m.group(1))
-    raise AssertionError(f"no run count for {prog} in {err_lines}")
+    return 0
 
 
-def test_sampled_churn_unchanged_and_tags_outlive_the_tracer(procs, tmp_path, python):
+ANNOUNCE_DEBUG = "announces by getppid(2)"
+
+
+@pytest.fixture(params=["syscall", "uprobe"])
+def announce(request, monkeypatch):
+    """Both ways the trampoline announces to BPF: by getppid(2) (the
+    default where the target has no seccomp filter) and through the free
+    probe (HAWK_BPF_NO_SYSCALL, as for a target with one). The test checks
+    hawk-bpf's debug line says which it used."""
+    monkeypatch.setenv("HAWK_BPF_DEBUG", "1")
+    if request.param == "uprobe":
+        monkeypatch.setenv("HAWK_BPF_NO_SYSCALL", "1")
+    return request.param
+
+
+def check_announce(err_lines, mode):
+    line = next((l for l in err_lines if "sampling trampoline" in l), None)
+    assert line and "raw domain switched" in line, err_lines
+    assert (ANNOUNCE_DEBUG in line) == (mode == "syscall"), line
+
+
+def test_sampled_churn_unchanged_and_tags_outlive_the_tracer(procs, tmp_path, python,
+                                                           announce):
     expected = untraced_checksum(python, CHURN, ROUNDS)
     wl = Workload(procs, python, CHURN, tmp_path, "--rounds", str(ROUNDS))
     hawk = Hawk(procs, wl.pid, "--duration", "600", "--sample-rates", ALL_RATES)
     hawk.wait_tracing()
+    check_announce(hawk.err.seen, announce)
     wl.go()
     wl.wait("round 3")
     # Stopped half-way: blocks tagged by the trampoline are still alive and
@@ -160,15 +186,31 @@ def test_sampled_churn_unchanged_and_tags_outlive_the_tracer(procs, tmp_path, py
 
 
 def test_unsampled_raw_frees_do_not_trap(procs, tmp_path, python, bpf_stats,
-                                         monkeypatch):
+                                         announce):
     """Only traced events trap: a free only for a block the trampoline
     tagged, an allocation only when sampled (announced by one hit), not
     the ~100 k raw-domain allocations and frees of the churn."""
+    raw_frees_case(procs, tmp_path, python, announce, seccomp=False)
+
+
+def test_seccomp_target_is_announced_to_by_the_probe(procs, tmp_path, python,
+                                                      bpf_stats, monkeypatch):
+    """A target under a seccomp filter (which might refuse getppid, or kill
+    for it) is announced to through the free probe: hawk-bpf sees the
+    filter and chooses so by itself."""
     monkeypatch.setenv("HAWK_BPF_DEBUG", "1")
-    wl = Workload(procs, python, CHURN, tmp_path, "--rounds", "10")
+    monkeypatch.delenv("HAWK_BPF_NO_SYSCALL", raising=False)
+    raw_frees_case(procs, tmp_path, python, "uprobe", seccomp=True)
+
+
+def raw_frees_case(procs, tmp_path, python, announce, seccomp):
+    wl = Workload(procs, python, CHURN, tmp_path, "--rounds", "10",
+                  *(["--seccomp"] if seccomp else []))
+    if seccomp:
+        assert "Seccomp:\t2" in Path(f"/proc/{wl.pid}/status").read_text()
     hawk = Hawk(procs, wl.pid, "--duration", "600", "--sample")
     hawk.wait_tracing()
-    assert any("raw domain switched" in l for l in hawk.err.seen), hawk.err.seen
+    check_announce(hawk.err.seen, announce)
     wl.go()
     wl.wait("checksum ")
     rc, out, err = hawk.stop()
@@ -181,6 +223,16 @@ def test_unsampled_raw_frees_do_not_trap(procs, tmp_path, python, bpf_stats,
     # event) against traced events; trapping every raw call would be
     # several times more.
     hits = prog_runs(err, "free_enter") + prog_runs(err, "alloc_enter")
+    sys_hits = prog_runs(err, "sys_announce")
+    if announce == "syscall":
+        # one getppid a sampled allocation, free or unsampled realloc, and
+        # no free probe hit; uprobe hits only for a sampled block realloc'd
+        # to a sampled size (an entry and a return probe)
+        assert sys_hits >= counters["frees_of_traced_blocks"], (sys_hits, counters)
+        assert prog_runs(err, "free_enter") == 0, err
+        hits += sys_hits
+    else:
+        assert sys_hits == 0, sys_hits
     assert hits <= 1.25 * events + 200, (hits, events, counters)
     wl.go(str(wl.gofile) + ".2")
     wl.wait("allocated")
@@ -188,7 +240,8 @@ def test_unsampled_raw_frees_do_not_trap(procs, tmp_path, python, bpf_stats,
     assert wl.release() == 0
 
 
-def test_realloc_of_traced_block_to_unsampled_size(procs, tmp_path, python, oracle):
+def test_realloc_of_traced_block_to_unsampled_size(procs, tmp_path, python, oracle,
+                                                   announce):
     """A traced raw block realloc'd to a size that is not sampled leaves
     the sample (one probe hit announces it); one whose realloc fails stays,
     as tracemalloc keeps it. Here 1000-byte blocks are always sampled and
@@ -201,6 +254,7 @@ def test_realloc_of_traced_block_to_unsampled_size(procs, tmp_path, python, orac
     _, out, err = sampled_run(procs, tmp_path, python, "--sample-rates",
                               "128:0.000001,8192:1,2147483648:0.000001",
                               "--format", "pickle", "--frames", "1", script=script)
+    check_announce(err, announce)
     got = pickle.loads(out)
     assert lines(got, fn, 1000, 1000).get(BLOCKS_LINE) == (100 * 1000, 100), \
         lines(got, fn)

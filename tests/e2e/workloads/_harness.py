@@ -70,6 +70,8 @@ def parser():
     ap.add_argument("--tracemalloc", metavar="OUT")
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--watch-tables", action="store_true")
+    ap.add_argument("--seccomp", action="store_true",
+                    help="run under a seccomp filter (one that allows all)")
     return ap
 
 
@@ -116,8 +118,30 @@ def hold(keep):
             os._exit(0)
 
 
+def seccomp_allow_all():
+    """Install a seccomp filter that allows every system call: the process
+    then runs in seccomp mode 2, as it would in a container."""
+    import ctypes
+
+    class Insn(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte),
+                    ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+
+    class Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Insn))]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    insns = (Insn * 1)(Insn(0x06, 0, 0, 0x7fff0000))   # BPF_RET|BPF_K, ALLOW
+    prog = Prog(1, insns)
+    # PR_SET_NO_NEW_PRIVS (38), then PR_SET_SECCOMP (22), SECCOMP_MODE_FILTER
+    if libc.prctl(38, 1, 0, 0, 0) or libc.prctl(22, 2, ctypes.byref(prog), 0, 0):
+        raise OSError(ctypes.get_errno(), "cannot install a seccomp filter")
+
+
 def main(allocate, ap=None, prelude=None):
     args = (ap or parser()).parse_args()
+    if args.seccomp:
+        seccomp_allow_all()
     if args.wait_for:
         say("ready", os.getpid())
         start = allocator_tables()
