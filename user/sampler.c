@@ -206,21 +206,21 @@ static int place(struct hk_sampler *s, struct hk_pytarget *t,
  * for it, so only for a process without one. A trampoline an earlier run
  * left keeps its way (it is reused as it is). */
 static bool announce_by_syscall(struct hk_pytarget *t, const struct hk_tail *v,
-				size_t n, bool sys_ok)
+				size_t n, bool (*sys_ok)(void))
 {
 	struct tramp_header hdr;
 
 	for (size_t i = 0; i < n; i++)
 		if (has_header(t, &v[i], &hdr))
 			return hdr.flags & TH_SYS;
-	if (!sys_ok || getenv("HAWK_BPF_NO_SYSCALL"))
+	if (getenv("HAWK_BPF_NO_SYSCALL") || hk_proc_seccomp(t->pid) != 0)
 		return false;
-	return hk_proc_seccomp(t->pid) == 0;
+	return sys_ok();	/* last: it may mount tracefs */
 }
 
 int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 		    const struct hk_hooks *h,
-		    const struct hk_sample_rates *r, bool sys_ok, char *err,
+		    const struct hk_sample_rates *r, bool (*sys_ok)(void), char *err,
 		    size_t errlen)
 {
 	const struct hk_slot *raw = &h->slots[HK_DOM_RAW * 4];

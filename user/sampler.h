@@ -69,11 +69,12 @@ int hk_sampler_reset_slot(struct hk_pytarget *t, uint64_t slot, uint64_t expect,
 
 /* Chooses where the trampoline goes and generates it (nothing written
  * yet); s->tagging, s->raw and s->sys are then what the BPF side must know
- * (sys_ok: the BPF side can see getppid(2) announcements).
+ * (sys_ok: whether the BPF side can see getppid(2) announcements, asked
+ * only when they would be used).
  * 0, or -1 with one line in err. */
 int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 		    const struct hk_hooks *h,
-		    const struct hk_sample_rates *rates, bool sys_ok, char *err,
+		    const struct hk_sample_rates *rates, bool (*sys_ok)(void), char *err,
 		    size_t errlen);
 /* Writes (or finds) the code and its data. 0, or -1 with one line in err. */
 int hk_sampler_prepare(struct hk_sampler *s, struct hk_pytarget *t, char *err,
