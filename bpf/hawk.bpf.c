@@ -322,6 +322,44 @@ static __always_inline __u32 capture_stack(__u32 tid)
 	return stack_id(st, w.hash);
 }
 
+/* --sample: the stack the trampoline captured itself (HK_ANN_FRAMES):
+ * n frames at buf on the target's stack, total on the stack in all. One
+ * read, where capture_stack makes one per frame and three more. */
+static __always_inline __u32 user_stack(__u64 buf, __u32 n, __u32 total)
+{
+	__u32 zero = 0, size = capture_frames * sizeof(struct hk_frame_raw);
+	struct hk_stack *st = bpf_map_lookup_elem(&scratch, &zero);
+	__u64 hash = 0xcbf29ce484222325ULL;
+
+	if (!st || !n)
+		return 0;
+	if (n > capture_frames)
+		n = capture_frames;
+	if (size > HK_WALK_MAX * sizeof(struct hk_frame_raw))
+		return 0;
+	if (bpf_probe_read_user(st->frames, size, (void *)buf)) {
+		count(HK_CNT_READ_ERR);
+		return 0;
+	}
+	for (__u32 i = 0; i < HK_WALK_MAX; i++) {
+		struct hk_frame_raw *f = &st->frames[i];
+
+		if (i >= n)
+			break;
+		hash = (hash ^ f->code) * 0x100000001b3ULL;
+		hash = (hash ^ (__u32)f->instr_off ^ ((__u64)f->owner << 32)) *
+		       0x100000001b3ULL;
+	}
+	if (total > n && capture_frames < frames_limit)
+		count(HK_CNT_TRUNCATED);
+	if (total > HK_TOTAL_CAP)
+		total = HK_TOTAL_CAP;
+	st->nframes = n;
+	st->total = total;
+	hash = (hash ^ ((__u64)n << 16 | total)) * 0x100000001b3ULL;
+	return stack_id(st, hash ? hash : 1);
+}
+
 static __always_inline __u64 call_size(const struct args *a)
 {
 	if (a->kind == HK_CALLOC)
@@ -502,18 +540,22 @@ int BPF_KRETPROBE(alloc_return)
 static __always_inline void announced(__u64 addr, __u64 size, __u64 nonce,
 				      int check)
 {
-	struct inflight *in = task_inflight(1);
+	struct inflight *in;
 	__u64 blk;
 	__u32 cls;
 
-	if (!in) {
-		count(HK_CNT_ARGS_LOST);
+	if (!addr)
 		return;
-	}
-	if ((check && nonce == in->last_nonce) || !addr)
-		return;
-	if (check)
+	if (check) {
+		in = task_inflight(1);
+		if (!in) {
+			count(HK_CNT_ARGS_LOST);
+			return;
+		}
+		if (nonce == in->last_nonce)
+			return;
 		in->last_nonce = nonce;
+	}
 	sample_decide(1, size, &cls);
 	blk = HK_BLOCK(size, cls, capture_stack((__u32)bpf_get_current_pid_tgid()));
 	if (live_put(addr, blk))
@@ -572,8 +614,11 @@ int BPF_KPROBE(free_enter)
 /* --sample, announcements by system call: the trampoline calls getppid(2)
  * (harmless, allowed wherever Python runs, rarely called) with rdi =
  * sample_magic + k, rsi = the block, rdx = the size (the registers the
- * task entered the kernel with): ~0.11 us against a uprobe hit's ~0.65. This sees every getppid on the machine; anything but
- * the target's announcements returns after two compares (the magic is the
+ * task entered the kernel with): ~0.11 us against a uprobe hit's ~0.65.
+ * HK_ANN_FRAMES (an object-domain block) also carries the frames the
+ * trampoline read itself: r10 = where, r8 = how many, r9 = the stack's
+ * depth. This sees every getppid on the machine; anything but the
+ * target's announcements returns after two compares (the magic is the
  * same for every target, hence the thread group check). */
 SEC("tracepoint/syscalls/sys_enter_getppid")
 int sys_announce(void *ctx)
@@ -582,13 +627,28 @@ int sys_announce(void *ctx)
 	__u64 k = BPF_CORE_READ(regs, di) - sample_magic, addr, blk;
 	struct bpf_pidns_info ns;
 
-	if (k < HK_ANN_ALLOC || k > HK_ANN_FREE || bare || frozen)
+	if (k < HK_ANN_ALLOC || k > HK_ANN_FRAMES || bare || frozen)
 		return 0;
 	if (bpf_get_ns_current_pid_tgid(pidns_dev, pidns_ino, &ns, sizeof(ns)) ||
 	    ns.tgid != target_tgid)
 		return 0;
 	addr = BPF_CORE_READ(regs, si);
-	if (k == HK_ANN_ALLOC)
+	if (k == HK_ANN_FRAMES) {
+		__u64 size = BPF_CORE_READ(regs, dx);
+		__u32 cls;
+
+		if (!addr)
+			return 0;
+		sample_decide(1, size, &cls);
+		blk = HK_BLOCK(size, cls,
+			       user_stack(BPF_CORE_READ(regs, r10),
+					  (__u32)BPF_CORE_READ(regs, r8),
+					  (__u32)BPF_CORE_READ(regs, r9)));
+		if (live_put(addr, blk))
+			count(HK_CNT_LIVE_FULL);
+		else
+			count(HK_CNT_ALLOCS);
+	} else if (k == HK_ANN_ALLOC)
 		announced(addr, BPF_CORE_READ(regs, dx), 0, 0);
 	else if (k == HK_ANN_FREE) {
 		if (live_take(addr, &blk))

@@ -11,6 +11,8 @@
 #define HK_MAX_FRAMES 256
 #define HK_MAX_PROBES 16
 #define HK_TOTAL_CAP 65535
+/* Most frames the sampling trampoline captures itself (HK_ANN_FRAMES). */
+#define HK_WALK_MAX 32
 
 /* What a probe site is: the cookie of each attached program is
  * (kind << 8) | probe slot. */
@@ -30,6 +32,7 @@ enum hk_announce {
 	HK_ANN_GONE = 3,
 	HK_ANN_BACK = 4,
 	HK_ANN_FREE = 5,
+	HK_ANN_FRAMES = 6,	/* HK_ANN_ALLOC with the frames captured */
 };
 
 /* Counters in the BPF "counters" array. Every loss is counted here. */

@@ -30,11 +30,12 @@ struct tramp_header {
 
 static const char header_magic[8] = { 'H', 'A', 'W', 'K', 'T', 'R', 'M', '3' };
 
-/* The data tail: PRNG word, header, tag, threshold table. */
+/* The data tail: PRNG word, header, tag, threshold table, walk word. */
 #define RW_HEADER 8
 #define RW_TAG (RW_HEADER + sizeof(struct tramp_header))
 #define RW_TABLE (RW_TAG + 16)
-#define RW_END (RW_TABLE + 8 * (HK_TRAMP_MAX_CLASSES + 1))
+#define RW_WALK (RW_TABLE + 8 * (HK_TRAMP_MAX_CLASSES + 1))
+#define RW_END (RW_WALK + 8)
 
 static int entry_kind(int e)
 {
@@ -175,6 +176,9 @@ static void layout(struct hk_sampler *s, const struct hk_tail *tl,
 	s->header = tl->rw + RW_HEADER;
 	s->tag = tl->rw + RW_TAG;
 	s->table = tl->rw + RW_TABLE;
+	s->walkaddr = tl->rw + RW_WALK;
+	if (spec->py.tstate)
+		spec->py.walk = s->walkaddr;
 	spec->at = s->code;
 	spec->state = s->state;
 	spec->table = s->table;
@@ -220,10 +224,11 @@ static bool announce_by_syscall(struct hk_pytarget *t, const struct hk_tail *v,
 
 int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 		    const struct hk_hooks *h,
-		    const struct hk_sample_rates *r, bool (*sys_ok)(void), char *err,
-		    size_t errlen)
+		    const struct hk_sample_rates *r, unsigned capture, bool total,
+		    bool (*sys_ok)(void), char *err, size_t errlen)
 {
 	const struct hk_slot *raw = &h->slots[HK_DOM_RAW * 4];
+	const struct hk_py_layout *L = &t->layout->bpf;
 	struct hk_tramp_spec spec;
 	struct hk_tail *v;
 	uint64_t fm, fc;
@@ -271,6 +276,21 @@ int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 	spec.probe_free = raw[HK_FREE - 1].redirect;
 	if (spec.raw)
 		spec.sys_nr = announce_by_syscall(t, v, n, sys_ok) ? SYS_getppid : 0;
+	if (spec.sys_nr && L->rt_tstate_current && L->frame_head_size) {
+		spec.py.tstate = t->runtime + L->rt_tstate_current;
+		spec.py.cframe = (int32_t)L->tstate_cframe;
+		spec.py.current_frame = (int32_t)L->cframe_current_frame;
+		spec.py.code = (int32_t)L->frame_code;
+		spec.py.previous = (int32_t)L->frame_previous;
+		spec.py.instr = (int32_t)L->frame_instr;
+		spec.py.owner = (int32_t)L->frame_owner;
+	}
+	/* Frames the trampoline captures (the same whatever --frames: a later
+	 * run reuses the code): as many as BPF would, if they fit its stack
+	 * buffer; else BPF walks them. */
+	if (capture <= HK_TRAMP_WALK_MAX)
+		s->walk[0] = 16 * capture;
+	s->walk[1] = total ? HK_TOTAL_CAP : 0;
 
 	rc = place(s, t, v, n, &spec);
 	free(v);
@@ -344,6 +364,7 @@ int hk_sampler_prepare(struct hk_sampler *s, struct hk_pytarget *t, char *err,
 	if (!reuse && getrandom(tag, sizeof(tag), 0) != sizeof(tag))
 		return ERR("cannot draw the sampler's tag: %s", strerror(errno));
 	if (hk_mem_write(t->memfd, s->table, s->thresholds, 8 * s->nthresholds) ||
+	    hk_mem_write(t->memfd, s->walkaddr, s->walk, sizeof(s->walk)) ||
 	    hk_mem_write(t->memfd, s->state, &seed, sizeof(seed)) ||
 	    (!reuse && (hk_mem_write(t->memfd, s->tag, tag, sizeof(tag)) ||
 			hk_mem_write(t->memfd, s->code, s->buf, s->out.len) ||

@@ -39,6 +39,8 @@ struct hk_sampler {
 	uint64_t header;	/* ... of its header */
 	uint64_t tag;		/* ... of its 16-byte tag */
 	uint64_t table;		/* ... of its threshold table */
+	uint64_t walkaddr;	/* ... of its walk word (trampoline.h) */
+	uint32_t walk[2];	/* what is written there */
 	bool tagging;		/* sampled blocks get the tag */
 	bool raw;		/* the raw domain's slots are switched too */
 	bool sys;		/* raw: announcements by getppid(2), not
@@ -70,12 +72,13 @@ int hk_sampler_reset_slot(struct hk_pytarget *t, uint64_t slot, uint64_t expect,
 /* Chooses where the trampoline goes and generates it (nothing written
  * yet); s->tagging, s->raw and s->sys are then what the BPF side must know
  * (sys_ok: whether the BPF side can see getppid(2) announcements, asked
- * only when they would be used).
+ * only when they would be used). capture: frames a stack capture reads;
+ * total: whether it counts the frames beyond them.
  * 0, or -1 with one line in err. */
 int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 		    const struct hk_hooks *h,
-		    const struct hk_sample_rates *rates, bool (*sys_ok)(void), char *err,
-		    size_t errlen);
+		    const struct hk_sample_rates *rates, unsigned capture,
+		    bool total, bool (*sys_ok)(void), char *err, size_t errlen);
 /* Writes (or finds) the code and its data. 0, or -1 with one line in err. */
 int hk_sampler_prepare(struct hk_sampler *s, struct hk_pytarget *t, char *err,
 		       size_t errlen);

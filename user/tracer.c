@@ -527,6 +527,7 @@ int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
 	run->skel->rodata->stats_mode = o->stats;
 	if (o->sample) {
 		if (hk_sampler_plan(&tr->sampler, t, &tr->hooks, o->sample,
+				    capture, o->need_total,
 				    getppid_traceable, err, errlen)) {
 			hawk_bpf__destroy(run->skel);
 			free(tr);

@@ -32,6 +32,8 @@
  * AdjR:	add rdx,16
  * CALL:	sub rsp,8; lea r8,[S]; call [r8+r9*8]; add rsp,8
  *	test rax,rax; jz RET; TAG rax
+ *	(raw: announce_call; with sys_nr and py.tstate, an object-domain
+ *	block is announced with its caller's frames: announce_frames)
  * RET:	ret
  * UN:	xor r11d,r11d; lea r8,[U]; jmp [r8+r9*8]
  * OLDU (U[RR_OLD], traced old block, unsampled result): announce the old
@@ -41,7 +43,7 @@
  *	or the old block again if it failed.
  * pool (8-aligned, after int3): U[6] real (U[RR_OLD] = OLDU), S[6] sampled
  *	targets, REAL_FREE, PROBE_FREE, PROBE_REALLOC, RAWCTX (address of the
- *	raw ctx word), MAGIC
+ *	raw ctx word), MAGIC, TSTATE (address of the running thread state)
  *
  * TAGGED? p:	mov rax,[p-8]; mov ecx,eax; and ecx,2; shl ecx,2
  *		and rax,-8; sub rax,rcx; add rax,p	end of usable + 8
@@ -55,11 +57,11 @@
 #include "hawk.h"
 
 enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11 };
-enum { CC_O = 0, CC_B = 2, CC_AE = 3, CC_E = 4, CC_NE = 5, CC_BE = 6 };
+enum { CC_O = 0, CC_B = 2, CC_AE = 3, CC_E = 4, CC_NE = 5, CC_BE = 6, CC_A = 7 };
 enum { L_UOC, L_URC, L_UOM, L_RRD, L_RFR, L_D, L_SAMPLED, L_ADJC, L_ADJR,
        L_CALL, L_RET, L_TAGRAX, L_OLDU, L_OLDS, L_RETAG, L_SIZED, L_POPRET,
-       L_UN, L_POOL, L_N };
-#define MAX_JUMPS 48
+       L_UN, L_RAWANN, L_FLOOP, L_FCOUNT, L_FC, L_FDONE, L_POOL, L_N };
+#define MAX_JUMPS 64
 
 struct em {
 	uint8_t *buf;		/* NULL: measure only */
@@ -292,6 +294,33 @@ static void store(struct em *e, int base, int8_t disp, int src)
 	mem_op(e, true, 0x89, src, base, -1, disp);
 }
 
+/* op reg, [base + index + disp] (index < 0: none), disp8 or disp32;
+ * op0f: a two-byte opcode 0f op; w: 64-bit */
+static void mem_x(struct em *e, bool w, bool op0f, uint8_t op, int reg,
+		  int base, int index, int32_t disp)
+{
+	bool d8 = disp >= INT8_MIN && disp <= INT8_MAX;
+	bool sibb = index >= 0 || (base & 7) == RSP;
+
+	rex(e, w, reg, index < 0 ? 0 : index, base, false);
+	if (op0f)
+		b(e, 0x0f);
+	b(e, op);
+	modrm(e, d8 ? 1 : 2, reg, sibb ? RSP : base);
+	if (sibb)
+		b(e, (uint8_t)(((index < 0 ? RSP : index) & 7) << 3 | (base & 7)));
+	le(e, (uint32_t)disp, d8 ? 1 : 4);
+}
+
+/* mov r32, [rip + target] */
+static void mov32_load_rip(struct em *e, int reg, uint64_t a)
+{
+	rex(e, false, reg, 0, 0, false);
+	b(e, 0x8b);
+	modrm(e, 0, reg, 5);
+	rel32(e, a, 0);
+}
+
 /* jmp / call [base + index*8] */
 static void jmp_tab(struct em *e, int base, int index, bool call)
 {
@@ -329,7 +358,7 @@ static uint64_t label_addr(struct em *e, int l)
 /* Index of a realloc of a traced block in the U and S tables. */
 #define RR_OLD 5
 enum { P_U = 0, P_S = 6, P_REAL_FREE = 12, P_PROBE_FREE, P_PROBE_REALLOC, P_RAWCTX,
-       P_MAGIC, P_N };
+       P_MAGIC, P_TSTATE, P_N };
 
 static uint64_t pool(struct em *e, int slot)
 {
@@ -421,6 +450,86 @@ static void announce(struct em *e, const struct hk_tramp_spec *s, int8_t k)
 	b(e, 0x0f); b(e, 0x05);			/* syscall */
 }
 
+static bool walks(const struct hk_tramp_spec *s)
+{
+	return s->sys_nr && s->py.tstate;
+}
+
+/* After announce_call's call, an object-domain block ([rsp] = its index,
+ * even; rax = the block, tagged): announce it with the caller's Python
+ * frames, HK_ANN_FRAMES: rsi = the block, rdx = the size, r10 = the frames
+ * (struct hk_frame_raw, on this stack), r8 = how many, r9 = how many on
+ * the stack in all. The object domain is called with the GIL held, so the
+ * running thread state is this thread's and its frames stay put while we
+ * read them; BPF then reads nothing of the target. Any other block, or a
+ * walk word of 0 or too big, goes on to the plain announcement. */
+static void announce_frames(struct em *e, const struct hk_tramp_spec *s)
+{
+	b(e, 0xf6); b(e, 0x04); b(e, 0x24); b(e, 0x01);	/* test byte [rsp],1 */
+	jump(e, CC_NE, L_RAWANN);
+	mov32_load_rip(e, RCX, s->py.walk);		/* bytes to capture */
+	op_rr_w(e, false, 0x85, RCX, RCX);
+	jump(e, CC_E, L_RAWANN);
+	cmp_ri(e, RCX, 16 * HK_TRAMP_WALK_MAX);
+	jump(e, CC_A, L_RAWANN);
+	store(e, RSP, 0, RAX);
+	mov_rr(e, RSI, RAX);
+	load(e, RDX, RSP, 8);
+	mov_rr(e, R10, RSP);
+	sub_rr(e, RSP, RCX);
+	b(e, 0x41); b(e, 0x52);				/* push r10: old rsp */
+	mem_x(e, true, false, 0x8d, R10, RSP, -1, 8);	/* lea r10,[rsp+8] */
+	xor32_self(e, R9);				/* bytes captured */
+	xor32_self(e, R11);				/* frames beyond */
+	mov_load_rip(e, R8, pool(e, P_TSTATE));
+	mem_x(e, true, false, 0x8b, R8, R8, -1, 0);
+	test_rr(e, R8, R8);
+	jump(e, CC_E, L_FDONE);
+	if (s->py.cframe) {
+		mem_x(e, true, false, 0x8b, R8, R8, -1, s->py.cframe);
+		test_rr(e, R8, R8);
+		jump(e, CC_E, L_FDONE);
+	}
+	mem_x(e, true, false, 0x8b, R8, R8, -1, s->py.current_frame);
+	label(e, L_FLOOP);
+	test_rr(e, R8, R8);
+	jump(e, CC_E, L_FDONE);
+	op_rr_w(e, false, 0x39, R9, RCX);		/* cmp r9d,ecx */
+	jump(e, CC_AE, L_FCOUNT);
+	mem_x(e, true, false, 0x8b, RAX, R8, -1, s->py.code);
+	mem_x(e, true, false, 0x89, RAX, R10, R9, 0);
+	mem_x(e, true, false, 0x8b, RDI, R8, -1, s->py.instr);
+	sub_rr(e, RDI, RAX);
+	mem_x(e, false, false, 0x89, RDI, R10, R9, 8);	/* instr_off */
+	mem_x(e, false, true, 0xb6, RAX, R8, -1, s->py.owner); /* movzx */
+	mem_x(e, false, false, 0x89, RAX, R10, R9, 12);	/* owner, pad 0 */
+	mem_x(e, true, false, 0x8b, R8, R8, -1, s->py.previous);
+	arith_ri8(e, false, 0, R9, 16);
+	jump(e, -1, L_FLOOP);
+	label(e, L_FCOUNT);
+	mov32_load_rip(e, RCX, s->py.walk + 4);	/* frames to count beyond */
+	label(e, L_FC);
+	test_rr(e, R8, R8);
+	jump(e, CC_E, L_FDONE);
+	op_rr_w(e, false, 0x39, R11, RCX);
+	jump(e, CC_AE, L_FDONE);
+	incdec(e, 0, R11);
+	mem_x(e, true, false, 0x8b, R8, R8, -1, s->py.previous);
+	jump(e, -1, L_FC);
+	label(e, L_FDONE);
+	shift(e, false, 5, R9, 4);
+	mov_rr(e, R8, R9);
+	add_rr(e, R9, R11);
+	mov_load_rip(e, RDI, pool(e, P_MAGIC));
+	arith_ri8(e, true, 0, RDI, HK_ANN_FRAMES);
+	mov32_ri(e, RAX, s->sys_nr);
+	b(e, 0x0f); b(e, 0x05);				/* syscall */
+	load(e, RSP, RSP, 0);				/* the old rsp */
+	load(e, RAX, RSP, 0);
+	jump(e, -1, L_POPRET);
+	label(e, L_RAWANN);
+}
+
 /* Raw mode, sampled: call the raw function itself (S table) for the padded
  * request, tag the block, then announce it with one probe hit: a call of
  * the probed free entry with ptr NULL (free(NULL) does nothing) and
@@ -447,6 +556,8 @@ static void announce_call(struct em *e, const struct hk_tramp_spec *s)
 	jump(e, CC_E, L_POPRET);
 	usable_end(e, RCX, RAX, RDX);
 	store_tag(e, s, RCX, RDX);
+	if (walks(s))
+		announce_frames(e, s);
 	mov_rr(e, RDX, RAX);
 	load(e, RCX, RSP, 8);
 	load(e, R10, RSP, 16);
@@ -689,6 +800,7 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 	lit[P_PROBE_FREE] = s->probe_free;
 	lit[P_RAWCTX] = s->raw_ctx;
 	lit[P_MAGIC] = s->magic;
+	lit[P_TSTATE] = s->py.tstate;
 	for (int i = 0; i < P_N; i++)
 		le(e, lit[i], 8);
 	o->len = e->pos;
@@ -705,6 +817,7 @@ static bool valid(const struct hk_tramp_spec *s)
 	if (s->small_max < 1 || s->small_max > INT32_MAX ||
 	    s->nclasses > HK_TRAMP_MAX_CLASSES || (s->table & 7) ||
 	    (s->raw && !s->tagging) || (s->sys_nr && !s->raw) ||
+	    (s->py.tstate && (!s->sys_nr || (s->py.walk & 3))) ||
 	    s->magic == 0 || s->magic == UINT64_MAX)
 		return false;
 	/* Bounds increase strictly from 1; bound - 1 is a cmp imm32. */

@@ -57,12 +57,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "hawk.h"
 
 #define HK_TRAMP_MAX_CLASSES 8
 /* Bytes hk_tramp_build needs at most (8 classes, raw entries, tag mode,
  * every compare imm32, every jump rel32, literal pool). */
-#define HK_TRAMP_MAX_LEN 1280
+#define HK_TRAMP_MAX_LEN 1536
 #define HK_TRAMP_TAG_PAD 16
+/* Most frames the trampoline captures on the target's stack (16 bytes each). */
+#define HK_TRAMP_WALK_MAX HK_WALK_MAX
 
 enum hk_tramp_entry {
 	HK_TE_OBJ_CALLOC,
@@ -97,6 +100,19 @@ struct hk_tramp_spec {
 	uint64_t small_max;	/* pymalloc's SMALL_REQUEST_THRESHOLD, 1..2^31-1 */
 	uint32_t sys_nr;	/* raw only: announce with this system call
 				 * (0: free(NULL) through probe_free) */
+	/* sys_nr and tstate != 0: a sampled object-domain block (its caller
+	 * holds the GIL, so the running thread state is the caller's and its
+	 * frames stay put) is announced with its Python frames, read here:
+	 * no read of the target from BPF. Offsets within the interpreter's
+	 * structs; cframe 0: the frame pointer is in the thread state. */
+	struct {
+		uint64_t tstate;	/* address of the running thread state word */
+		uint64_t walk;		/* rw address of two u32: bytes of frames
+					 * to capture (16 each, <= HK_TRAMP_WALK_MAX;
+					 * 0: let BPF walk) and frames to count
+					 * beyond them */
+		int32_t cframe, current_frame, code, previous, instr, owner;
+	} py;
 	bool tagging;		/* call and tag (else tail-jump) */
 	bool raw;		/* generate the raw entries (needs tag) */
 	unsigned nclasses;	/* 0..HK_TRAMP_MAX_CLASSES, bounds increasing;

@@ -6,9 +6,16 @@
 #include <capstone/capstone.h>
 #include <errno.h>
 #include <math.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
 #include <unistd.h>
 #include "disasm.h"
 #include "trampoline.h"
@@ -427,6 +434,21 @@ Test(trampoline, rejects_bad_specs)
 	cr_assert_eq(o.len, need);
 }
 
+/* Announcements by getppid(2) with frames, the interpreter's offsets
+ * from `base` on. */
+static void with_walk(struct hk_tramp_spec *s, int32_t base)
+{
+	s->sys_nr = SYS_getppid;
+	s->py.tstate = 0x555555800000;
+	s->py.walk = s->table + 8 * (HK_TRAMP_MAX_CLASSES + 1);
+	s->py.cframe = base;
+	s->py.current_frame = base + 8;
+	s->py.code = base + 16;
+	s->py.previous = base + 24;
+	s->py.instr = base + 32;
+	s->py.owner = base + 40;
+}
+
 Test(trampoline, sizes_and_pool)
 {
 	struct hk_tramp_spec s;
@@ -435,9 +457,11 @@ Test(trampoline, sizes_and_pool)
 	static const uint64_t bounds[8] = { 200, 1000, 5000, 20000, 100000,
 					    1000000, 10000000, 1u << 31 };
 
-	/* The largest spec: 8 classes, raw entries, every compare imm32. */
+	/* The largest spec: 8 classes, raw entries, every compare imm32,
+	 * announcements by system call with frames, every offset a disp32. */
 	spec_base(&s, 0x555555600001, 0x555555700000);
 	s.small_max = INT32_MAX;
+	with_walk(&s, 0x1000);
 	for (int i = 0; i < 8; i++)
 		add_class(&s, bounds[i], 0.5);
 	cr_assert_eq(hk_tramp_build(&s, buf, sizeof(buf), &o), 0);
@@ -509,6 +533,9 @@ static void check_disassembly(const struct hk_tramp_spec *s)
 		case X86_INS_CALL: case X86_INS_RET: case X86_INS_PUSH:
 		case X86_INS_POP: case X86_INS_INT3:
 			break;
+		case X86_INS_SYSCALL: case X86_INS_MOVZX: case X86_INS_JA:
+			cr_assert(s->sys_nr, "%s without sys_nr", x->mnemonic);
+			break;
 		default:
 			cr_assert_fail("unexpected %s %s", x->mnemonic, x->op_str);
 		}
@@ -530,6 +557,8 @@ static void check_disassembly(const struct hk_tramp_spec *s)
 			} else {
 				cr_assert(ea == s->state || ea == s->table ||
 					  ea == s->tag || ea == s->tag + 8 ||
+					  (s->py.tstate && (ea == s->py.walk ||
+							    ea == s->py.walk + 4)) ||
 					  (ea >= pool && ea < pool_end),
 					  "%s %s reads %#llx", x->mnemonic,
 					  x->op_str, (unsigned long long)ea);
@@ -579,6 +608,12 @@ Test(trampoline, disassembly_is_clean)
 	for (int i = 3; i < 8; i++)
 		add_class(&s, 1000u << i, 1.0);
 	s.small_max = INT32_MAX;
+	check_disassembly(&s);
+	with_walk(&s, 8);			/* disp8 offsets */
+	check_disassembly(&s);
+	with_walk(&s, 0x1000);			/* disp32 */
+	check_disassembly(&s);
+	s.py.cframe = 0;			/* frame pointer in the thread state */
 	check_disassembly(&s);
 }
 
@@ -716,6 +751,187 @@ Test(trampoline, sampled_calls_are_padded_tagged_announced)
 		cr_assert_eq(e.state[0], st);
 		env_check_clean(&e);
 	}
+}
+
+/* ---- announcements by system call ----
+ * getppid(2) is made to raise SIGSYS (a seccomp filter in this test's own
+ * process), whose handler records the registers the call was made with
+ * and the frames r10 points to. */
+
+struct sysrec {
+	unsigned n;			/* calls seen */
+	uint64_t nr, rdi, rsi, rdx, r10, r8, r9;
+	uint8_t frames[16 * HK_TRAMP_WALK_MAX];
+};
+static struct sysrec sysrec;
+
+static void on_sigsys(int sig, siginfo_t *si, void *uc_)
+{
+	ucontext_t *uc = uc_;
+	greg_t *g = uc->uc_mcontext.gregs;
+	uint64_t n = (uint64_t)g[REG_R8];
+
+	(void)sig;
+	(void)si;
+	sysrec.n++;
+	sysrec.nr = (uint64_t)g[REG_RAX];
+	sysrec.rdi = (uint64_t)g[REG_RDI];
+	sysrec.rsi = (uint64_t)g[REG_RSI];
+	sysrec.rdx = (uint64_t)g[REG_RDX];
+	sysrec.r10 = (uint64_t)g[REG_R10];
+	sysrec.r8 = n;
+	sysrec.r9 = (uint64_t)g[REG_R9];
+	if (sysrec.rdi == MAGIC + HK_ANN_FRAMES && n <= HK_TRAMP_WALK_MAX)
+		memcpy(sysrec.frames, (void *)(uintptr_t)sysrec.r10, 16 * n);
+	g[REG_RAX] = 1;
+}
+
+static void trap_getppid(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
+	struct sigaction sa = { .sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO };
+
+	cr_assert_eq(sigaction(SIGSYS, &sa, NULL), 0);
+	cr_assert_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+	cr_assert_eq(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0);
+}
+
+/* A fake interpreter: the running-thread-state word, a thread state with
+ * its cframe pointer far in (a disp32), a cframe, a chain of frames. */
+#define F_CFRAME 0x150
+#define F_CURRENT 8
+#define F_CODE 32
+#define F_PREV 48
+#define F_INSTR 56
+#define F_OWNER 69
+#define NFAKE 5
+static uint64_t fake_running;
+static uint8_t fake_ts[0x200], fake_cf[16], fake_fr[NFAKE][80];
+static uint32_t walk_word[2];
+
+static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+
+static void fake_interpreter(void)
+{
+	memset(fake_ts, 0, sizeof(fake_ts));
+	memset(fake_fr, 0xee, sizeof(fake_fr));
+	fake_running = U(fake_ts);
+	put64(fake_ts + F_CFRAME, U(fake_cf));
+	put64(fake_cf + F_CURRENT, U(fake_fr[0]));
+	for (int i = 0; i < NFAKE; i++) {
+		uint64_t code = 0x7000000000ull + 0x1000 * (uint64_t)i;
+
+		put64(fake_fr[i] + F_CODE, code);
+		put64(fake_fr[i] + F_PREV, i + 1 < NFAKE ? U(fake_fr[i + 1]) : 0);
+		/* the first frame not started (before its code's first unit) */
+		put64(fake_fr[i] + F_INSTR, code + (i ? 200 + 2 * (uint64_t)i : 190));
+		fake_fr[i][F_OWNER] = (uint8_t)i;
+	}
+}
+
+static void sys_env(struct env *e)
+{
+	env_init(e);
+	e->s.sys_nr = SYS_getppid;
+	e->s.py.tstate = U(&fake_running);
+	e->s.py.walk = U(walk_word);
+	e->s.py.cframe = F_CFRAME;
+	e->s.py.current_frame = F_CURRENT;
+	e->s.py.code = F_CODE;
+	e->s.py.previous = F_PREV;
+	e->s.py.instr = F_INSTR;
+	e->s.py.owner = F_OWNER;
+	add_class(&e->s, 128, 0.0);	/* never; >= 128 always */
+	env_load(e);
+	fake_interpreter();
+	trap_getppid();
+}
+
+/* One sampled allocation: the block back, tagged, the raw function called
+ * once for 16 bytes more, then one getppid(2) with rsi = the block and
+ * rdx = the size; returns what rdi carried. */
+static uint64_t sys_alloc(struct env *e, int entry, uint64_t size)
+{
+	static struct fake f;
+	uint64_t p = fake_block(&f, 520, false), r;
+
+	tramp_t_ret = p;
+	memset(&sysrec, 0, sizeof(sysrec));
+	r = call(e, entry, 0x0b1ec7, size, ARG3);
+	cr_assert_eq(r, p, "result not passed back");
+	cr_assert(has_tag(p), "block not tagged");
+	cr_assert_eq(tramp_t_nlog, 1, "%u stub calls", tramp_t_nlog);
+	assert_call(&tramp_t_log[0], P_RAW_MALLOC, MAGIC, size + 16, ARG3, 4);
+	cr_assert_eq(sysrec.n, 1, "%u system calls", sysrec.n);
+	cr_assert_eq(sysrec.nr, SYS_getppid);
+	cr_assert_eq(sysrec.rsi, p, "announced block");
+	cr_assert_eq(sysrec.rdx, size, "announced size");
+	return sysrec.rdi;
+}
+
+/* The frames announced are the fake interpreter's, from the top. */
+static void assert_frames(unsigned n, unsigned total)
+{
+	cr_assert_eq(sysrec.r8, n, "%llu frames captured, not %u",
+		     (unsigned long long)sysrec.r8, n);
+	cr_assert_eq(sysrec.r9, total, "%llu frames in all, not %u",
+		     (unsigned long long)sysrec.r9, total);
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t code;
+		int32_t off;
+
+		memcpy(&code, sysrec.frames + 16 * i, 8);
+		memcpy(&off, sysrec.frames + 16 * i + 8, 4);
+		cr_assert_eq(code, 0x7000000000ull + 0x1000 * i, "frame %u code", i);
+		cr_assert_eq(off, i ? 200 + 2 * (int)i : 190, "frame %u instr_off", i);
+		cr_assert_eq(sysrec.frames[16 * i + 12], i, "frame %u owner", i);
+		for (int k = 13; k < 16; k++)
+			cr_assert_eq(sysrec.frames[16 * i + k], 0, "frame %u pad", i);
+	}
+}
+
+/* With a system call and the interpreter's layout, a sampled object-domain
+ * block is announced with the frames its caller is running, read by the
+ * trampoline: as many as the walk word says, and the count of the rest
+ * if asked; raw-domain blocks (no GIL) and a walk word of 0 or too big
+ * are announced without frames (BPF walks then). */
+Test(trampoline, sys_announcements_carry_frames)
+{
+	struct env e;
+
+	sys_env(&e);
+	walk_word[0] = 16 * 3;
+	walk_word[1] = 65535;
+	cr_assert_eq(sys_alloc(&e, HK_TE_OBJ_MALLOC, 200), MAGIC + HK_ANN_FRAMES);
+	assert_frames(3, NFAKE);
+	walk_word[1] = 0;
+	cr_assert_eq(sys_alloc(&e, HK_TE_OBJ_MALLOC, 300), MAGIC + HK_ANN_FRAMES);
+	assert_frames(3, 3);
+	walk_word[0] = 16 * HK_TRAMP_WALK_MAX;
+	cr_assert_eq(sys_alloc(&e, HK_TE_OBJ_MALLOC, 512), MAGIC + HK_ANN_FRAMES);
+	assert_frames(NFAKE, NFAKE);
+	/* no thread state, no cframe: no frames */
+	fake_running = 0;
+	cr_assert_eq(sys_alloc(&e, HK_TE_OBJ_MALLOC, 200), MAGIC + HK_ANN_FRAMES);
+	assert_frames(0, 0);
+	fake_running = U(fake_ts);
+	put64(fake_ts + F_CFRAME, 0);
+	cr_assert_eq(sys_alloc(&e, HK_TE_OBJ_MALLOC, 200), MAGIC + HK_ANN_FRAMES);
+	assert_frames(0, 0);
+	put64(fake_ts + F_CFRAME, U(fake_cf));
+	/* the raw domain, and walk words that turn it off */
+	cr_assert_eq(sys_alloc(&e, HK_TE_RAW_MALLOC, 200), MAGIC + HK_ANN_ALLOC);
+	walk_word[0] = 0;
+	cr_assert_eq(sys_alloc(&e, HK_TE_OBJ_MALLOC, 200), MAGIC + HK_ANN_ALLOC);
+	walk_word[0] = 16 * (HK_TRAMP_WALK_MAX + 1);
+	cr_assert_eq(sys_alloc(&e, HK_TE_OBJ_MALLOC, 200), MAGIC + HK_ANN_ALLOC);
+	env_check_clean(&e);
 }
 
 /* Without tags (not glibc): the sampled path is a tail jump, unpadded. */
