@@ -537,12 +537,22 @@ int BPF_KRETPROBE(alloc_return)
  * sampled and tagged (addr), of the size asked for, with the nonce of its
  * draw. Through the free probe (free(NULL), see free_enter) a nonce seen
  * before is a stale marker; a system call is never stale (check 0). */
+/* --sample: keep a block the trampoline sampled, with its stack's id. */
+static __always_inline void keep_sampled(__u64 addr, __u64 size, __u32 stack)
+{
+	__u32 cls;
+
+	sample_decide(1, size, &cls);
+	if (live_put(addr, HK_BLOCK(size, cls, stack)))
+		count(HK_CNT_LIVE_FULL);
+	else
+		count(HK_CNT_ALLOCS);
+}
+
 static __always_inline void announced(__u64 addr, __u64 size, __u64 nonce,
 				      int check)
 {
 	struct inflight *in;
-	__u64 blk;
-	__u32 cls;
 
 	if (!addr)
 		return;
@@ -556,12 +566,7 @@ static __always_inline void announced(__u64 addr, __u64 size, __u64 nonce,
 			return;
 		in->last_nonce = nonce;
 	}
-	sample_decide(1, size, &cls);
-	blk = HK_BLOCK(size, cls, capture_stack((__u32)bpf_get_current_pid_tgid()));
-	if (live_put(addr, blk))
-		count(HK_CNT_LIVE_FULL);
-	else
-		count(HK_CNT_ALLOCS);
+	keep_sampled(addr, size, capture_stack((__u32)bpf_get_current_pid_tgid()));
 }
 
 /* --sample, raw domain switched: a realloc of a traced block whose result
@@ -634,20 +639,11 @@ int sys_announce(void *ctx)
 		return 0;
 	addr = BPF_CORE_READ(regs, si);
 	if (k == HK_ANN_FRAMES) {
-		__u64 size = BPF_CORE_READ(regs, dx);
-		__u32 cls;
-
-		if (!addr)
-			return 0;
-		sample_decide(1, size, &cls);
-		blk = HK_BLOCK(size, cls,
-			       user_stack(BPF_CORE_READ(regs, r10),
-					  (__u32)BPF_CORE_READ(regs, r8),
-					  (__u32)BPF_CORE_READ(regs, r9)));
-		if (live_put(addr, blk))
-			count(HK_CNT_LIVE_FULL);
-		else
-			count(HK_CNT_ALLOCS);
+		if (addr)
+			keep_sampled(addr, BPF_CORE_READ(regs, dx),
+				     user_stack(BPF_CORE_READ(regs, r10),
+						(__u32)BPF_CORE_READ(regs, r8),
+						(__u32)BPF_CORE_READ(regs, r9)));
 	} else if (k == HK_ANN_ALLOC)
 		announced(addr, BPF_CORE_READ(regs, dx), 0, 0);
 	else if (k == HK_ANN_FREE) {
