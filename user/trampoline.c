@@ -268,36 +268,10 @@ static void test_rr(struct em *e, int a, int c) { op_rr(e, 0x85, a, c); }
 static void add_rr(struct em *e, int dst, int src) { op_rr(e, 0x01, dst, src); }
 static void sub_rr(struct em *e, int dst, int src) { op_rr(e, 0x29, dst, src); }
 
-/* op reg, [base + index*8 + disp8] (index < 0: none); w: 64-bit */
-static void mem_op(struct em *e, bool w, uint8_t op, int reg, int base,
-		   int index, int8_t disp)
-{
-	rex(e, w, reg, index < 0 ? 0 : index, base, false);
-	b(e, op);
-	if (index < 0 && (base & 7) != RSP) {
-		modrm(e, 1, reg, base);
-	} else {
-		modrm(e, 1, reg, RSP);
-		b(e, (uint8_t)((index < 0 ? 0 : 3) << 6 |
-			       ((index < 0 ? RSP : index) & 7) << 3 | (base & 7)));
-	}
-	b(e, (uint8_t)disp);
-}
-
-static void load(struct em *e, int dst, int base, int8_t disp)
-{
-	mem_op(e, true, 0x8b, dst, base, -1, disp);
-}
-
-static void store(struct em *e, int base, int8_t disp, int src)
-{
-	mem_op(e, true, 0x89, src, base, -1, disp);
-}
-
-/* op reg, [base + index + disp] (index < 0: none), disp8 or disp32;
- * op0f: a two-byte opcode 0f op; w: 64-bit */
+/* op reg, [base + (index << scale_log) + disp] (index < 0: none), disp8
+ * or disp32; op0f: a two-byte opcode 0f op; w: 64-bit */
 static void mem_x(struct em *e, bool w, bool op0f, uint8_t op, int reg,
-		  int base, int index, int32_t disp)
+		  int base, int index, int scale_log, int32_t disp)
 {
 	bool d8 = disp >= INT8_MIN && disp <= INT8_MAX;
 	bool sibb = index >= 0 || (base & 7) == RSP;
@@ -308,8 +282,19 @@ static void mem_x(struct em *e, bool w, bool op0f, uint8_t op, int reg,
 	b(e, op);
 	modrm(e, d8 ? 1 : 2, reg, sibb ? RSP : base);
 	if (sibb)
-		b(e, (uint8_t)(((index < 0 ? RSP : index) & 7) << 3 | (base & 7)));
+		b(e, (uint8_t)((index < 0 ? 0 : scale_log) << 6 |
+			       ((index < 0 ? RSP : index) & 7) << 3 | (base & 7)));
 	le(e, (uint32_t)disp, d8 ? 1 : 4);
+}
+
+static void load(struct em *e, int dst, int base, int32_t disp)
+{
+	mem_x(e, true, false, 0x8b, dst, base, -1, 0, disp);
+}
+
+static void store(struct em *e, int base, int32_t disp, int src)
+{
+	mem_x(e, true, false, 0x89, src, base, -1, 0, disp);
 }
 
 /* mov r32, [rip + target] */
@@ -324,7 +309,7 @@ static void mov32_load_rip(struct em *e, int reg, uint64_t a)
 /* jmp / call [base + index*8] */
 static void jmp_tab(struct em *e, int base, int index, bool call)
 {
-	mem_op(e, false, 0xff, call ? 2 : 4, base, index, 0);
+	mem_x(e, false, false, 0xff, call ? 2 : 4, base, index, 3, 0);
 }
 
 /* call [rip + target] */
@@ -429,6 +414,16 @@ static void ann_regs(struct em *e, int8_t k)
 	arith_ri8(e, true, 0, R11, k);
 }
 
+/* The system call of an announcement, rdi = magic + k (its other
+ * arguments already in place). */
+static void sys_announce(struct em *e, const struct hk_tramp_spec *s, int8_t k)
+{
+	mov_load_rip(e, RDI, pool(e, P_MAGIC));
+	arith_ri8(e, true, 0, RDI, k);
+	mov32_ri(e, RAX, s->sys_nr);
+	b(e, 0x0f); b(e, 0x05);			/* syscall */
+}
+
 /* An announcement to the BPF side, rdx = the block (and rcx = the size
  * asked for, r10 = the nonce, for HK_ANN_ALLOC). Without spec->sys_nr: a
  * free(NULL) through the free probe, r11 = magic + k (one uprobe hit,
@@ -444,10 +439,7 @@ static void announce(struct em *e, const struct hk_tramp_spec *s, int8_t k)
 	}
 	mov_rr(e, RSI, RDX);
 	mov_rr(e, RDX, RCX);
-	mov_load_rip(e, RDI, pool(e, P_MAGIC));
-	arith_ri8(e, true, 0, RDI, k);
-	mov32_ri(e, RAX, s->sys_nr);
-	b(e, 0x0f); b(e, 0x05);			/* syscall */
+	sys_announce(e, s, k);
 }
 
 static bool walks(const struct hk_tramp_spec *s)
@@ -478,32 +470,32 @@ static void announce_frames(struct em *e, const struct hk_tramp_spec *s)
 	mov_rr(e, R10, RSP);
 	sub_rr(e, RSP, RCX);
 	b(e, 0x41); b(e, 0x52);				/* push r10: old rsp */
-	mem_x(e, true, false, 0x8d, R10, RSP, -1, 8);	/* lea r10,[rsp+8] */
+	mem_x(e, true, false, 0x8d, R10, RSP, -1, 0, 8);	/* lea r10,[rsp+8] */
 	xor32_self(e, R9);				/* bytes captured */
 	xor32_self(e, R11);				/* frames beyond */
 	mov_load_rip(e, R8, pool(e, P_TSTATE));
-	mem_x(e, true, false, 0x8b, R8, R8, -1, 0);
+	load(e, R8, R8, 0);
 	test_rr(e, R8, R8);
 	jump(e, CC_E, L_FDONE);
 	if (s->py.cframe) {
-		mem_x(e, true, false, 0x8b, R8, R8, -1, s->py.cframe);
+		load(e, R8, R8, s->py.cframe);
 		test_rr(e, R8, R8);
 		jump(e, CC_E, L_FDONE);
 	}
-	mem_x(e, true, false, 0x8b, R8, R8, -1, s->py.current_frame);
+	load(e, R8, R8, s->py.current_frame);
 	label(e, L_FLOOP);
 	test_rr(e, R8, R8);
 	jump(e, CC_E, L_FDONE);
 	op_rr_w(e, false, 0x39, R9, RCX);		/* cmp r9d,ecx */
 	jump(e, CC_AE, L_FCOUNT);
-	mem_x(e, true, false, 0x8b, RAX, R8, -1, s->py.code);
-	mem_x(e, true, false, 0x89, RAX, R10, R9, 0);
-	mem_x(e, true, false, 0x8b, RDI, R8, -1, s->py.instr);
+	load(e, RAX, R8, s->py.code);
+	mem_x(e, true, false, 0x89, RAX, R10, R9, 0, 0);
+	load(e, RDI, R8, s->py.instr);
 	sub_rr(e, RDI, RAX);
-	mem_x(e, false, false, 0x89, RDI, R10, R9, 8);	/* instr_off */
-	mem_x(e, false, true, 0xb6, RAX, R8, -1, s->py.owner); /* movzx */
-	mem_x(e, false, false, 0x89, RAX, R10, R9, 12);	/* owner, pad 0 */
-	mem_x(e, true, false, 0x8b, R8, R8, -1, s->py.previous);
+	mem_x(e, false, false, 0x89, RDI, R10, R9, 0, 8);	/* instr_off */
+	mem_x(e, false, true, 0xb6, RAX, R8, -1, 0, s->py.owner); /* movzx */
+	mem_x(e, false, false, 0x89, RAX, R10, R9, 0, 12);	/* owner, pad 0 */
+	load(e, R8, R8, s->py.previous);
 	arith_ri8(e, false, 0, R9, 16);
 	jump(e, -1, L_FLOOP);
 	label(e, L_FCOUNT);
@@ -514,16 +506,13 @@ static void announce_frames(struct em *e, const struct hk_tramp_spec *s)
 	op_rr_w(e, false, 0x39, R11, RCX);
 	jump(e, CC_AE, L_FDONE);
 	incdec(e, 0, R11);
-	mem_x(e, true, false, 0x8b, R8, R8, -1, s->py.previous);
+	load(e, R8, R8, s->py.previous);
 	jump(e, -1, L_FC);
 	label(e, L_FDONE);
 	shift(e, false, 5, R9, 4);
 	mov_rr(e, R8, R9);
 	add_rr(e, R9, R11);
-	mov_load_rip(e, RDI, pool(e, P_MAGIC));
-	arith_ri8(e, true, 0, RDI, HK_ANN_FRAMES);
-	mov32_ri(e, RAX, s->sys_nr);
-	b(e, 0x0f); b(e, 0x05);				/* syscall */
+	sys_announce(e, s, HK_ANN_FRAMES);
 	load(e, RSP, RSP, 0);				/* the old rsp */
 	load(e, RAX, RSP, 0);
 	jump(e, -1, L_POPRET);
