@@ -203,6 +203,22 @@ struct walk {
 };
 
 #define FRAME_BUF 64
+#define HASH_SEED 0xcbf29ce484222325ULL
+#define HASH_PRIME 0x100000001b3ULL
+
+/* A stack's hash: its frames in order (hash_frame), then its size
+ * (hash_end; never 0). The same stack hashes the same whoever read it. */
+static __always_inline __u64 hash_frame(__u64 h, const struct hk_frame_raw *f)
+{
+	h = (h ^ f->code) * HASH_PRIME;
+	return (h ^ (__u32)f->instr_off ^ ((__u64)f->owner << 32)) * HASH_PRIME;
+}
+
+static __always_inline __u64 hash_end(__u64 h, __u16 nframes, __u16 total)
+{
+	h = (h ^ ((__u64)nframes << 16 | total)) * HASH_PRIME;
+	return h ? h : 1;
+}
 
 static long walk_frame(__u32 i, struct walk *w)
 {
@@ -234,9 +250,7 @@ static long walk_frame(__u32 i, struct walk *w)
 	f->code = code;
 	f->instr_off = (__s32)(instr - code);
 	f->owner = buf[off_owner];
-	w->hash = (w->hash ^ code) * 0x100000001b3ULL;
-	w->hash = (w->hash ^ (__u32)f->instr_off ^ ((__u64)f->owner << 32)) *
-		  0x100000001b3ULL;
+	w->hash = hash_frame(w->hash, f);
 	w->st->nframes = i + 1;
 	w->frame = *(__u64 *)(buf + off_prev);
 	return 0;
@@ -302,7 +316,7 @@ static __always_inline __u32 capture_stack(__u32 tid)
 	if (!w.frame)
 		return 0;
 	w.st = st;
-	w.hash = 0xcbf29ce484222325ULL;
+	w.hash = HASH_SEED;
 	st->nframes = 0;
 	st->beyond = 0;
 	bpf_loop(HK_MAX_FRAMES, walk_frame, &w, 0);
@@ -315,11 +329,7 @@ static __always_inline __u32 capture_stack(__u32 tid)
 	total = (__u32)st->nframes + st->beyond;
 	st->total = total > HK_TOTAL_CAP ? HK_TOTAL_CAP : total;
 	st->beyond = 0;
-	w.hash = (w.hash ^ ((__u64)st->nframes << 16 | st->total)) *
-		 0x100000001b3ULL;
-	if (!w.hash)
-		w.hash = 1;
-	return stack_id(st, w.hash);
+	return stack_id(st, hash_end(w.hash, st->nframes, st->total));
 }
 
 /* --sample: the stack the trampoline captured itself (HK_ANN_FRAMES):
@@ -329,7 +339,7 @@ static __always_inline __u32 user_stack(__u64 buf, __u32 n, __u32 total)
 {
 	__u32 zero = 0, size = capture_frames * sizeof(struct hk_frame_raw);
 	struct hk_stack *st = bpf_map_lookup_elem(&scratch, &zero);
-	__u64 hash = 0xcbf29ce484222325ULL;
+	__u64 hash = HASH_SEED;
 
 	if (!st || !n)
 		return 0;
@@ -346,9 +356,7 @@ static __always_inline __u32 user_stack(__u64 buf, __u32 n, __u32 total)
 
 		if (i >= n)
 			break;
-		hash = (hash ^ f->code) * 0x100000001b3ULL;
-		hash = (hash ^ (__u32)f->instr_off ^ ((__u64)f->owner << 32)) *
-		       0x100000001b3ULL;
+		hash = hash_frame(hash, f);
 	}
 	if (total > n && capture_frames < frames_limit)
 		count(HK_CNT_TRUNCATED);
@@ -356,8 +364,7 @@ static __always_inline __u32 user_stack(__u64 buf, __u32 n, __u32 total)
 		total = HK_TOTAL_CAP;
 	st->nframes = n;
 	st->total = total;
-	hash = (hash ^ ((__u64)n << 16 | total)) * 0x100000001b3ULL;
-	return stack_id(st, hash ? hash : 1);
+	return stack_id(st, hash_end(hash, st->nframes, st->total));
 }
 
 static __always_inline __u64 call_size(const struct args *a)
