@@ -47,12 +47,18 @@ const volatile __u64 sample_thresh[8] = {};	/* 2^32: always */
 const volatile __u32 target_tgid = 0;
 const volatile __u64 pidns_dev = 0;
 const volatile __u64 pidns_ino = 0;
+/* --sample, ring mode: address of the trampoline's ring word in the
+ * target (the ring's address once it is mapped; 0..3 before). */
+const volatile __u64 ring_word = 0;
 /* Benchmarks only: probes fire and return at once (the uprobe floor). */
 const volatile __u32 bare = 0;
 
 /* Set when the interpreter starts finalizing: the report then shows what
  * was alive when the target began to exit, not what its teardown left. */
 volatile __u32 frozen = 0;
+/* Ring mode: the ring's head when the interpreter began finalizing; the
+ * drain applies no record from there on. */
+volatile __u64 frozen_pos = ~0ULL;
 
 /* Next dense stack id (0 means "no Python frames"). */
 __u32 next_stack_id = 0;
@@ -120,6 +126,15 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 18);
 } new_stacks SEC(".maps");
+
+/* Ring mode: the stack id BPF walked for the record at a ring position
+ * (HK_ANN_WALK), until the drain applies the record. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 12);
+	__type(key, __u64);
+	__type(value, __u32);
+} walked SEC(".maps");
 
 static __always_inline void count(__u32 idx)
 {
@@ -332,22 +347,31 @@ static __always_inline __u32 capture_stack(__u32 tid)
 	return stack_id(st, hash_end(w.hash, st->nframes, st->total));
 }
 
-/* --sample: the stack the trampoline captured itself (HK_ANN_FRAMES):
- * n frames at buf on the target's stack, total on the stack in all. One
- * read, where capture_stack makes one per frame and three more. */
-static __always_inline __u32 user_stack(__u64 buf, __u32 n, __u32 total)
+/* --sample: the stack the trampoline captured itself: n frames at buf,
+ * total on the stack in all; in the target's memory (HK_ANN_FRAMES by
+ * system call) or, own, in hawk-bpf's (a ring record being drained; only
+ * from the sleepable drain program). One read, where capture_stack makes
+ * one per frame and three more. */
+static __always_inline __u32 user_stack(__u64 buf, __u32 n, __u32 total,
+					int own)
 {
 	__u32 zero = 0, size = capture_frames * sizeof(struct hk_frame_raw);
 	struct hk_stack *st = bpf_map_lookup_elem(&scratch, &zero);
 	__u64 hash = HASH_SEED;
+	long err;
 
 	if (!st || !n)
 		return 0;
 	if (n > capture_frames)
 		n = capture_frames;
-	if (size > HK_WALK_MAX * sizeof(struct hk_frame_raw))
+	if (n > HK_WALK_MAX || size > HK_WALK_MAX * sizeof(struct hk_frame_raw))
 		return 0;
-	if (bpf_probe_read_user(st->frames, size, (void *)buf)) {
+	if (own)
+		err = bpf_copy_from_user(st->frames, n * sizeof(struct hk_frame_raw),
+					 (void *)buf);
+	else
+		err = bpf_probe_read_user(st->frames, size, (void *)buf);
+	if (err) {
 		count(HK_CNT_READ_ERR);
 		return 0;
 	}
@@ -639,18 +663,30 @@ int sys_announce(void *ctx)
 	__u64 k = BPF_CORE_READ(regs, di) - sample_magic, addr, blk;
 	struct bpf_pidns_info ns;
 
-	if (k < HK_ANN_ALLOC || k > HK_ANN_FRAMES || bare || frozen)
+	if (k < HK_ANN_ALLOC || k > HK_ANN_WALK || bare)
 		return 0;
 	if (bpf_get_ns_current_pid_tgid(pidns_dev, pidns_ino, &ns, sizeof(ns)) ||
 	    ns.tgid != target_tgid)
 		return 0;
 	addr = BPF_CORE_READ(regs, si);
+	if (k == HK_ANN_WALK) {
+		/* addr: the record's commit word (1 + its ring position);
+		 * its drain, which the frozen position governs, uses the
+		 * stack */
+		__u32 id = capture_stack((__u32)bpf_get_current_pid_tgid());
+
+		if (bpf_map_update_elem(&walked, &addr, &id, BPF_ANY))
+			count(HK_CNT_STACK_FULL);
+		return 0;
+	}
+	if (frozen)
+		return 0;
 	if (k == HK_ANN_FRAMES) {
 		if (addr)
 			keep_sampled(addr, BPF_CORE_READ(regs, dx),
 				     user_stack(BPF_CORE_READ(regs, r10),
 						(__u32)BPF_CORE_READ(regs, r8),
-						(__u32)BPF_CORE_READ(regs, r9)));
+						(__u32)BPF_CORE_READ(regs, r9), 0));
 	} else if (k == HK_ANN_ALLOC)
 		announced(addr, BPF_CORE_READ(regs, dx), 0, 0);
 	else if (k == HK_ANN_FREE) {
@@ -665,7 +701,86 @@ int sys_announce(void *ctx)
 SEC("uprobe")
 int BPF_KPROBE(finalize_enter)
 {
+	__u64 ring = 0, head;
+
+	/* Ring mode: records reserved from here on are not applied; those
+	 * before still are, whenever the drain reads them. */
+	if (ring_word && !bpf_probe_read_user(&ring, sizeof(ring), (void *)ring_word) &&
+	    ring > 3 &&
+	    !bpf_probe_read_user(&head, sizeof(head), (void *)(ring + HK_RING_HEAD)))
+		frozen_pos = head;
 	frozen = 1;
+	return 0;
+}
+
+struct drain {
+	__u64 buf, off, len, applied;
+};
+
+/* One ring record at d->buf + d->off (hawk-bpf's memory): apply it as the
+ * announcement it is. 1 stops the loop (the end, or a malformed record). */
+static long drain_one(__u32 i, struct drain *d)
+{
+	struct hk_ring_rec r;
+	__u64 len, blk, at = d->buf + d->off;
+	__u32 *id, stack = 0;
+
+	if (d->off + sizeof(r) > d->len)
+		return 1;
+	if (bpf_copy_from_user(&r, sizeof(r), (void *)at)) {
+		count(HK_CNT_RING_BAD);
+		return 1;
+	}
+	len = (__u64)r.len16 * 16;
+	if (len < sizeof(r) || d->off + len > d->len ||
+	    (r.type == HK_ANN_FRAMES && sizeof(r) + r.nframes * sizeof(struct hk_frame_raw) > len)) {
+		count(HK_CNT_RING_BAD);
+		return 1;
+	}
+	d->off += len;
+	if (frozen && r.pos > frozen_pos)	/* pos is 1 + where */
+		return 0;
+	d->applied++;
+	switch (r.type) {
+	case HK_ANN_FRAMES:
+		keep_sampled(r.addr, r.size,
+			     user_stack(at + sizeof(r), r.nframes, r.total, 1));
+		break;
+	case HK_ANN_WALK:
+		id = bpf_map_lookup_elem(&walked, &r.pos);
+		if (id) {
+			stack = *id;
+			bpf_map_delete_elem(&walked, &r.pos);
+		} else {
+			count(HK_CNT_ARGS_LOST);
+		}
+		keep_sampled(r.addr, r.size, stack);
+		break;
+	case HK_ANN_FREE:
+		if (live_take(r.addr, &blk))
+			count(HK_CNT_FREES);
+		break;
+	case HK_ANN_SKIP:
+		break;
+	default:
+		d->applied--;
+		count(HK_CNT_RING_BAD);
+	}
+	return 0;
+}
+
+/* Ring mode: user space reads the target's ring and runs this (BPF
+ * PROG_TEST_RUN) on the complete records, in ring order: the one place
+ * sampled blocks enter and leave the live table then. */
+SEC("syscall")
+int drain(struct hk_drain_ctx *ctx)
+{
+	struct drain d = { .buf = ctx->buf, .len = ctx->len };
+
+	if (d.len > HK_DRAIN_MAX)
+		return -1;
+	bpf_loop(HK_DRAIN_MAX / sizeof(struct hk_ring_rec), drain_one, &d, 0);
+	ctx->applied = d.applied;
 	return 0;
 }
 

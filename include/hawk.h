@@ -33,6 +33,46 @@ enum hk_announce {
 	HK_ANN_BACK = 4,
 	HK_ANN_FREE = 5,
 	HK_ANN_FRAMES = 6,	/* HK_ANN_ALLOC with the frames captured */
+	HK_ANN_WALK = 7,	/* ring: a block whose stack BPF walked */
+	HK_ANN_SKIP = 8,	/* ring: nothing (a realloc that failed) */
+};
+
+/* --sample, ring mode: the trampoline writes its announcements into a
+ * ring in the target's memory (mapped by the trampoline itself on first
+ * use), which hawk-bpf reads every few milliseconds and hands to the
+ * "drain" BPF program: no system call per sampled block. Header page,
+ * then size data bytes (a power of two), then HK_RING_SLACK bytes so that
+ * a record never wraps: it lies whole at data + (pos & (size - 1)).
+ * Producers reserve with compare-and-swap on head while head + len - tail
+ * <= size (else they count it in dropped and go on), write the record and
+ * store its pos last: a record is complete when its pos is 1 + where it
+ * lies (a ring's fresh zeroes are complete nowhere).
+ * Records are committed out of order but read in order. */
+#define HK_RING_HEADER 4096
+#define HK_RING_SLACK 1024
+#define HK_RING_HEAD 0		/* u64: bytes ever reserved */
+#define HK_RING_TAIL 64		/* u64: bytes consumed (hawk-bpf writes it) */
+#define HK_RING_DROPPED 128	/* u64: records dropped, ring full */
+#define HK_RING_SIZE 136	/* u64: data bytes */
+
+struct hk_ring_rec {
+	__u64 pos;		/* 1 + its logical position; stored last */
+	__u64 addr;		/* the block */
+	__u64 size;		/* HK_ANN_FRAMES, HK_ANN_WALK: bytes asked */
+	__u8 type;		/* enum hk_announce */
+	__u8 nframes;		/* HK_ANN_FRAMES: frames that follow */
+	__u16 len16;		/* record bytes / 16 */
+	__u32 total;		/* HK_ANN_FRAMES: frames on the stack */
+	/* struct hk_frame_raw frames[]; */
+};
+
+/* What user space hands the drain program: len bytes of complete records
+ * at buf (in hawk-bpf's memory), at most HK_DRAIN_MAX. */
+#define HK_DRAIN_MAX (1 << 18)
+struct hk_drain_ctx {
+	__u64 buf;
+	__u64 len;
+	__u64 applied;		/* out: records applied */
 };
 
 /* Counters in the BPF "counters" array. Every loss is counted here. */
@@ -48,6 +88,10 @@ enum hk_counter {
 	HK_CNT_RB_DROP,		/* new-stack notification lost (ring full) */
 	HK_CNT_IDS_FULL,	/* more distinct stacks than ids */
 	HK_CNT_SPILLED,		/* blocks that found both their buckets full */
+	HK_CNT_RING_BAD,	/* ring record malformed (not applied) */
+	/* filled in user space: */
+	HK_CNT_RING_DROPPED,	/* sampled records dropped: ring full */
+	HK_CNT_RING_LOST,	/* ... not written (no ring) or never read */
 	HK_CNT_MAX,
 };
 
@@ -74,6 +118,7 @@ struct hk_py_layout {
 	__u32 interp_threads_head;	/* PyInterpreterState.threads.head */
 	__u32 tstate_next;
 	__u32 tstate_native_tid;
+	__u32 tstate_thread_id;		/* pthread_self() of its thread */
 	__u32 tstate_cframe;		/* 0: frame pointer lives in tstate */
 	__u32 cframe_current_frame;
 	__u32 frame_code;
