@@ -54,13 +54,17 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include "hawk.h"
 
 enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11 };
 enum { CC_O = 0, CC_B = 2, CC_AE = 3, CC_E = 4, CC_NE = 5, CC_BE = 6, CC_A = 7 };
 enum { L_UOC, L_URC, L_UOM, L_RRD, L_RFR, L_D, L_SAMPLED, L_ADJC, L_ADJR,
        L_CALL, L_RET, L_TAGRAX, L_OLDU, L_OLDS, L_RETAG, L_SIZED, L_POPRET,
-       L_UN, L_RAWANN, L_FLOOP, L_FCOUNT, L_FC, L_FDONE, L_POOL, L_N };
+       L_UN, L_RAWANN, L_FLOOP, L_FCOUNT, L_FC, L_FDONE, L_RESERVE, L_RHAVE,
+       L_RRETRY, L_RFULL, L_RNONE, L_RINGNEW, L_RNFAIL, L_RNDONE, L_ACFAIL,
+       L_AC1, L_AC2, L_WALKREC, L_ARDONE, L_OLDUPLAIN, L_OLDUT, L_POOL, L_N };
 #define MAX_JUMPS 64
 
 struct em {
@@ -447,6 +451,50 @@ static bool walks(const struct hk_tramp_spec *s)
 	return s->sys_nr && s->py.tstate;
 }
 
+/* Copies the GIL holder's Python frames (code object, instruction offset,
+ * owner: struct hk_frame_raw) to r10: r9 = bytes copied (0 on entry, at
+ * most rcx), r11 = frames counted beyond them (0 on entry, at most the
+ * walk word's second half). Clobbers r8, rax, rcx and tmp; ends at L_FDONE
+ * (not emitted). */
+static void frame_loop(struct em *e, const struct hk_tramp_spec *s, int tmp)
+{
+	mov_load_rip(e, R8, pool(e, P_TSTATE));
+	load(e, R8, R8, 0);
+	test_rr(e, R8, R8);
+	jump(e, CC_E, L_FDONE);
+	if (s->py.cframe) {
+		load(e, R8, R8, s->py.cframe);
+		test_rr(e, R8, R8);
+		jump(e, CC_E, L_FDONE);
+	}
+	load(e, R8, R8, s->py.current_frame);
+	label(e, L_FLOOP);
+	test_rr(e, R8, R8);
+	jump(e, CC_E, L_FDONE);
+	op_rr_w(e, false, 0x39, R9, RCX);		/* cmp r9d,ecx */
+	jump(e, CC_AE, L_FCOUNT);
+	load(e, RAX, R8, s->py.code);
+	mem_x(e, true, false, 0x89, RAX, R10, R9, 0, 0);
+	load(e, tmp, R8, s->py.instr);
+	sub_rr(e, tmp, RAX);
+	mem_x(e, false, false, 0x89, tmp, R10, R9, 0, 8);	/* instr_off */
+	mem_x(e, false, true, 0xb6, RAX, R8, -1, 0, s->py.owner); /* movzx */
+	mem_x(e, false, false, 0x89, RAX, R10, R9, 0, 12);	/* owner, pad 0 */
+	load(e, R8, R8, s->py.previous);
+	arith_ri8(e, false, 0, R9, 16);
+	jump(e, -1, L_FLOOP);
+	label(e, L_FCOUNT);
+	mov32_load_rip(e, RCX, s->py.walk + 4);	/* frames to count beyond */
+	label(e, L_FC);
+	test_rr(e, R8, R8);
+	jump(e, CC_E, L_FDONE);
+	op_rr_w(e, false, 0x39, R11, RCX);
+	jump(e, CC_AE, L_FDONE);
+	incdec(e, 0, R11);
+	load(e, R8, R8, s->py.previous);
+	jump(e, -1, L_FC);
+}
+
 /* After announce_call's call, an object-domain block ([rsp] = its index,
  * even; rax = the block, tagged): announce it with the caller's Python
  * frames, HK_ANN_FRAMES: rsi = the block, rdx = the size, r10 = the frames
@@ -473,41 +521,7 @@ static void announce_frames(struct em *e, const struct hk_tramp_spec *s)
 	mem_x(e, true, false, 0x8d, R10, RSP, -1, 0, 8);	/* lea r10,[rsp+8] */
 	xor32_self(e, R9);				/* bytes captured */
 	xor32_self(e, R11);				/* frames beyond */
-	mov_load_rip(e, R8, pool(e, P_TSTATE));
-	load(e, R8, R8, 0);
-	test_rr(e, R8, R8);
-	jump(e, CC_E, L_FDONE);
-	if (s->py.cframe) {
-		load(e, R8, R8, s->py.cframe);
-		test_rr(e, R8, R8);
-		jump(e, CC_E, L_FDONE);
-	}
-	load(e, R8, R8, s->py.current_frame);
-	label(e, L_FLOOP);
-	test_rr(e, R8, R8);
-	jump(e, CC_E, L_FDONE);
-	op_rr_w(e, false, 0x39, R9, RCX);		/* cmp r9d,ecx */
-	jump(e, CC_AE, L_FCOUNT);
-	load(e, RAX, R8, s->py.code);
-	mem_x(e, true, false, 0x89, RAX, R10, R9, 0, 0);
-	load(e, RDI, R8, s->py.instr);
-	sub_rr(e, RDI, RAX);
-	mem_x(e, false, false, 0x89, RDI, R10, R9, 0, 8);	/* instr_off */
-	mem_x(e, false, true, 0xb6, RAX, R8, -1, 0, s->py.owner); /* movzx */
-	mem_x(e, false, false, 0x89, RAX, R10, R9, 0, 12);	/* owner, pad 0 */
-	load(e, R8, R8, s->py.previous);
-	arith_ri8(e, false, 0, R9, 16);
-	jump(e, -1, L_FLOOP);
-	label(e, L_FCOUNT);
-	mov32_load_rip(e, RCX, s->py.walk + 4);	/* frames to count beyond */
-	label(e, L_FC);
-	test_rr(e, R8, R8);
-	jump(e, CC_E, L_FDONE);
-	op_rr_w(e, false, 0x39, R11, RCX);
-	jump(e, CC_AE, L_FDONE);
-	incdec(e, 0, R11);
-	load(e, R8, R8, s->py.previous);
-	jump(e, -1, L_FC);
+	frame_loop(e, s, RDI);
 	label(e, L_FDONE);
 	shift(e, false, 5, R9, 4);
 	mov_rr(e, R8, R9);
@@ -556,6 +570,306 @@ static void announce_call(struct em *e, const struct hk_tramp_spec *s)
 	label(e, L_POPRET);
 	arith_ri8(e, true, 0, RSP, 24);
 	b(e, 0xc3);
+}
+
+/* ---- ring mode (spec->ring) ---------------------------------------------- */
+
+/* The word at a record's offset 24: type, no frames, length. */
+#define RING_WORD(type, len) ((uint32_t)(type) | (uint32_t)((len) / 16) << 16)
+#define REC_LEN ((uint32_t)sizeof(struct hk_ring_rec))
+
+static void push(struct em *e, int r)
+{
+	if (r & 8)
+		b(e, 0x41);
+	b(e, (uint8_t)(0x50 + (r & 7)));
+}
+
+static void pop(struct em *e, int r)
+{
+	if (r & 8)
+		b(e, 0x41);
+	b(e, (uint8_t)(0x58 + (r & 7)));
+}
+
+/* call to an internal label (rel32) */
+static void call_label(struct em *e, int l)
+{
+	int64_t d = 0;
+
+	b(e, 0xe8);
+	if (e->prev[l] != SIZE_MAX)
+		d = (int64_t)e->prev[l] - (int64_t)(e->pos + 4);
+	le(e, (uint64_t)d, 4);
+}
+
+/* mov qword [base + disp], imm32 (sign-extended) */
+static void store_imm(struct em *e, int base, int32_t disp, uint32_t imm)
+{
+	mem_x(e, true, false, 0xc7, 0, base, -1, 0, disp);
+	le(e, imm, 4);
+}
+
+/* The record at r, whose position waits in its size word: give it word
+ * (type and length) and commit it (its position, last). */
+static void commit_parked(struct em *e, int r, int tmp)
+{
+	load(e, tmp, r, 16);
+	store(e, r, 0, tmp);
+}
+
+/* Subroutines. RESERVE: ecx = record bytes; returns r8 = the record (0 if
+ * none: no ring yet, or full; counted) and rax = 1 + its position (what
+ * commits it); clobbers
+ * r11 and flags only. RINGNEW maps the ring (mmap(2)) if nobody has, and
+ * its size word asks for one; clobbers rax and flags only. */
+static void ring_subs(struct em *e, const struct hk_tramp_spec *s)
+{
+	static const int saved[] = { RCX, RDX, RBX, RSI, RDI, R8, R9, R10, R11 };
+	const int nsaved = (int)(sizeof(saved) / sizeof(saved[0]));
+
+	label(e, L_RESERVE);
+	mov_load_rip(e, R8, s->ring);
+	cmp_ri(e, R8, 3);
+	jump(e, CC_A, L_RHAVE);
+	test_rr(e, R8, R8);
+	jump(e, CC_NE, L_RNONE);
+	call_label(e, L_RINGNEW);
+	mov_load_rip(e, R8, s->ring);
+	cmp_ri(e, R8, 3);
+	jump(e, CC_BE, L_RNONE);
+	label(e, L_RHAVE);
+	push(e, RDX);
+	load(e, RAX, R8, HK_RING_HEAD);
+	label(e, L_RRETRY);
+	mem_x(e, true, false, 0x8d, RDX, RAX, RCX, 0, 0);	/* lea rdx,[rax+rcx] */
+	mov_rr(e, R11, RDX);
+	mem_x(e, true, false, 0x2b, R11, R8, -1, 0, HK_RING_TAIL);	/* sub */
+	mem_x(e, true, false, 0x3b, R11, R8, -1, 0, HK_RING_SIZE);	/* cmp */
+	jump(e, CC_A, L_RFULL);
+	b(e, 0xf0);						/* lock */
+	mem_x(e, true, true, 0xb1, RDX, R8, -1, 0, HK_RING_HEAD);	/* cmpxchg */
+	jump(e, CC_NE, L_RRETRY);
+	load(e, RDX, R8, HK_RING_SIZE);
+	incdec(e, 1, RDX);
+	op_rr(e, 0x21, RDX, RAX);				/* and rdx,rax */
+	mem_x(e, true, false, 0x8d, R8, R8, RDX, 0, HK_RING_HEADER);
+	incdec(e, 0, RAX);				/* its commit word */
+	pop(e, RDX);
+	b(e, 0xc3);
+	label(e, L_RFULL);
+	b(e, 0xf0);
+	mem_x(e, true, false, 0xff, 0, R8, -1, 0, HK_RING_DROPPED);	/* inc */
+	pop(e, RDX);
+	xor32_self(e, R8);
+	b(e, 0xc3);
+	label(e, L_RNONE);
+	b(e, 0xf0);
+	op_rip(e, 0xff, 0, s->ring + 16);			/* inc [lost] */
+	xor32_self(e, R8);
+	b(e, 0xc3);
+
+	label(e, L_RINGNEW);
+	for (int i = 0; i < nsaved; i++)
+		push(e, saved[i]);
+	mov32_load_rip(e, RBX, s->ring + 8);		/* data bytes */
+	op_rr_w(e, false, 0x85, RBX, RBX);
+	jump(e, CC_E, L_RNDONE);
+	lea_rd8(e, RAX, RBX, -1);			/* a power of two? */
+	op_rr_w(e, false, 0x85, RAX, RBX);
+	jump(e, CC_NE, L_RNDONE);
+	xor32_self(e, RAX);
+	mov32_ri(e, RCX, 1);
+	b(e, 0xf0);
+	rex(e, true, RCX, 0, 0, false);			/* cmpxchg [ring],rcx */
+	b(e, 0x0f); b(e, 0xb1);
+	modrm(e, 0, RCX, 5);
+	rel32(e, s->ring, 0);
+	jump(e, CC_NE, L_RNDONE);
+	mem_x(e, true, false, 0x8d, RSI, RBX, -1, 0, HK_RING_HEADER + HK_RING_SLACK);
+	xor32_self(e, RDI);
+	mov32_ri(e, RDX, PROT_READ | PROT_WRITE);
+	mov32_ri(e, R10, MAP_PRIVATE | MAP_ANONYMOUS);
+	arith_ri8(e, true, 1, R8, -1);			/* or r8,-1: no fd */
+	xor32_self(e, R9);
+	mov32_ri(e, RAX, SYS_mmap);
+	b(e, 0x0f); b(e, 0x05);				/* syscall */
+	b(e, 0x48); b(e, 0x3d); le(e, (uint64_t)-4096, 4);	/* cmp rax,-4096 */
+	jump(e, CC_A, L_RNFAIL);
+	store(e, RAX, HK_RING_SIZE, RBX);
+	mov_store_rip(e, RAX, s->ring);			/* published last */
+	jump(e, -1, L_RNDONE);
+	label(e, L_RNFAIL);
+	mov32_ri(e, RCX, 3);
+	mov_store_rip(e, RCX, s->ring);
+	label(e, L_RNDONE);
+	for (int i = nsaved - 1; i >= 0; i--)
+		pop(e, saved[i]);
+	b(e, 0xc3);
+}
+
+/* After announce_call's call ([rsp] = index, [rsp + 8] = the size asked,
+ * [rsp + 16] = the block): its record. With the caller's frames if the
+ * caller holds the GIL (the running thread state is its own, by
+ * pthread_self(): then its frames stay put while we read them), else one
+ * BPF walks at a getppid(2) made before the record is committed.
+ * Clobbers what a call may. */
+static void ring_alloc(struct em *e, const struct hk_tramp_spec *s)
+{
+	mov32_load_rip(e, RCX, s->py.walk);		/* bytes to capture */
+	op_rr_w(e, false, 0x85, RCX, RCX);
+	jump(e, CC_E, L_WALKREC);
+	cmp_ri(e, RCX, 16 * HK_TRAMP_WALK_MAX);
+	jump(e, CC_A, L_WALKREC);
+	mov_load_rip(e, R8, pool(e, P_TSTATE));
+	load(e, R8, R8, 0);
+	test_rr(e, R8, R8);
+	jump(e, CC_E, L_WALKREC);
+	/* mov rdx, fs:[0x10]: glibc's pthread_self() */
+	b(e, 0x64); b(e, 0x48); b(e, 0x8b); b(e, 0x14); b(e, 0x25); le(e, 0x10, 4);
+	mem_x(e, true, false, 0x3b, RDX, R8, -1, 0, s->py.thread_id);
+	jump(e, CC_NE, L_WALKREC);
+	arith_ri8(e, false, 0, RCX, (int8_t)REC_LEN);
+	call_label(e, L_RESERVE);
+	test_rr(e, R8, R8);
+	jump(e, CC_E, L_ARDONE);
+	arith_ri8(e, false, 5, RCX, (int8_t)REC_LEN);
+	mov_rr(e, RDI, R8);
+	push(e, RAX);					/* its position */
+	load(e, RDX, RSP, 24);
+	store(e, RDI, 8, RDX);				/* the block */
+	load(e, RDX, RSP, 16);
+	store(e, RDI, 16, RDX);				/* the size */
+	/* edx = its length (in 16ths, << 16) and type, while rcx holds it */
+	mem_x(e, false, false, 0x8d, RDX, RCX, -1, 0, (int32_t)REC_LEN);	/* lea edx,[rcx+32] */
+	shift(e, false, 4, RDX, 12);
+	arith_ri8(e, false, 1, RDX, HK_ANN_FRAMES);	/* or */
+	lea_rd8(e, R10, RDI, (int8_t)REC_LEN);
+	xor32_self(e, R9);
+	xor32_self(e, R11);
+	frame_loop(e, s, RSI);
+	label(e, L_FDONE);
+	op_rr_w(e, false, 0x89, RAX, R9);		/* eax = bytes copied */
+	shift(e, false, 4, RAX, 4);			/* frames << 8 */
+	op_rr_w(e, false, 0x09, RDX, RAX);
+	shift(e, false, 5, R9, 4);
+	op_rr_w(e, false, 0x01, R9, R11);		/* total */
+	shift(e, true, 4, R9, 32);
+	op_rr(e, 0x09, RDX, R9);
+	store(e, RDI, 24, RDX);
+	pop(e, RAX);
+	store(e, RDI, 0, RAX);				/* commit */
+	jump(e, -1, L_ARDONE);
+
+	label(e, L_WALKREC);
+	mov32_ri(e, RCX, REC_LEN);
+	call_label(e, L_RESERVE);
+	test_rr(e, R8, R8);
+	jump(e, CC_E, L_ARDONE);
+	load(e, RDX, RSP, 16);
+	store(e, R8, 8, RDX);
+	load(e, RDX, RSP, 8);
+	store(e, R8, 16, RDX);
+	store_imm(e, R8, 24, RING_WORD(HK_ANN_WALK, REC_LEN));
+	mov_rr(e, RSI, RAX);
+	sys_announce(e, s, HK_ANN_WALK);		/* keeps rsi, r8 */
+	store(e, R8, 0, RSI);				/* commit */
+	label(e, L_ARDONE);
+}
+
+/* Ring mode, a sampled call ([S + 8 r9]): as announce_call, but a realloc
+ * of a traced block (RR_OLD) first reserves the record of the old block's
+ * end (committed after the call: a free, or nothing if realloc failed
+ * and the block is tagged back), so that it precedes whatever another
+ * thread then does with the address; the new block is then recorded. */
+static void ring_call(struct em *e, const struct hk_tramp_spec *s)
+{
+	xor32_self(e, R10);
+	arith_ri8(e, false, 7, R9, RR_OLD);
+	jump(e, CC_NE, L_AC1);
+	mov32_ri(e, RCX, REC_LEN);
+	call_label(e, L_RESERVE);
+	mov_rr(e, R10, R8);
+	test_rr(e, R8, R8);
+	jump(e, CC_E, L_AC1);
+	store(e, R8, 8, RSI);				/* the old block */
+	store(e, R8, 16, RAX);				/* its position, parked */
+	label(e, L_AC1);
+	mov_rr(e, RAX, RDX);				/* calloc, realloc: rdx */
+	arith_ri8(e, false, 7, R9, HK_TE_RAW_CALLOC);
+	jump(e, CC_BE, L_SIZED);
+	arith_ri8(e, false, 7, R9, HK_TE_RAW_REALLOC);
+	jump(e, CC_AE, L_SIZED);
+	mov_rr(e, RAX, RSI);				/* malloc: rsi */
+	label(e, L_SIZED);
+	arith_ri8(e, true, 5, RAX, HK_TRAMP_TAG_PAD);
+	push(e, R10);					/* the old block's record */
+	push(e, RAX);					/* size */
+	push(e, R9);					/* index */
+	lea_rip(e, R8, pool(e, P_S));
+	jmp_tab(e, R8, R9, true);
+	test_rr(e, RAX, RAX);
+	jump(e, CC_E, L_ACFAIL);
+	usable_end(e, RCX, RAX, RDX);
+	store_tag(e, s, RCX, RDX);
+	load(e, RCX, RSP, 16);
+	test_rr(e, RCX, RCX);
+	jump(e, CC_E, L_AC2);
+	store_imm(e, RCX, 24, RING_WORD(HK_ANN_FREE, REC_LEN));
+	commit_parked(e, RCX, RDX);
+	label(e, L_AC2);
+	store(e, RSP, 16, RAX);
+	ring_alloc(e, s);
+	load(e, RAX, RSP, 16);
+	label(e, L_POPRET);
+	arith_ri8(e, true, 0, RSP, 24);
+	b(e, 0xc3);
+	label(e, L_ACFAIL);				/* rax = 0 */
+	load(e, RCX, RSP, 16);
+	test_rr(e, RCX, RCX);
+	jump(e, CC_E, L_POPRET);
+	store_imm(e, RCX, 24, RING_WORD(HK_ANN_SKIP, REC_LEN));
+	commit_parked(e, RCX, RDX);
+	load(e, RCX, RCX, 8);				/* still there: tag it back */
+	usable_end(e, RDX, RCX, R8);
+	store_tag(e, s, RDX, R8);
+	jump(e, -1, L_POPRET);
+}
+
+/* Ring mode, RR_OLD's unsampled target (U[RR_OLD], entered by a jump):
+ * reserve the old block's record, call the real realloc, then commit the
+ * record as a free, or as nothing if realloc failed (the block is tagged
+ * back). Without a record: realloc alone. */
+static void ring_oldu(struct em *e, const struct hk_tramp_spec *s)
+{
+	label(e, L_OLDU);
+	mov32_ri(e, RCX, REC_LEN);
+	call_label(e, L_RESERVE);
+	test_rr(e, R8, R8);
+	jump(e, CC_E, L_OLDUPLAIN);
+	store(e, R8, 8, RSI);
+	store(e, R8, 16, RAX);
+	push(e, R8);					/* aligns for the call */
+	xor32_self(e, R11);
+	jmp_ind_call(e, pool(e, P_U + HK_TE_RAW_REALLOC));
+	pop(e, RCX);
+	mov32_ri(e, RDX, RING_WORD(HK_ANN_FREE, REC_LEN));
+	test_rr(e, RAX, RAX);
+	jump(e, CC_NE, L_OLDUT);
+	mov32_ri(e, RDX, RING_WORD(HK_ANN_SKIP, REC_LEN));
+	label(e, L_OLDUT);
+	store(e, RCX, 24, RDX);
+	commit_parked(e, RCX, RDX);
+	test_rr(e, RAX, RAX);
+	jump(e, CC_NE, L_RET);
+	load(e, RCX, RCX, 8);
+	label(e, L_RETAG);
+	usable_end(e, RDX, RCX, R8);
+	store_tag(e, s, RDX, R8);
+	b(e, 0xc3);
+	label(e, L_OLDUPLAIN);
+	xor32_self(e, R11);
+	jmp_ind(e, pool(e, P_U + HK_TE_RAW_REALLOC));
 }
 
 static void gen(struct em *e, const struct hk_tramp_spec *s,
@@ -620,7 +934,17 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 		jump(e, CC_E, L_RFR);
 		tagged(e, s, RSI, L_RFR);
 		clear_tag(e);			/* its memory will be reused */
-		if (!s->sys_nr) {
+		if (s->ring) {
+			/* recorded before the free: then another thread
+			 * may be given the address */
+			mov32_ri(e, RCX, REC_LEN);
+			call_label(e, L_RESERVE);
+			test_rr(e, R8, R8);
+			jump(e, CC_E, L_RFR);
+			store(e, R8, 8, RSI);
+			store_imm(e, R8, 24, RING_WORD(HK_ANN_FREE, REC_LEN));
+			store(e, R8, 0, RAX);
+		} else if (!s->sys_nr) {
 			jmp_ind(e, pool(e, P_PROBE_FREE));
 		} else {
 			/* announced before the free: then another thread
@@ -695,10 +1019,14 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 		jump(e, -1, L_CALL);
 		label(e, L_ADJR);
 		arith_ri8(e, true, 0, RDX, HK_TRAMP_TAG_PAD);
-		arith_ri8(e, false, 7, R9, RR_OLD);
-		jump(e, CC_E, L_OLDS);
+		if (!s->ring) {
+			arith_ri8(e, false, 7, R9, RR_OLD);
+			jump(e, CC_E, L_OLDS);
+		}
 		label(e, L_CALL);
-		if (s->raw) {
+		if (s->ring) {
+			ring_call(e, s);	/* returns itself */
+		} else if (s->raw) {
 			announce_call(e, s);	/* returns itself */
 		} else {
 			arith_ri8(e, true, 5, RSP, 8);	/* callee alignment */
@@ -714,7 +1042,10 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 		label(e, L_RET);
 		b(e, 0xc3);
 	}
-	if (s->raw) {
+	if (s->ring) {
+		ring_oldu(e, s);
+		ring_subs(e, s);
+	} else if (s->raw) {
 		/* Realloc of a traced block, result unsampled (U[RR_OLD]):
 		 * announce first that the old block goes (realloc may hand
 		 * its address to another thread at once): free(NULL) through
@@ -779,6 +1110,8 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 		lit[P_S + HK_TE_OBJ_MALLOC] = lit[P_S + HK_TE_RAW_MALLOC] = s->real[HK_TE_RAW_MALLOC];
 		lit[P_S + HK_TE_RAW_REALLOC] = s->real[HK_TE_RAW_REALLOC];
 		lit[P_U + RR_OLD] = label_addr(e, L_OLDU);
+		if (s->ring)
+			lit[P_S + RR_OLD] = s->real[HK_TE_RAW_REALLOC];
 	} else {
 		lit[P_S + HK_TE_OBJ_CALLOC] = s->probe_calloc;
 		lit[P_S + HK_TE_OBJ_MALLOC] = s->probe_malloc;
@@ -807,6 +1140,7 @@ static bool valid(const struct hk_tramp_spec *s)
 	    s->nclasses > HK_TRAMP_MAX_CLASSES || (s->table & 7) ||
 	    (s->raw && !s->tagging) || (s->sys_nr && !s->raw) ||
 	    (s->py.tstate && (!s->sys_nr || (s->py.walk & 3))) ||
+	    (s->ring && (!s->py.tstate || (s->ring & 7))) ||
 	    s->magic == 0 || s->magic == UINT64_MAX)
 		return false;
 	/* Bounds increase strictly from 1; bound - 1 is a cmp imm32. */

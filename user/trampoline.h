@@ -62,7 +62,7 @@
 #define HK_TRAMP_MAX_CLASSES 8
 /* Bytes hk_tramp_build needs at most (8 classes, raw entries, tag mode,
  * every compare imm32, every jump rel32, literal pool). */
-#define HK_TRAMP_MAX_LEN 1536
+#define HK_TRAMP_MAX_LEN 2048
 #define HK_TRAMP_TAG_PAD 16
 /* Most frames the trampoline captures on the target's stack (16 bytes each). */
 #define HK_TRAMP_WALK_MAX HK_WALK_MAX
@@ -112,7 +112,18 @@ struct hk_tramp_spec {
 					 * 0: let BPF walk) and frames to count
 					 * beyond them */
 		int32_t cframe, current_frame, code, previous, instr, owner;
+		int32_t thread_id;	/* ring: of the thread state */
 	} py;
+	/* Ring mode (needs sys_nr and py.tstate): announcements are records
+	 * in the ring of include/hawk.h, not system calls. rw address of three
+	 * words: the ring's address (0: not mapped yet, 1: being mapped, 3:
+	 * could not be), its data bytes (a power of two; the first
+	 * announcement maps it with mmap(2)), and a count of records not
+	 * written for want of a ring. A sampled block's frames are read here
+	 * when its thread holds the GIL (the running thread state's
+	 * thread_id is pthread_self()), else BPF walks them at a getppid(2)
+	 * (HK_ANN_WALK, rsi = the record's position). 0: no ring. */
+	uint64_t ring;
 	bool tagging;		/* call and tag (else tail-jump) */
 	bool raw;		/* generate the raw entries (needs tag) */
 	unsigned nclasses;	/* 0..HK_TRAMP_MAX_CLASSES, bounds increasing;

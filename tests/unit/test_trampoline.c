@@ -467,6 +467,11 @@ Test(trampoline, sizes_and_pool)
 	cr_assert_eq(hk_tramp_build(&s, buf, sizeof(buf), &o), 0);
 	cr_log_info("trampoline: 8 classes, raw: %zu bytes (code %zu)\n", o.len, o.pool_off);
 	cr_assert_leq(o.len, HK_TRAMP_MAX_LEN);
+	s.py.thread_id = 0x1000;
+	s.ring = s.table + 8 * (HK_TRAMP_MAX_CLASSES + 2);
+	cr_assert_eq(hk_tramp_build(&s, buf, sizeof(buf), &o), 0);
+	cr_log_info("trampoline: 8 classes, raw, ring: %zu bytes\n", o.len);
+	cr_assert_leq(o.len, HK_TRAMP_MAX_LEN);
 	cr_assert_eq((s.at + o.pool_off) % 8, 0, "pool not aligned");
 	/* The pool holds every target; real_lit finds each function. */
 	for (int e = 0; e < HK_TE_N; e++) {
@@ -495,6 +500,12 @@ Test(trampoline, sizes_and_pool)
 	s.raw = true;
 	cr_assert_eq(hk_tramp_build(&s, buf, sizeof(buf), &o), 0);
 	cr_log_info("trampoline: 2 classes, raw: %zu bytes\n", o.len);
+	cr_assert_leq(o.len, 2343);
+	with_walk(&s, 0x100);
+	s.py.thread_id = 0x98;
+	s.ring = s.table + 8 * (HK_TRAMP_MAX_CLASSES + 2);
+	cr_assert_eq(hk_tramp_build(&s, buf, sizeof(buf), &o), 0);
+	cr_log_info("trampoline: 2 classes, raw, ring: %zu bytes\n", o.len);
 	cr_assert_leq(o.len, 2343);
 }
 
@@ -536,11 +547,23 @@ static void check_disassembly(const struct hk_tramp_spec *s)
 		case X86_INS_SYSCALL: case X86_INS_MOVZX: case X86_INS_JA:
 			cr_assert(s->sys_nr, "%s without sys_nr", x->mnemonic);
 			break;
+		case X86_INS_CMPXCHG: case X86_INS_OR:
+			cr_assert(s->ring, "%s without a ring", x->mnemonic);
+			break;
 		default:
 			cr_assert_fail("unexpected %s %s", x->mnemonic, x->op_str);
 		}
-		cr_assert_eq(d->prefix[0], 0, "lock/rep prefix");
-		cr_assert_eq(d->prefix[1], 0, "segment prefix");
+		/* ring: lock (cmpxchg, inc of a drop count) and fs (the
+		 * thread pointer) only */
+		if (d->prefix[0] == X86_PREFIX_LOCK)
+			cr_assert(s->ring && (x->id == X86_INS_CMPXCHG || x->id == X86_INS_INC),
+				  "lock %s", x->mnemonic);
+		else
+			cr_assert_eq(d->prefix[0], 0, "lock/rep prefix");
+		if (d->prefix[1] == X86_PREFIX_FS)
+			cr_assert(s->ring && x->id == X86_INS_MOV, "fs %s", x->mnemonic);
+		else
+			cr_assert_eq(d->prefix[1], 0, "segment prefix");
 		/* rip-relative: writes only to the state word; reads only of
 		 * the state, table, tag and pool. */
 		for (int k = 0; k < d->op_count; k++) {
@@ -551,6 +574,10 @@ static void check_disassembly(const struct hk_tramp_spec *s)
 				continue;
 			ea = x->address + x->size + (uint64_t)op->mem.disp;
 			if (op->access & CS_AC_WRITE) {
+				/* ring: its address word (mapped, or could
+				 * not be) and the count of records lost */
+				if (s->ring && (ea == s->ring || ea == s->ring + 16))
+					continue;
 				cr_assert_eq(ea, s->state, "write to %#llx",
 					     (unsigned long long)ea);
 				state_writes++;
@@ -559,6 +586,7 @@ static void check_disassembly(const struct hk_tramp_spec *s)
 					  ea == s->tag || ea == s->tag + 8 ||
 					  (s->py.tstate && (ea == s->py.walk ||
 							    ea == s->py.walk + 4)) ||
+					  (s->ring && ea >= s->ring && ea < s->ring + 24) ||
 					  (ea >= pool && ea < pool_end),
 					  "%s %s reads %#llx", x->mnemonic,
 					  x->op_str, (unsigned long long)ea);
@@ -614,6 +642,11 @@ Test(trampoline, disassembly_is_clean)
 	with_walk(&s, 0x1000);			/* disp32 */
 	check_disassembly(&s);
 	s.py.cframe = 0;			/* frame pointer in the thread state */
+	check_disassembly(&s);
+	s.py.thread_id = 0x98;
+	s.ring = s.table + 8 * (HK_TRAMP_MAX_CLASSES + 2);	/* ring mode */
+	check_disassembly(&s);
+	with_walk(&s, 0x1000);
 	check_disassembly(&s);
 }
 
@@ -931,6 +964,185 @@ Test(trampoline, sys_announcements_carry_frames)
 	cr_assert_eq(sys_alloc(&e, HK_TE_OBJ_MALLOC, 200), MAGIC + HK_ANN_ALLOC);
 	walk_word[0] = 16 * (HK_TRAMP_WALK_MAX + 1);
 	cr_assert_eq(sys_alloc(&e, HK_TE_OBJ_MALLOC, 200), MAGIC + HK_ANN_ALLOC);
+	env_check_clean(&e);
+}
+
+/* ---- ring mode ---- */
+
+#define F_TID 0x98
+static uint64_t ring_words[3];		/* the ring, its bytes, records lost */
+
+static void ring_env(struct env *e, uint64_t bytes)
+{
+	env_init(e);
+	e->s.sys_nr = SYS_getppid;
+	e->s.py.tstate = U(&fake_running);
+	e->s.py.walk = U(walk_word);
+	e->s.py.cframe = F_CFRAME;
+	e->s.py.current_frame = F_CURRENT;
+	e->s.py.code = F_CODE;
+	e->s.py.previous = F_PREV;
+	e->s.py.instr = F_INSTR;
+	e->s.py.owner = F_OWNER;
+	e->s.py.thread_id = F_TID;
+	e->s.ring = U(ring_words);
+	add_class(&e->s, 128, 0.0);	/* never; >= 128 always */
+	env_load(e);
+	fake_interpreter();
+	put64(fake_ts + F_TID, (uint64_t)pthread_self());	/* we hold the GIL */
+	ring_words[0] = ring_words[2] = 0;
+	ring_words[1] = bytes;
+	walk_word[0] = 16 * 3;
+	walk_word[1] = 65535;
+	trap_getppid();
+}
+
+/* The record at logical position pos, checked complete. */
+static const struct hk_ring_rec *rec_at(uint64_t pos)
+{
+	const uint8_t *ring = (const uint8_t *)(uintptr_t)ring_words[0];
+	uint64_t size;
+	const struct hk_ring_rec *r;
+
+	memcpy(&size, ring + HK_RING_SIZE, 8);
+	r = (const void *)(ring + HK_RING_HEADER + (pos & (size - 1)));
+	cr_assert_eq(r->pos, pos + 1, "record at %llu not complete",
+		     (unsigned long long)pos);
+	return r;
+}
+
+static uint64_t ring_word(unsigned off)
+{
+	uint64_t v;
+
+	memcpy(&v, (const uint8_t *)(uintptr_t)ring_words[0] + off, 8);
+	return v;
+}
+
+static uint64_t ring_alloc_call(struct env *e, struct fake *f, int entry,
+				uint64_t size)
+{
+	uint64_t p = fake_block(f, 520, false);
+
+	tramp_t_ret = p;
+	memset(&sysrec, 0, sizeof(sysrec));
+	cr_assert_eq(call(e, entry, 0x0b1ec7, size, ARG3), p);
+	cr_assert(has_tag(p), "block not tagged");
+	return p;
+}
+
+/* Ring mode: the first announcement maps the ring (mmap(2)); a sampled
+ * block whose thread holds the GIL is one record with its frames and no
+ * system call; without the GIL (another thread's state is running) one
+ * record whose stack BPF walks at a getppid(2) made before it is
+ * complete; a tagged block's free, and the old block of a realloc (a free
+ * if it succeeded, nothing if it failed: tagged back), one record each; a
+ * full ring drops (counted) and never waits; no ring: counted. */
+Test(trampoline, ring_records)
+{
+	static struct fake f1, f2, f3;
+	const struct hk_ring_rec *r;
+	struct env e;
+	uint64_t p, pos = 0;
+
+	ring_env(&e, 4096);
+	p = ring_alloc_call(&e, &f1, HK_TE_OBJ_MALLOC, 200);
+	cr_assert_gt(ring_words[0], 3, "no ring mapped");
+	cr_assert_eq(sysrec.n, 0, "a system call");
+	r = rec_at(pos);
+	cr_assert_eq(r->type, HK_ANN_FRAMES);
+	cr_assert_eq(r->addr, p);
+	cr_assert_eq(r->size, 200);
+	cr_assert_eq(r->nframes, 3);
+	cr_assert_eq(r->total, NFAKE);
+	cr_assert_eq(r->len16, (sizeof(*r) + 16 * 3) / 16);
+	memcpy(sysrec.frames, r + 1, 16 * 3);
+	sysrec.r8 = 3;
+	sysrec.r9 = NFAKE;
+	assert_frames(3, NFAKE);
+	pos += 16u * r->len16;
+	cr_assert_eq(ring_word(HK_RING_HEAD), pos);
+
+	/* raw domain, GIL held: frames too */
+	p = ring_alloc_call(&e, &f2, HK_TE_RAW_MALLOC, 20000);
+	r = rec_at(pos);
+	cr_assert_eq(r->type, HK_ANN_FRAMES);
+	cr_assert_eq(r->addr, p);
+	cr_assert_eq(r->size, 20000);
+	pos += 16u * r->len16;
+
+	/* another thread's state is running: BPF walks, keyed by the record */
+	put64(fake_ts + F_TID, 12345);
+	p = ring_alloc_call(&e, &f3, HK_TE_RAW_MALLOC, 300);
+	cr_assert_eq(sysrec.n, 1);
+	cr_assert_eq(sysrec.rdi, MAGIC + HK_ANN_WALK);
+	cr_assert_eq(sysrec.rsi, pos + 1, "walk key is not the commit word");
+	r = rec_at(pos);
+	cr_assert_eq(r->type, HK_ANN_WALK);
+	cr_assert_eq(r->addr, p);
+	cr_assert_eq(r->size, 300);
+	cr_assert_eq(r->len16, sizeof(*r) / 16);
+	pos += sizeof(*r);
+	put64(fake_ts + F_TID, (uint64_t)pthread_self());
+
+	/* the tagged block's free: a record, then free itself */
+	call(&e, HK_TE_RAW_FREE, 0x0b1ec7, p, ARG3);
+	assert_passed(P_RAW_FREE, 0x0b1ec7, p, ARG3);
+	cr_assert(!has_tag(p));
+	r = rec_at(pos);
+	cr_assert_eq(r->type, HK_ANN_FREE);
+	cr_assert_eq(r->addr, p);
+	pos += sizeof(*r);
+
+	/* realloc of a tagged block to an unsampled size: the old block's
+	 * end, a free; when realloc fails, nothing, and the block keeps its
+	 * tag */
+	p = U(f1.mem + 16);
+	cr_assert(has_tag(p));
+	tramp_t_ret = 0x12340;
+	cr_assert_eq(call(&e, HK_TE_RAW_REALLOC, 0x0b1ec7, p, 64), 0x12340);
+	r = rec_at(pos);
+	cr_assert_eq(r->type, HK_ANN_FREE);
+	cr_assert_eq(r->addr, p);
+	pos += sizeof(*r);
+	put_tag(p);
+	tramp_t_ret = 0;
+	cr_assert_eq(call(&e, HK_TE_RAW_REALLOC, 0x0b1ec7, p, 64), 0);
+	r = rec_at(pos);
+	cr_assert_eq(r->type, HK_ANN_SKIP);
+	cr_assert(has_tag(p), "not tagged back");
+	pos += sizeof(*r);
+	/* ... to a sampled size: the old block's free, then the new block */
+	p = U(f2.mem + 16);
+	cr_assert(has_tag(p));
+	tramp_t_ret = U(f3.mem + 16);
+	cr_assert_eq(call(&e, HK_TE_RAW_REALLOC, 0x0b1ec7, p, 1000), tramp_t_ret);
+	r = rec_at(pos);
+	cr_assert_eq(r->type, HK_ANN_FREE);
+	cr_assert_eq(r->addr, p);
+	pos += sizeof(*r);
+	r = rec_at(pos);
+	cr_assert_eq(r->type, HK_ANN_FRAMES);
+	cr_assert_eq(r->addr, tramp_t_ret);
+	cr_assert_eq(r->size, 1000);
+	pos += 16u * r->len16;
+	cr_assert_eq(ring_word(HK_RING_HEAD), pos);
+	cr_assert_eq(ring_word(HK_RING_DROPPED), 0);
+
+	/* nobody reads it: full at 4096 bytes; records dropped, counted */
+	for (int i = 0; i < 100; i++)
+		ring_alloc_call(&e, &f1, HK_TE_OBJ_MALLOC, 200);
+	cr_assert_leq(ring_word(HK_RING_HEAD), 4096);
+	cr_assert_gt(ring_word(HK_RING_DROPPED), 40);
+	cr_assert_eq(ring_words[2], 0);
+	munmap((void *)(uintptr_t)ring_words[0], HK_RING_HEADER + 4096 + HK_RING_SLACK);
+
+	/* no ring to be had (0 bytes asked): counted, the block still served */
+	ring_words[0] = 0;
+	ring_words[1] = 0;
+	ring_alloc_call(&e, &f1, HK_TE_OBJ_MALLOC, 200);
+	cr_assert_eq(ring_words[0], 0);
+	cr_assert_eq(ring_words[2], 1);
 	env_check_clean(&e);
 }
 
