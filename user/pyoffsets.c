@@ -16,6 +16,7 @@ static const struct hk_pyver table[] = {
 			.interp_threads_head = 16,
 			.tstate_next = 8,
 			.tstate_native_tid = 160,
+			.tstate_thread_id = 152,
 			.tstate_cframe = 56,
 			.cframe_current_frame = 8,
 			.frame_code = 32,

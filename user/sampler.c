@@ -9,6 +9,7 @@
 #include "freeze.h"
 #include "pagetail.h"
 #include "proc.h"
+#include "ring.h"
 
 #define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -1)
 #define SMALL_MAX 512	/* pymalloc's SMALL_REQUEST_THRESHOLD in 3.11 */
@@ -27,15 +28,18 @@ struct tramp_header {
 };
 
 #define TH_SYS 1
+#define TH_RING 2
 
 static const char header_magic[8] = { 'H', 'A', 'W', 'K', 'T', 'R', 'M', '3' };
 
-/* The data tail: PRNG word, header, tag, threshold table, walk word. */
+/* The data tail: PRNG word, header, tag, threshold table, walk word, ring
+ * words (trampoline.h). */
 #define RW_HEADER 8
 #define RW_TAG (RW_HEADER + sizeof(struct tramp_header))
 #define RW_TABLE (RW_TAG + 16)
 #define RW_WALK (RW_TABLE + 8 * (HK_TRAMP_MAX_CLASSES + 1))
-#define RW_END (RW_WALK + 8)
+#define RW_RING (RW_WALK + 8)
+#define RW_END (RW_RING + 24)
 
 static int entry_kind(int e)
 {
@@ -177,8 +181,11 @@ static void layout(struct hk_sampler *s, const struct hk_tail *tl,
 	s->tag = tl->rw + RW_TAG;
 	s->table = tl->rw + RW_TABLE;
 	s->walkaddr = tl->rw + RW_WALK;
+	s->ringaddr = tl->rw + RW_RING;
 	if (spec->py.tstate)
 		spec->py.walk = s->walkaddr;
+	if (spec->ring)
+		spec->ring = s->ringaddr;
 	spec->at = s->code;
 	spec->state = s->state;
 	spec->table = s->table;
@@ -204,22 +211,25 @@ static int place(struct hk_sampler *s, struct hk_pytarget *t,
 	return -1;
 }
 
-/* Whether the trampoline announces by system call (getppid) rather than
- * through the free probe: five times cheaper, but a seccomp filter could
- * refuse the call (then announcements would be lost) or kill the process
- * for it, so only for a process without one. A trampoline an earlier run
- * left keeps its way (it is reused as it is). */
-static bool announce_by_syscall(struct hk_pytarget *t, const struct hk_tail *v,
-				size_t n, bool (*sys_ok)(void))
+/* How the trampoline announces (TH_ flags): by system call (getppid)
+ * rather than through the free probe, five times cheaper, but a seccomp
+ * filter could refuse the call (then announcements would be lost) or kill
+ * the process for it, so only for a process without one; and then into a
+ * ring in the target's memory (no kernel entry a sampled block when its
+ * thread holds the GIL), unless HAWK_BPF_NO_RING is set. A trampoline an
+ * earlier run left keeps its way (it is reused as it is). */
+static unsigned announce_by(struct hk_pytarget *t, const struct hk_tail *v,
+			    size_t n, bool (*sys_ok)(void))
 {
 	struct tramp_header hdr;
 
 	for (size_t i = 0; i < n; i++)
 		if (has_header(t, &v[i], &hdr))
-			return hdr.flags & TH_SYS;
-	if (getenv("HAWK_BPF_NO_SYSCALL") || hk_proc_seccomp(t->pid) != 0)
-		return false;
-	return sys_ok();	/* last: it may mount tracefs */
+			return hdr.flags & (TH_SYS | TH_RING);
+	if (getenv("HAWK_BPF_NO_SYSCALL") || hk_proc_seccomp(t->pid) != 0 ||
+	    !sys_ok())	/* last: it may mount tracefs */
+		return 0;
+	return getenv("HAWK_BPF_NO_RING") ? TH_SYS : TH_SYS | TH_RING;
 }
 
 int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
@@ -274,8 +284,9 @@ int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 	}
 	spec.probe_realloc = raw[HK_REALLOC - 1].redirect;
 	spec.probe_free = raw[HK_FREE - 1].redirect;
-	if (spec.raw)
-		spec.sys_nr = announce_by_syscall(t, v, n, sys_ok) ? SYS_getppid : 0;
+	unsigned how = spec.raw ? announce_by(t, v, n, sys_ok) : 0;
+
+	spec.sys_nr = how & TH_SYS ? SYS_getppid : 0;
 	if (spec.sys_nr && L->rt_tstate_current && L->frame_head_size) {
 		spec.py.tstate = t->runtime + L->rt_tstate_current;
 		spec.py.cframe = (int32_t)L->tstate_cframe;
@@ -284,6 +295,8 @@ int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 		spec.py.previous = (int32_t)L->frame_previous;
 		spec.py.instr = (int32_t)L->frame_instr;
 		spec.py.owner = (int32_t)L->frame_owner;
+		spec.py.thread_id = (int32_t)L->tstate_thread_id;
+		spec.ring = (how & TH_RING) && L->tstate_thread_id;	/* placed: layout() */
 	}
 	/* Frames the trampoline captures (the same whatever --frames: a later
 	 * run reuses the code): as many as BPF would, if they fit its stack
@@ -300,6 +313,7 @@ int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 	s->tagging = spec.tagging;
 	s->raw = spec.raw;
 	s->sys = spec.sys_nr != 0;
+	s->ring = spec.ring != 0;
 	s->nthresholds = hk_tramp_thresholds(&spec, s->thresholds);
 	for (int e = 0; e < HK_TE_N; e++) {
 		const struct hk_slot *hs;
@@ -327,6 +341,7 @@ int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 			s->out.len, (unsigned long long)s->code, s->host,
 			s->tagging ? "tagging" : "no tags (not glibc malloc)",
 			s->raw ? "raw domain switched" : "raw domain probed",
+			s->ring ? ", announces into a ring" :
 			s->sys ? ", announces by getppid(2)" : "");
 	return 0;
 }
@@ -341,7 +356,7 @@ int hk_sampler_prepare(struct hk_sampler *s, struct hk_pytarget *t, char *err,
 	memset(&hdr, 0, sizeof(hdr));
 	memcpy(hdr.magic, header_magic, 8);
 	hdr.len = (uint16_t)s->out.len;
-	hdr.flags = s->sys ? TH_SYS : 0;
+	hdr.flags = (s->sys ? TH_SYS : 0) | (s->ring ? TH_RING : 0);
 	for (int e = 0; e < HK_TE_N; e++) {
 		hdr.entry[e] = s->out.entry[e] == SIZE_MAX ? 0xffff : (uint16_t)s->out.entry[e];
 		hdr.real_lit[e] = s->out.real_lit[e] == SIZE_MAX ? 0xffff : (uint16_t)s->out.real_lit[e];
@@ -363,8 +378,14 @@ int hk_sampler_prepare(struct hk_sampler *s, struct hk_pytarget *t, char *err,
 			return ERR("cannot seed the sampler: %s", strerror(errno));
 	if (!reuse && getrandom(tag, sizeof(tag), 0) != sizeof(tag))
 		return ERR("cannot draw the sampler's tag: %s", strerror(errno));
+	/* ring words: the ring (kept if an earlier run mapped one), the bytes
+	 * of one to map, the count of records written nowhere */
+	uint64_t ring_new[3] = { 0, s->ring ? hk_ring_bytes() : 0, 0 };
+
 	if (hk_mem_write(t->memfd, s->table, s->thresholds, 8 * s->nthresholds) ||
 	    hk_mem_write(t->memfd, s->walkaddr, s->walk, sizeof(s->walk)) ||
+	    hk_mem_write(t->memfd, s->ringaddr + 8, &ring_new[1], 8) ||
+	    (!reuse && hk_mem_write(t->memfd, s->ringaddr, ring_new, sizeof(ring_new))) ||
 	    hk_mem_write(t->memfd, s->state, &seed, sizeof(seed)) ||
 	    (!reuse && (hk_mem_write(t->memfd, s->tag, tag, sizeof(tag)) ||
 			hk_mem_write(t->memfd, s->code, s->buf, s->out.len) ||

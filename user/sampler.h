@@ -41,10 +41,12 @@ struct hk_sampler {
 	uint64_t table;		/* ... of its threshold table */
 	uint64_t walkaddr;	/* ... of its walk word (trampoline.h) */
 	uint32_t walk[2];	/* what is written there */
+	uint64_t ringaddr;	/* ... of its ring words (trampoline.h) */
 	bool tagging;		/* sampled blocks get the tag */
 	bool raw;		/* the raw domain's slots are switched too */
 	bool sys;		/* raw: announcements by getppid(2), not
 				 * through the free probe */
+	bool ring;		/* sys: ... and into a ring (include/hawk.h) */
 	uint8_t buf[HK_TRAMP_MAX_LEN];
 	struct hk_tramp_out out;
 	uint64_t thresholds[HK_TRAMP_MAX_CLASSES + 1];

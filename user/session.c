@@ -139,11 +139,16 @@ static const char *const counter_names[HK_CNT_MAX] = {
 	[HK_CNT_RB_DROP] = "lost_stack_notifications",
 	[HK_CNT_IDS_FULL] = "lost_stack_ids_exhausted",
 	[HK_CNT_SPILLED] = "live_blocks_spilled",
+	[HK_CNT_RING_BAD] = "lost_ring_records_malformed",
+	[HK_CNT_RING_DROPPED] = "lost_ring_records_ring_full",
+	[HK_CNT_RING_LOST] = "lost_ring_records_unread",
 };
 
 static const int lossy[] = { HK_CNT_LIVE_FULL, HK_CNT_STACK_FULL,
 			     HK_CNT_ARGS_LOST, HK_CNT_READ_ERR,
-			     HK_CNT_RB_DROP, HK_CNT_IDS_FULL };
+			     HK_CNT_RB_DROP, HK_CNT_IDS_FULL,
+			     HK_CNT_RING_BAD, HK_CNT_RING_DROPPED,
+			     HK_CNT_RING_LOST };
 
 const char *hk_counter_name(int i)
 {

@@ -11,11 +11,14 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 #include "hawk.skel.h"
 #include "hooks.h"
+#include "ring.h"
 #include "sampler.h"
 
 #define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -1)
@@ -109,7 +112,8 @@ static int set_pidns(struct hawk_bpf *skel, pid_t pid)
 
 static int attach(struct hawk_bpf *skel, struct hk_pytarget *t,
 		  struct hk_hooks *h, bool stats, bool sample, bool sys,
-		  struct bpf_link **links, int *nlinks, char *err, size_t errlen)
+		  bool ring, struct bpf_link **links, int *nlinks, char *err,
+		  size_t errlen)
 {
 	uint64_t fin, off;
 	struct bpf_link *l;
@@ -139,8 +143,9 @@ static int attach(struct hawk_bpf *skel, struct hk_pytarget *t,
 						 skel->progs.alloc_return };
 		int np = 2;
 
-		/* Sampling sees everything it needs in the raw domain. */
-		if (sample && site_domain(s) != HK_DK_RAW)
+		/* Sampling sees everything it needs in the raw domain; with
+		 * a ring, the trampoline never calls a probed entry. */
+		if ((sample && site_domain(s) != HK_DK_RAW) || ring)
 			continue;
 		if (hk_elf_file_offset(&t->elf, s->probe, &off))
 			return ERR("probe address %#llx is not in the file",
@@ -416,7 +421,64 @@ struct hk_tracer {
 	struct ring_buffer *rb;
 	int pidfd;
 	double start;
+	bool ring;		/* sampling announces into a ring */
+	struct hk_ring rr;
+	int timerfd;		/* ring: when to read it next */
+	bool ring_failed;	/* ring: a read failed (the target went) */
+	bool ring_busy;		/* ring: read at RING_BUSY_NS */
+	double drain_s;		/* ring: time spent draining (debug) */
+	unsigned long drains;
 };
+
+/* How often the ring is read: every 5 ms, every 1 ms while a read finds
+ * it more than 1/16 full (bursts of sampled blocks). */
+#define RING_PERIOD_NS 5000000
+#define RING_BUSY_NS 1000000
+
+static void ring_timer(struct hk_tracer *tr, long ns)
+{
+	struct itimerspec its = { .it_interval.tv_nsec = ns, .it_value.tv_nsec = ns };
+
+	timerfd_settime(tr->timerfd, 0, &its, NULL);
+}
+
+/* Ring mode: apply what the trampoline has written so far. */
+static void ring_drain(struct hk_tracer *tr)
+{
+	uint64_t ticks;
+
+	if (!tr->ring || tr->ring_failed)
+		return;
+	if (tr->timerfd >= 0 && read(tr->timerfd, &ticks, sizeof(ticks)) < 0)
+		ticks = 0;	/* nothing due: drain anyway */
+	double t0 = now();
+	uint64_t before = tr->rr.tail;
+	int rc = hk_ring_drain(&tr->rr);
+	bool busy = tr->rr.tail - before > (tr->rr.mask + 1) / 16;
+
+	if (busy != tr->ring_busy && tr->timerfd >= 0) {
+		ring_timer(tr, busy ? RING_BUSY_NS : RING_PERIOD_NS);
+		tr->ring_busy = busy;
+	}
+
+	tr->drain_s += now() - t0;
+	tr->drains++;
+	if (rc) {
+		/* the target exited with records unread: at least one */
+		tr->ring_failed = true;
+		if (hk_ring_pending(&tr->rr) || errno == ESRCH || errno == EIO)
+			tr->rr.lost++;
+	}
+	ring_buffer__consume(tr->rb);
+}
+
+static void ring_counters(struct hk_tracer *tr, uint64_t *c)
+{
+	if (!tr->ring)
+		return;
+	c[HK_CNT_RING_DROPPED] = tr->rr.dropped;
+	c[HK_CNT_RING_LOST] = tr->rr.lost;
+}
 
 /* Undo in the order that keeps every call consistent: the table first,
  * then the probes; stacks still announced are resolved after. With res,
@@ -441,10 +503,15 @@ static int teardown(struct hk_tracer *tr, struct hk_result *res, int rc,
 		 * the probes take a while to come off. */
 		double t0;
 
+		ring_drain(tr);
 		res->finalizing = run->skel->bss->frozen != 0;
 		run->skel->bss->frozen = 1;
 		ring_buffer__consume(tr->rb);
 		read_counters(run->skel, res->counters);
+		ring_counters(tr, res->counters);
+		if (tr->ring && getenv("HAWK_BPF_DEBUG"))
+			fprintf(stderr, "hawk-bpf: debug: ring: %llu records applied in %lu drains, %.3f s\n",
+				(unsigned long long)tr->rr.applied, tr->drains, tr->drain_s);
 		read_hist(run->skel, res);
 		t0 = now();
 		rc = collect(run, res);
@@ -457,6 +524,9 @@ static int teardown(struct hk_tracer *tr, struct hk_result *res, int rc,
 	}
 	if (tr->pidfd >= 0)
 		close(tr->pidfd);
+	if (tr->timerfd >= 0)
+		close(tr->timerfd);
+	hk_ring_close(&tr->rr);
 	ring_buffer__free(tr->rb);
 	free(run->buf);
 	if (res) {
@@ -509,6 +579,7 @@ int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
 	tr->t = t;
 	tr->o = *o;
 	tr->pidfd = -1;
+	tr->timerfd = -1;
 	if (hk_hooks_plan(&tr->hooks, t, err, errlen)) {
 		free(tr);
 		return -1;
@@ -542,6 +613,9 @@ int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
 			free(tr);
 			return ERR("cannot stat /proc/self/ns/pid: %s", strerror(errno));
 		}
+		tr->ring = tr->sampler.ring;
+		if (tr->ring)
+			run->skel->rodata->ring_word = tr->sampler.ringaddr;
 		run->skel->rodata->sample_nclasses = o->sample->n;
 		for (unsigned i = 0; i < o->sample->n; i++) {
 			run->skel->rodata->sample_bound[i] = o->sample->bound[i];
@@ -551,6 +625,7 @@ int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
 	}
 	bpf_program__set_autoload(run->skel->progs.sys_announce,
 				  o->sample && tr->sampler.sys);
+	bpf_program__set_autoload(run->skel->progs.drain, tr->ring);
 	for (int i = 0; i < tr->hooks.nsites; i++)
 		run->skel->rodata->site_domain[i] = site_domain(&tr->hooks.sites[i]);
 	/* Two slots a block: the table is half full with max_blocks live. */
@@ -582,10 +657,27 @@ int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
 		snprintf(err, errlen, "out of memory");
 		return teardown(tr, NULL, -1, err, errlen);
 	}
-	if ((o->sample && hk_sampler_prepare(&tr->sampler, t, err, errlen)) ||
-	    attach(run->skel, t, &tr->hooks, o->stats, o->sample != NULL,
-		   o->sample && tr->sampler.sys, tr->links, &tr->nlinks, err,
-		   errlen) ||
+	if (o->sample && hk_sampler_prepare(&tr->sampler, t, err, errlen))
+		return teardown(tr, NULL, -1, err, errlen);
+	if (tr->ring) {
+		struct epoll_event ev = { .events = EPOLLIN };
+
+		tr->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+		if (tr->timerfd >= 0)
+			ring_timer(tr, RING_PERIOD_NS);
+		if (hk_ring_open(&tr->rr, t->memfd, tr->sampler.ringaddr,
+				 bpf_program__fd(run->skel->progs.drain)) ||
+		    tr->timerfd < 0 ||
+		    epoll_ctl(ring_buffer__epoll_fd(tr->rb), EPOLL_CTL_ADD,
+			      tr->timerfd, &ev)) {
+			snprintf(err, errlen, "cannot set up the sampling ring of process %d: %s",
+				 (int)t->pid, strerror(errno));
+			return teardown(tr, NULL, -1, err, errlen);
+		}
+	}
+	if (attach(run->skel, t, &tr->hooks, o->stats, o->sample != NULL,
+		   o->sample && tr->sampler.sys, tr->ring, tr->links, &tr->nlinks,
+		   err, errlen) ||
 	    /* sampling the raw domain too: its slots go to the trampoline */
 	    (!(o->sample && tr->sampler.raw) &&
 	     hk_hooks_redirect(&tr->hooks, t, o->sample != NULL, err, errlen)) ||
@@ -608,7 +700,9 @@ int hk_trace_poll(struct hk_tracer *tr, int timeout_ms)
 {
 	if (exited(tr->pidfd))
 		return 1;
+	/* ring: the timer in the epoll set wakes it every RING_PERIOD_NS */
 	ring_buffer__poll(tr->rb, timeout_ms);
+	ring_drain(tr);
 	return 0;
 }
 
@@ -621,9 +715,11 @@ int hk_trace_snapshot(struct hk_tracer *tr, struct hk_result *res, char *err,
 		      size_t errlen)
 {
 	memset(res, 0, sizeof(*res));
+	ring_drain(tr);
 	ring_buffer__consume(tr->rb);
 	res->finalizing = tr->run.skel->bss->frozen != 0;
 	read_counters(tr->run.skel, res->counters);
+	ring_counters(tr, res->counters);
 	read_hist(tr->run.skel, res);
 	res->sym = tr->run.sym;
 	res->sym_borrowed = true;
@@ -657,7 +753,9 @@ int hk_trace_count(struct hk_tracer *tr, uint64_t *blocks, double *bytes,
 	struct counting c = { .rates = tr->o.sample };
 	int rc;
 
+	ring_drain(tr);
 	read_counters(tr->run.skel, counters);
+	ring_counters(tr, counters);
 	rc = for_each_live(tr->run.skel, count_one, &c);
 	*blocks = c.blocks;
 	*bytes = c.bytes;

@@ -76,7 +76,11 @@ def test_large_blocks_exact_and_estimates(procs, tmp_path, python, oracle):
     assert abs(est - true) <= 0.25 * true, (est, true)
 
 
-def test_json_says_it_is_sampled(procs, tmp_path, python, oracle):
+def test_json_says_it_is_sampled(procs, tmp_path, python, oracle, monkeypatch):
+    # p = 0.5 for every block under 2 KiB: ~1 M sampled blocks a second in
+    # this burst, more than the ring is read at; one system call each
+    # instead (the ring's overflow is test_ring_full_is_counted's)
+    monkeypatch.setenv("HAWK_BPF_NO_RING", "1")
     want = oracle(python, SCRIPT, 1)
     fn = next(tb[0][0] for _, _, tb, _ in want.traces._traces if tb[0][0].endswith(SCRIPT))
     _, out, _ = sampled_run(procs, tmp_path, python, "--sample-rates", "2048:0.5",
@@ -139,16 +143,20 @@ def prog_runs(err_lines, prog):
     return 0
 
 
-ANNOUNCE_DEBUG = "announces by getppid(2)"
+ANNOUNCE_DEBUG = {"ring": "announces into a ring",
+                  "syscall": "announces by getppid(2)"}
 
 
-@pytest.fixture(params=["syscall", "uprobe"])
+@pytest.fixture(params=["ring", "syscall", "uprobe"])
 def announce(request, monkeypatch):
-    """Both ways the trampoline announces to BPF: by getppid(2) (the
-    default where the target has no seccomp filter) and through the free
-    probe (HAWK_BPF_NO_SYSCALL, as for a target with one). The test checks
-    hawk-bpf's debug line says which it used."""
+    """Every way the trampoline announces to BPF: into a ring in the
+    target that hawk-bpf drains (the default where the target has no
+    seccomp filter), by one getppid(2) each (HAWK_BPF_NO_RING) and through
+    the free probe (HAWK_BPF_NO_SYSCALL, as for a target with a seccomp
+    filter). The test checks hawk-bpf's debug line says which it used."""
     monkeypatch.setenv("HAWK_BPF_DEBUG", "1")
+    if request.param == "syscall":
+        monkeypatch.setenv("HAWK_BPF_NO_RING", "1")
     if request.param == "uprobe":
         monkeypatch.setenv("HAWK_BPF_NO_SYSCALL", "1")
     return request.param
@@ -157,7 +165,8 @@ def announce(request, monkeypatch):
 def check_announce(err_lines, mode):
     line = next((l for l in err_lines if "sampling trampoline" in l), None)
     assert line and "raw domain switched" in line, err_lines
-    assert (ANNOUNCE_DEBUG in line) == (mode == "syscall"), line
+    for m, text in ANNOUNCE_DEBUG.items():
+        assert (text in line) == (mode == m), line
 
 
 def test_sampled_churn_unchanged_and_tags_outlive_the_tracer(procs, tmp_path, python,
@@ -268,13 +277,17 @@ def test_realloc_of_traced_block_to_unsampled_size(procs, tmp_path, python, orac
 
 @pytest.mark.parametrize("frames", [1, 30])
 def test_always_sampled_stacks_match_tracemalloc(procs, tmp_path, python, oracle,
-                                                 announce, frames):
+                                                 announce, frames, monkeypatch):
     """Every block of 1 byte or more sampled (weight 1): the snapshot is
     tracemalloc's, frame for frame and total_nframe too, whether the
     trampoline read an object-domain block's frames itself (getppid
     announcements) or BPF walked them (free-probe announcements, and
     raw-domain blocks always)."""
     script = "sampled_stacks.py"
+    # every allocation a record of up to 544 B: ~20 MB in ~50 ms, more
+    # than the default ring holds between two reads (dropped records are
+    # counted and warned of: see test_ring_full_is_counted)
+    monkeypatch.setenv("HAWK_BPF_RING_KB", "65536")
     want = oracle(python, script, frames)
     out = tmp_path / "hawk.pickle"
     _, _, err = sampled_run(procs, tmp_path, python, "--sample-rates", "1:0.5",
@@ -302,3 +315,27 @@ def test_always_sampled_object_realloc(procs, tmp_path, python, oracle):
                 "--format", "pickle", "--frames", "1", "-o", out, script=script)
     got = tracemalloc.Snapshot.load(str(out))
     assert_lines_match(want, got, str(WORKLOADS / script))
+
+
+def test_ring_full_is_counted(procs, tmp_path, python, monkeypatch):
+    """A ring too small for what is sampled: the records that do not fit
+    are dropped by the trampoline (never waited for), counted, and warned
+    of; the target computes the same."""
+    monkeypatch.setenv("HAWK_BPF_RING_KB", "16")
+    monkeypatch.setenv("HAWK_BPF_DEBUG", "1")
+    expected = untraced_checksum(python, CHURN, 10)
+    wl = Workload(procs, python, CHURN, tmp_path, "--rounds", "10")
+    hawk = Hawk(procs, wl.pid, "--duration", "600", "--sample-rates", ALL_RATES)
+    hawk.wait_tracing()
+    check_announce(hawk.err.seen, "ring")
+    wl.go()
+    assert wl.wait("checksum ").split()[1] == expected
+    rc, out, err = hawk.stop()
+    assert rc == 0, err
+    counters = json.loads(out)["hawk_bpf"]["counters"]
+    assert counters["lost_ring_records_ring_full"] > 0, counters
+    assert counters["allocations_traced"] > 0, counters
+    assert any("warning: lost_ring_records_ring_full: " in l for l in err), err
+    wl.go(str(wl.gofile) + ".2")
+    wl.wait("allocated")
+    assert wl.release() == 0
