@@ -64,7 +64,7 @@ enum { L_UOC, L_URC, L_UOM, L_RRD, L_RFR, L_D, L_SAMPLED, L_ADJC, L_ADJR,
        L_CALL, L_RET, L_TAGRAX, L_OLDU, L_OLDS, L_RETAG, L_SIZED, L_POPRET,
        L_UN, L_RAWANN, L_FLOOP, L_FCOUNT, L_FC, L_FDONE, L_RESERVE, L_RHAVE,
        L_RRETRY, L_RFULL, L_RNONE, L_RINGNEW, L_RNFAIL, L_RNDONE, L_ACFAIL,
-       L_AC1, L_AC2, L_WALKREC, L_ARDONE, L_OLDUPLAIN, L_OLDUT, L_POOL, L_N };
+       L_AC1, L_AC2, L_WALKREC, L_ARDONE, L_OLDUPLAIN, L_OLDUT, L_RCOPY, L_RCDONE, L_RREST, L_POOL, L_N };
 #define MAX_JUMPS 64
 
 struct em {
@@ -711,8 +711,10 @@ static void ring_subs(struct em *e, const struct hk_tramp_spec *s)
 /* After announce_call's call ([rsp] = index, [rsp + 8] = the size asked,
  * [rsp + 16] = the block): its record. With the caller's frames if the
  * caller holds the GIL (the running thread state is its own, by
- * pthread_self(): then its frames stay put while we read them), else one
- * BPF walks at a getppid(2) made before the record is committed.
+ * pthread_self(): then its frames stay put while we read them), copied
+ * to this stack first so that the record is only as long as they are;
+ * else one BPF walks at a getppid(2) made before the record is
+ * committed.
  * Clobbers what a call may. */
 static void ring_alloc(struct em *e, const struct hk_tramp_spec *s)
 {
@@ -729,36 +731,53 @@ static void ring_alloc(struct em *e, const struct hk_tramp_spec *s)
 	b(e, 0x64); b(e, 0x48); b(e, 0x8b); b(e, 0x14); b(e, 0x25); le(e, 0x10, 4);
 	mem_x(e, true, false, 0x3b, RDX, R8, -1, 0, s->py.thread_id);
 	jump(e, CC_NE, L_WALKREC);
-	arith_ri8(e, false, 0, RCX, (int8_t)REC_LEN);
-	call_label(e, L_RESERVE);
-	test_rr(e, R8, R8);
-	jump(e, CC_E, L_ARDONE);
-	arith_ri8(e, false, 5, RCX, (int8_t)REC_LEN);
-	mov_rr(e, RDI, R8);
-	push(e, RAX);					/* its position */
-	load(e, RDX, RSP, 24);
-	store(e, RDI, 8, RDX);				/* the block */
-	load(e, RDX, RSP, 16);
-	store(e, RDI, 16, RDX);				/* the size */
-	/* edx = its length (in 16ths, << 16) and type, while rcx holds it */
-	mem_x(e, false, false, 0x8d, RDX, RCX, -1, 0, (int32_t)REC_LEN);	/* lea edx,[rcx+32] */
-	shift(e, false, 4, RDX, 12);
-	arith_ri8(e, false, 1, RDX, HK_ANN_FRAMES);	/* or */
-	lea_rd8(e, R10, RDI, (int8_t)REC_LEN);
-	xor32_self(e, R9);
-	xor32_self(e, R11);
+	/* the frames to this stack first (below the old rsp, kept at
+	 * [rsp]), then a record of just their length */
+	mov_rr(e, R10, RSP);
+	sub_rr(e, RSP, RCX);
+	push(e, R10);
+	mem_x(e, true, false, 0x8d, R10, RSP, -1, 0, 8);	/* lea r10,[rsp+8] */
+	xor32_self(e, R9);				/* bytes captured */
+	xor32_self(e, R11);				/* frames beyond */
 	frame_loop(e, s, RSI);
 	label(e, L_FDONE);
-	op_rr_w(e, false, 0x89, RAX, R9);		/* eax = bytes copied */
-	shift(e, false, 4, RAX, 4);			/* frames << 8 */
+	/* rdx = the record's word at 24: total << 32, its length in 16ths
+	 * << 16, frames << 8, type */
+	mem_x(e, false, false, 0x8d, RDX, R9, -1, 0, (int32_t)REC_LEN);	/* lea edx,[r9+32] */
+	shift(e, false, 4, RDX, 12);
+	op_rr_w(e, false, 0x89, RAX, R9);
+	shift(e, false, 4, RAX, 4);
 	op_rr_w(e, false, 0x09, RDX, RAX);
-	shift(e, false, 5, R9, 4);
-	op_rr_w(e, false, 0x01, R9, R11);		/* total */
-	shift(e, true, 4, R9, 32);
-	op_rr(e, 0x09, RDX, R9);
-	store(e, RDI, 24, RDX);
-	pop(e, RAX);
-	store(e, RDI, 0, RAX);				/* commit */
+	arith_ri8(e, false, 1, RDX, HK_ANN_FRAMES);	/* or */
+	op_rr_w(e, false, 0x89, RAX, R9);
+	shift(e, false, 5, RAX, 4);
+	op_rr_w(e, false, 0x01, RAX, R11);		/* total */
+	shift(e, true, 4, RAX, 32);
+	op_rr(e, 0x09, RDX, RAX);
+	mem_x(e, false, false, 0x8d, RCX, R9, -1, 0, (int32_t)REC_LEN);	/* lea ecx,[r9+32] */
+	call_label(e, L_RESERVE);			/* keeps rdx, r9, r10 */
+	test_rr(e, R8, R8);
+	jump(e, CC_E, L_RREST);
+	load(e, RSI, RSP, 0);				/* the old rsp */
+	load(e, RDI, RSI, 16);
+	store(e, R8, 8, RDI);				/* the block */
+	load(e, RDI, RSI, 8);
+	store(e, R8, 16, RDI);				/* the size */
+	store(e, R8, 24, RDX);
+	xor32_self(e, RCX);
+	label(e, L_RCOPY);
+	op_rr_w(e, false, 0x39, RCX, R9);		/* cmp ecx,r9d */
+	jump(e, CC_AE, L_RCDONE);
+	mem_x(e, true, false, 0x8b, RDI, R10, RCX, 0, 0);
+	mem_x(e, true, false, 0x89, RDI, R8, RCX, 0, (int32_t)REC_LEN);
+	mem_x(e, true, false, 0x8b, RDI, R10, RCX, 0, 8);
+	mem_x(e, true, false, 0x89, RDI, R8, RCX, 0, (int32_t)REC_LEN + 8);
+	arith_ri8(e, false, 0, RCX, 16);
+	jump(e, -1, L_RCOPY);
+	label(e, L_RCDONE);
+	store(e, R8, 0, RAX);				/* commit */
+	label(e, L_RREST);
+	load(e, RSP, RSP, 0);				/* the old rsp */
 	jump(e, -1, L_ARDONE);
 
 	label(e, L_WALKREC);

@@ -1112,7 +1112,9 @@ Test(trampoline, ring_records)
 	cr_assert_eq(r->type, HK_ANN_SKIP);
 	cr_assert(has_tag(p), "not tagged back");
 	pos += sizeof(*r);
-	/* ... to a sampled size: the old block's free, then the new block */
+	/* ... to a sampled size: the old block's free, then the new block
+	 * (32 frames asked for, 5 there: a record of 5) */
+	walk_word[0] = 16 * HK_TRAMP_WALK_MAX;
 	p = U(f2.mem + 16);
 	cr_assert(has_tag(p));
 	tramp_t_ret = U(f3.mem + 16);
@@ -1125,6 +1127,9 @@ Test(trampoline, ring_records)
 	cr_assert_eq(r->type, HK_ANN_FRAMES);
 	cr_assert_eq(r->addr, tramp_t_ret);
 	cr_assert_eq(r->size, 1000);
+	cr_assert_eq(r->nframes, NFAKE);
+	cr_assert_eq(r->len16, (sizeof(*r) + 16 * NFAKE) / 16);
+	walk_word[0] = 16 * 3;
 	pos += 16u * r->len16;
 	cr_assert_eq(ring_word(HK_RING_HEAD), pos);
 	cr_assert_eq(ring_word(HK_RING_DROPPED), 0);
