@@ -1,9 +1,9 @@
 """Cost per sampled block: allocate and drop bytes(200) (233 B: heapprof's
-default samples 1 in 10 of these) 400 000 times, three calls deep. The
+default samples 1 in 10 of these) 1 000 000 times, three calls deep. The
 bench compares its time plain, under the trampoline alone and sampled."""
 from _handshake import run
 
-N = 400_000
+N = 1_000_000
 
 
 def leaf(n):
