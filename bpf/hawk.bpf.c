@@ -59,6 +59,9 @@ volatile __u32 frozen = 0;
 /* Ring mode: the ring's head when the interpreter began finalizing; the
  * drain applies no record from there on. */
 volatile __u64 frozen_pos = ~0ULL;
+/* Ring mode: the ring's head as the target's last thread exited (0: not
+ * seen, or its memory was gone); then records up to it are all there was. */
+volatile __u64 exit_pos = 0;
 
 /* Next dense stack id (0 means "no Python frames"). */
 __u32 next_stack_id = 0;
@@ -710,6 +713,24 @@ int BPF_KPROBE(finalize_enter)
 	    !bpf_probe_read_user(&head, sizeof(head), (void *)(ring + HK_RING_HEAD)))
 		frozen_pos = head;
 	frozen = 1;
+	return 0;
+}
+
+/* Ring mode: the target's last thread exits (finalized or not: os._exit,
+ * a crash). Where its ring ended tells user space whether records it
+ * could not read any more were lost. */
+SEC("tracepoint/sched/sched_process_exit")
+int target_exit(void *ctx)
+{
+	struct bpf_pidns_info ns;
+	__u64 ring = 0, head;
+
+	if (bpf_get_ns_current_pid_tgid(pidns_dev, pidns_ino, &ns, sizeof(ns)) ||
+	    ns.tgid != target_tgid)
+		return 0;
+	if (!bpf_probe_read_user(&ring, sizeof(ring), (void *)ring_word) && ring > 3 &&
+	    !bpf_probe_read_user(&head, sizeof(head), (void *)(ring + HK_RING_HEAD)))
+		exit_pos = head + 1;	/* + 1: 0 means unknown */
 	return 0;
 }
 

@@ -181,15 +181,6 @@ int hk_ring_drain(struct hk_ring *r)
 	}
 }
 
-uint64_t hk_ring_pending(struct hk_ring *r)
-{
-	uint64_t head;
-
-	if (!r->base || read_word(r, HK_RING_HEAD, &head) || head < r->tail)
-		return 0;
-	return head - r->tail;
-}
-
 void hk_ring_close(struct hk_ring *r)
 {
 	free(r->mirror);

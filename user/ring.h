@@ -40,10 +40,6 @@ int hk_ring_open(struct hk_ring *r, int memfd, uint64_t word, int prog_fd);
  * not be read (it exited) or the program failed. */
 int hk_ring_drain(struct hk_ring *r);
 
-/* Bytes reserved in the ring and not applied (when the target is gone:
- * lost). 0 if it cannot tell. */
-uint64_t hk_ring_pending(struct hk_ring *r);
-
 void hk_ring_close(struct hk_ring *r);
 
 #endif

@@ -126,6 +126,14 @@ static int attach(struct hawk_bpf *skel, struct hk_pytarget *t,
 				   strerror(errno));
 		links[(*nlinks)++] = l;
 	}
+	if (ring) {
+		l = bpf_program__attach_tracepoint(skel->progs.target_exit, "sched",
+						   "sched_process_exit");
+		if (!l)
+			return ERR("cannot attach to the sched_process_exit tracepoint: %s",
+				   strerror(errno));
+		links[(*nlinks)++] = l;
+	}
 
 	/* Py_FinalizeEx freezes the record (see "frozen" in the BPF side). */
 	if (hk_elf_symbol(&t->elf, "Py_FinalizeEx", &fin) == 0 &&
@@ -442,33 +450,43 @@ static void ring_timer(struct hk_tracer *tr, long ns)
 	timerfd_settime(tr->timerfd, 0, &its, NULL);
 }
 
+/* Ring mode, the target gone: whether records before where its ring
+ * ended (at Py_FinalizeEx, else as its last thread exited) are past tail,
+ * unread (or where it ended is not known). */
+static bool ring_unapplied(const struct hawk_bpf *skel, uint64_t tail)
+{
+	if (skel->bss->frozen && skel->data->frozen_pos != ~0ULL)
+		return skel->data->frozen_pos > tail;
+	return skel->bss->exit_pos ? skel->bss->exit_pos - 1 > tail : true;
+}
+
 /* Ring mode: apply what the trampoline has written so far. */
 static void ring_drain(struct hk_tracer *tr)
 {
-	uint64_t ticks;
+	const struct hawk_bpf *skel = tr->run.skel;
+	uint64_t ticks, before = tr->rr.tail;
+	double t0 = now();
+	bool busy;
 
 	if (!tr->ring || tr->ring_failed)
 		return;
+	/* the timer's count only wakes the poll: drain whether or not due */
 	if (tr->timerfd >= 0 && read(tr->timerfd, &ticks, sizeof(ticks)) < 0)
-		ticks = 0;	/* nothing due: drain anyway */
-	double t0 = now();
-	uint64_t before = tr->rr.tail;
-	int rc = hk_ring_drain(&tr->rr);
-	bool busy = tr->rr.tail - before > (tr->rr.mask + 1) / 16;
-
+		ticks = 0;
+	if (hk_ring_drain(&tr->rr)) {
+		/* the target went (or its ring is not one): unless every
+		 * record before Py_FinalizeEx was applied, some are lost */
+		tr->ring_failed = true;
+		if (tr->rr.base && ring_unapplied(skel, tr->rr.tail))
+			tr->rr.lost++;
+	}
+	busy = tr->rr.tail - before > (tr->rr.mask + 1) / 16;
 	if (busy != tr->ring_busy && tr->timerfd >= 0) {
 		ring_timer(tr, busy ? RING_BUSY_NS : RING_PERIOD_NS);
 		tr->ring_busy = busy;
 	}
-
 	tr->drain_s += now() - t0;
 	tr->drains++;
-	if (rc) {
-		/* the target exited with records unread: at least one */
-		tr->ring_failed = true;
-		if (hk_ring_pending(&tr->rr) || errno == ESRCH || errno == EIO)
-			tr->rr.lost++;
-	}
 	ring_buffer__consume(tr->rb);
 }
 
@@ -626,6 +644,7 @@ int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
 	bpf_program__set_autoload(run->skel->progs.sys_announce,
 				  o->sample && tr->sampler.sys);
 	bpf_program__set_autoload(run->skel->progs.drain, tr->ring);
+	bpf_program__set_autoload(run->skel->progs.target_exit, tr->ring);
 	for (int i = 0; i < tr->hooks.nsites; i++)
 		run->skel->rodata->site_domain[i] = site_domain(&tr->hooks.sites[i]);
 	/* Two slots a block: the table is half full with max_blocks live. */

@@ -339,3 +339,37 @@ def test_ring_full_is_counted(procs, tmp_path, python, monkeypatch):
     wl.go(str(wl.gofile) + ".2")
     wl.wait("allocated")
     assert wl.release() == 0
+
+
+@pytest.mark.parametrize("how", ["exit", "_exit"])
+def test_target_exits_during_ring_window(procs, tmp_path, python, oracle, how,
+                                        monkeypatch):
+    """The target exits while its sampled blocks go through the ring: the
+    records it wrote before it began to exit are applied (the always
+    sampled blocks are exactly tracemalloc's) and, at a normal exit, none
+    is reported lost; after os._exit (no finalization) the report holds
+    what was alive as its last thread went."""
+    want = oracle(python, SCRIPT, 1)
+    fn = next(tb[0][0] for _, _, tb, _ in want.traces._traces if tb[0][0].endswith(SCRIPT))
+    wl = Workload(procs, python, SCRIPT, tmp_path)
+    monkeypatch.setenv("HAWK_BPF_DEBUG", "1")
+    hawk = Hawk(procs, wl.pid, "--duration", "600", "--sample", "--format", "pickle",
+                "--frames", "1")
+    hawk.wait_tracing()
+    check_announce(hawk.err.seen, "ring")
+    wl.go()
+    wl.wait("allocated")
+    wl.command(how)
+    assert wl.proc.wait(30) == 0
+    rc, out, err = hawk.finish(timeout=30)
+    assert rc == 0, err
+    got = pickle.loads(out)
+    # every block of 8192 B or more tracemalloc has at BIG, exactly (the
+    # pickle may also hold sampled small blocks scaled past 8192 B)
+    exact_want = sizes_at(want, fn, BIG, 8192)
+    exact_got = sizes_at(got, fn, BIG, 8192)
+    assert exact_want and all(exact_got[k] >= n for k, n in exact_want.items()), \
+        (exact_got, exact_want)
+    lost = [l for l in err if "lost_ring_records" in l]
+    if how == "exit":
+        assert not lost, err
