@@ -2,6 +2,7 @@
 behind: not when it ends normally, not when it is killed with SIGKILL in the
 middle of a heavy churn; a second tracer on the same process is refused
 while the first runs, and works once the first is gone."""
+import json
 import signal
 import tracemalloc
 
@@ -115,8 +116,12 @@ def test_kill9_while_sampling_then_sample_and_trace_again(procs, tmp_path, pytho
     second = Hawk(procs, wl.pid, "--duration", "600", "--sample-rates", "64:0.5,100000000:1")
     second.wait_tracing()
     wl.wait("round 6")
-    rc, _, err = second.stop()
+    rc, out, err = second.stop()
     assert rc == 0, err
+    # it read the ring the first one left (from where that one stopped)
+    counters = json.loads(out)["hawk_bpf"]["counters"]
+    assert counters["allocations_traced"] > 1000, counters
+    assert counters["lost_ring_records_malformed"] == 0, counters
     assert not any(l.startswith("checksum") for l in wl.out.seen), \
         "the churn ended too early: make it longer"
     third = Hawk(procs, wl.pid, "--duration", "600", "--frames", "1")
