@@ -710,8 +710,13 @@ int BPF_KPROBE(finalize_enter)
 	 * before still are, whenever the drain reads them. */
 	if (ring_word && !bpf_probe_read_user(&ring, sizeof(ring), (void *)ring_word) &&
 	    ring > 3 &&
-	    !bpf_probe_read_user(&head, sizeof(head), (void *)(ring + HK_RING_HEAD)))
+	    !bpf_probe_read_user(&head, sizeof(head), (void *)(ring + HK_RING_HEAD))) {
 		frozen_pos = head;
+		/* wake hawk-bpf to read them while the process still is
+		 * (a stack hash of 0 names no stack) */
+		head = 0;
+		bpf_ringbuf_output(&new_stacks, &head, sizeof(head), BPF_RB_FORCE_WAKEUP);
+	}
 	frozen = 1;
 	return 0;
 }
