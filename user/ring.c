@@ -137,6 +137,41 @@ static uint64_t walk(struct hk_ring *r, uint64_t head, bool have, bool copy,
 	return q;
 }
 
+/* One batch: the complete records from tail up to head, as many as
+ * r->out holds, applied. 1 if it applied some, 0 if none was complete,
+ * -1 on error. */
+static int drain_batch(struct hk_ring *r, uint64_t head)
+{
+	struct span sp[2];
+	uint64_t q, q2, len;
+	int nsp;
+
+	q = walk(r, head, false, false, sp, &nsp, &len);
+	if (!q)
+		return -1;
+	if (q == r->tail)
+		return 0;	/* the next record is not complete */
+	for (int i = 0; i < nsp; i++)
+		if (fetch(r, sp[i].from, sp[i].to - sp[i].from))
+			return -1;
+	q2 = walk(r, q, true, true, sp, &nsp, &len);
+	if (q2 != q) {
+		errno = EPROTO;
+		return -1;
+	}
+	struct hk_drain_ctx ctx = { .buf = (uintptr_t)r->out, .len = len };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &ctx,
+		    .ctx_size_in = sizeof(ctx));
+
+	if (bpf_prog_test_run_opts(r->prog_fd, &opts) || opts.retval)
+		return -1;
+	r->applied += ctx.applied;
+	r->tail = q;
+	if (hk_mem_write(r->memfd, r->base + HK_RING_TAIL, &r->tail, 8))
+		return -1;
+	return 1;
+}
+
 int hk_ring_drain(struct hk_ring *r)
 {
 	uint64_t head, dropped;
@@ -144,41 +179,18 @@ int hk_ring_drain(struct hk_ring *r)
 
 	if (a <= 0)
 		return a;
-	for (;;) {
-		struct span sp[2];
-		uint64_t q, len;
-		int nsp;
-
-		if (read_word(r, HK_RING_HEAD, &head) ||
-		    read_word(r, HK_RING_DROPPED, &dropped))
-			return -1;
-		r->dropped = dropped - r->dropped0;
-		if (head == r->tail)
-			return 0;
-		q = walk(r, head, false, false, sp, &nsp, &len);
-		if (!q)
-			return -1;
-		if (q == r->tail)
-			return 0;	/* the next record is not complete */
-		for (int i = 0; i < nsp; i++)
-			if (fetch(r, sp[i].from, sp[i].to - sp[i].from))
-				return -1;
-		uint64_t q2 = walk(r, q, true, true, sp, &nsp, &len);
-		if (q2 != q) {
-			errno = EPROTO;
-			return -1;
-		}
-		struct hk_drain_ctx ctx = { .buf = (uintptr_t)r->out, .len = len };
-		LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &ctx,
-			    .ctx_size_in = sizeof(ctx));
-
-		if (bpf_prog_test_run_opts(r->prog_fd, &opts) || opts.retval)
-			return -1;
-		r->applied += ctx.applied;
-		r->tail = q;
-		if (hk_mem_write(r->memfd, r->base + HK_RING_TAIL, &r->tail, 8))
-			return -1;
+	/* up to where the ring was now: a target writing as fast as we
+	 * read must not keep us from the rest of the loop */
+	if (read_word(r, HK_RING_HEAD, &head) ||
+	    read_word(r, HK_RING_DROPPED, &dropped))
+		return -1;
+	r->dropped = dropped - r->dropped0;
+	while (r->tail < head) {
+		a = drain_batch(r, head);
+		if (a <= 0)
+			return a;
 	}
+	return 0;
 }
 
 void hk_ring_close(struct hk_ring *r)
