@@ -13,11 +13,16 @@
 uint64_t hk_ring_bytes(void)
 {
 	const char *kb = getenv("HAWK_BPF_RING_KB");
-	uint64_t n = kb ? strtoull(kb, NULL, 10) * 1024 : 8 << 20;
+	char *end;
+	unsigned long long n;
 
-	if (n < 4096 || n > (1ull << 30) || (n & (n - 1)))
-		n = 8 << 20;
-	return n;
+	if (!kb)
+		return 8 << 20;
+	errno = 0;
+	n = strtoull(kb, &end, 10);
+	if (errno || end == kb || *end || n < 4 || n > (1u << 20) || (n & (n - 1)))
+		return 0;
+	return n * 1024;
 }
 
 static int read_word(struct hk_ring *r, uint64_t off, uint64_t *v)

@@ -29,7 +29,8 @@ struct hk_ring {
 	bool existed;		/* mapped by an earlier run */
 };
 
-/* Bytes of ring a trampoline maps: HAWK_BPF_RING_KB, else 8 MiB. */
+/* Bytes of ring a trampoline maps: HAWK_BPF_RING_KB (a power of two from
+ * 4 to 1048576), else 8 MiB; 0 if HAWK_BPF_RING_KB is not one. */
 uint64_t hk_ring_bytes(void);
 
 /* Starts reading the ring whose words are at `word` in the target: the

@@ -246,6 +246,8 @@ int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 	int rc;
 
 	memset(s, 0, sizeof(*s));
+	if (!hk_ring_bytes())
+		return ERR("HAWK_BPF_RING_KB must be a power of two from 4 to 1048576 (KiB)");
 	if (pymalloc_funcs(h, t, &fm, &fc))
 		return ERR("--sample needs pymalloc, which process %d does not use (PYTHONMALLOC=malloc?); trace it exactly instead",
 			   (int)t->pid);

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (WORKLOADS, Hawk, TRACING, Workload, assert_bpf_gone,
+from helpers import (PYTHONS, WORKLOADS, Hawk, TRACING, Workload, assert_bpf_gone,
                      assert_detached, assert_lines_match,
                      assert_top_tracebacks_match, run_hawk, untraced_checksum)
 
@@ -373,3 +373,18 @@ def test_target_exits_during_ring_window(procs, tmp_path, python, oracle, how,
     lost = [l for l in err if "lost_ring_records" in l]
     if how == "exit":
         assert not lost, err
+
+
+@pytest.mark.parametrize("kb", ["1000", "2", "x", "2097152", ""])
+def test_bad_ring_size_refused(procs, tmp_path, monkeypatch, kb):
+    """HAWK_BPF_RING_KB that is not a power of two from 4 to 1048576: one
+    line, exit 1, the target untouched."""
+    python = PYTHONS["debian-3.11.2"][0]
+    monkeypatch.setenv("HAWK_BPF_RING_KB", kb)
+    wl = Workload(procs, python, SCRIPT, tmp_path)
+    rc, out, err = run_hawk("-p", str(wl.pid), "--duration", "1", "--sample")
+    assert rc == 1 and not out
+    assert len(err) == 1 and "HAWK_BPF_RING_KB" in err[0], err
+    wl.go()
+    wl.wait("allocated")
+    assert wl.tables() == wl.tables_at_start
