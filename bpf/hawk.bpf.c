@@ -59,8 +59,8 @@ volatile __u32 frozen = 0;
 /* Ring mode: the ring's head when the interpreter began finalizing; the
  * drain applies no record from there on. */
 volatile __u64 frozen_pos = ~0ULL;
-/* Ring mode: the ring's head as the target's last thread exited (0: not
- * seen, or its memory was gone); then records up to it are all there was. */
+/* Ring mode: the ring's head as the target called exit_group(2) (0: not
+ * seen); then records up to it are all there was. */
 volatile __u64 exit_pos = 0;
 
 /* Next dense stack id (0 means "no Python frames"). */
@@ -721,10 +721,11 @@ int BPF_KPROBE(finalize_enter)
 	return 0;
 }
 
-/* Ring mode: the target's last thread exits (finalized or not: os._exit,
- * a crash). Where its ring ended tells user space whether records it
- * could not read any more were lost. */
-SEC("tracepoint/sched/sched_process_exit")
+/* Ring mode: the target calls exit_group(2) (its end, finalized or not:
+ * os._exit too; not a fatal signal). Where its ring ended then tells user
+ * space whether records it could not read any more were lost. By
+ * sched_process_exit the memory is gone already. */
+SEC("tracepoint/syscalls/sys_enter_exit_group")
 int target_exit(void *ctx)
 {
 	struct bpf_pidns_info ns;

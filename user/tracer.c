@@ -127,10 +127,10 @@ static int attach(struct hawk_bpf *skel, struct hk_pytarget *t,
 		links[(*nlinks)++] = l;
 	}
 	if (ring) {
-		l = bpf_program__attach_tracepoint(skel->progs.target_exit, "sched",
-						   "sched_process_exit");
+		l = bpf_program__attach_tracepoint(skel->progs.target_exit, "syscalls",
+						   "sys_enter_exit_group");
 		if (!l)
-			return ERR("cannot attach to the sched_process_exit tracepoint: %s",
+			return ERR("cannot attach to the exit_group(2) tracepoint: %s",
 				   strerror(errno));
 		links[(*nlinks)++] = l;
 	}
@@ -451,7 +451,7 @@ static void ring_timer(struct hk_tracer *tr, long ns)
 }
 
 /* Ring mode, the target gone: whether records before where its ring
- * ended (at Py_FinalizeEx, else as its last thread exited) are past tail,
+ * ended (at Py_FinalizeEx, else at its exit_group(2)) are past tail,
  * unread (or where it ended is not known). */
 static bool ring_unapplied(const struct hawk_bpf *skel, uint64_t tail)
 {
@@ -475,8 +475,12 @@ static void ring_drain(struct hk_tracer *tr)
 		ticks = 0;
 	if (hk_ring_drain(&tr->rr)) {
 		/* the target went (or its ring is not one): unless every
-		 * record before Py_FinalizeEx was applied, some are lost */
+		 * record before its end was applied, some are lost */
 		tr->ring_failed = true;
+		if (getenv("HAWK_BPF_DEBUG"))
+			fprintf(stderr, "hawk-bpf: debug: ring: unreadable; applied up to %llu, ended at %llu (exit_group, 0: not seen), frozen %u at %llu\n",
+				(unsigned long long)tr->rr.tail, (unsigned long long)skel->bss->exit_pos,
+				skel->bss->frozen, (unsigned long long)skel->data->frozen_pos);
 		if (tr->rr.base && ring_unapplied(skel, tr->rr.tail))
 			tr->rr.lost++;
 	}
