@@ -407,6 +407,15 @@ static void store_tag(struct em *e, const struct hk_tramp_spec *s, int end,
 	store(e, end, -16, tmp);
 }
 
+/* Tag the block at p (non-NULL): its usable end into `end`, the tag
+ * written before it; clobbers tmp. */
+static void tag_block(struct em *e, const struct hk_tramp_spec *s, int p,
+		      int end, int tmp)
+{
+	usable_end(e, end, p, tmp);
+	store_tag(e, s, end, tmp);
+}
+
 /* The registers of a free(NULL) announcement through the free probe but
  * rdx (the block): rdi = the raw ctx, rsi = NULL, r11 = magic + k. */
 static void ann_regs(struct em *e, int8_t k)
@@ -533,14 +542,24 @@ static void announce_frames(struct em *e, const struct hk_tramp_spec *s)
 	label(e, L_RAWANN);
 }
 
-/* Raw mode, sampled: call the raw function itself (S table) for the padded
- * request, tag the block, then announce it with one probe hit: a call of
- * the probed free entry with ptr NULL (free(NULL) does nothing) and
- * rdx = the block, rcx = the size asked for, r10 = the nonce, r11 = magic
- * + 2. One trap instead of an entry probe and a return probe. The nonce,
- * size and index wait on the stack (three words: the calls see it
- * 16-aligned). */
-static void announce_call(struct em *e, const struct hk_tramp_spec *s)
+static void push(struct em *e, int r)
+{
+	if (r & 8)
+		b(e, 0x41);
+	b(e, (uint8_t)(0x50 + (r & 7)));
+}
+
+static void pop(struct em *e, int r)
+{
+	if (r & 8)
+		b(e, 0x41);
+	b(e, (uint8_t)(0x58 + (r & 7)));
+}
+
+/* A sampled call ([S + 8 r9], the raw function itself) for the padded
+ * request, three words waiting on the stack (the call sees it 16-aligned):
+ * [rsp] = the index, [rsp + 8] = the size asked for, [rsp + 16] = r10. */
+static void call_raw(struct em *e)
 {
 	mov_rr(e, RAX, RDX);			/* calloc, realloc: rdx */
 	arith_ri8(e, false, 7, R9, HK_TE_RAW_CALLOC);
@@ -550,15 +569,26 @@ static void announce_call(struct em *e, const struct hk_tramp_spec *s)
 	mov_rr(e, RAX, RSI);			/* malloc: rsi */
 	label(e, L_SIZED);
 	arith_ri8(e, true, 5, RAX, HK_TRAMP_TAG_PAD);
-	b(e, 0x41); b(e, 0x52);			/* push r10: nonce */
-	b(e, 0x50);				/* push rax: size */
-	b(e, 0x41); b(e, 0x51);			/* push r9: index */
+	push(e, R10);
+	push(e, RAX);
+	push(e, R9);
 	lea_rip(e, R8, pool(e, P_S));
 	jmp_tab(e, R8, R9, true);
+}
+
+/* Raw mode, sampled: call the raw function itself (S table) for the padded
+ * request, tag the block, then announce it with one probe hit: a call of
+ * the probed free entry with ptr NULL (free(NULL) does nothing) and
+ * rdx = the block, rcx = the size asked for, r10 = the nonce, r11 = magic
+ * + 2. One trap instead of an entry probe and a return probe. The nonce,
+ * size and index wait on the stack (three words: the calls see it
+ * 16-aligned). */
+static void announce_call(struct em *e, const struct hk_tramp_spec *s)
+{
+	call_raw(e);				/* r10: the nonce */
 	test_rr(e, RAX, RAX);
 	jump(e, CC_E, L_POPRET);
-	usable_end(e, RCX, RAX, RDX);
-	store_tag(e, s, RCX, RDX);
+	tag_block(e, s, RAX, RCX, RDX);
 	if (walks(s))
 		announce_frames(e, s);
 	mov_rr(e, RDX, RAX);
@@ -577,20 +607,6 @@ static void announce_call(struct em *e, const struct hk_tramp_spec *s)
 /* The word at a record's offset 24: type, no frames, length. */
 #define RING_WORD(type, len) ((uint32_t)(type) | (uint32_t)((len) / 16) << 16)
 #define REC_LEN ((uint32_t)sizeof(struct hk_ring_rec))
-
-static void push(struct em *e, int r)
-{
-	if (r & 8)
-		b(e, 0x41);
-	b(e, (uint8_t)(0x50 + (r & 7)));
-}
-
-static void pop(struct em *e, int r)
-{
-	if (r & 8)
-		b(e, 0x41);
-	b(e, (uint8_t)(0x58 + (r & 7)));
-}
 
 /* call to an internal label (rel32) */
 static void call_label(struct em *e, int l)
@@ -814,23 +830,10 @@ static void ring_call(struct em *e, const struct hk_tramp_spec *s)
 	store(e, R8, 8, RSI);				/* the old block */
 	store(e, R8, 16, RAX);				/* its position, parked */
 	label(e, L_AC1);
-	mov_rr(e, RAX, RDX);				/* calloc, realloc: rdx */
-	arith_ri8(e, false, 7, R9, HK_TE_RAW_CALLOC);
-	jump(e, CC_BE, L_SIZED);
-	arith_ri8(e, false, 7, R9, HK_TE_RAW_REALLOC);
-	jump(e, CC_AE, L_SIZED);
-	mov_rr(e, RAX, RSI);				/* malloc: rsi */
-	label(e, L_SIZED);
-	arith_ri8(e, true, 5, RAX, HK_TRAMP_TAG_PAD);
-	push(e, R10);					/* the old block's record */
-	push(e, RAX);					/* size */
-	push(e, R9);					/* index */
-	lea_rip(e, R8, pool(e, P_S));
-	jmp_tab(e, R8, R9, true);
+	call_raw(e);				/* r10: the old block's record */
 	test_rr(e, RAX, RAX);
 	jump(e, CC_E, L_ACFAIL);
-	usable_end(e, RCX, RAX, RDX);
-	store_tag(e, s, RCX, RDX);
+	tag_block(e, s, RAX, RCX, RDX);
 	load(e, RCX, RSP, 16);
 	test_rr(e, RCX, RCX);
 	jump(e, CC_E, L_AC2);
@@ -850,8 +853,7 @@ static void ring_call(struct em *e, const struct hk_tramp_spec *s)
 	store_imm(e, RCX, 24, RING_WORD(HK_ANN_SKIP, REC_LEN));
 	commit_parked(e, RCX, RDX);
 	load(e, RCX, RCX, 8);				/* still there: tag it back */
-	usable_end(e, RDX, RCX, R8);
-	store_tag(e, s, RDX, R8);
+	tag_block(e, s, RCX, RDX, R8);
 	jump(e, -1, L_POPRET);
 }
 
@@ -883,8 +885,7 @@ static void ring_oldu(struct em *e, const struct hk_tramp_spec *s)
 	jump(e, CC_NE, L_RET);
 	load(e, RCX, RCX, 8);
 	label(e, L_RETAG);
-	usable_end(e, RDX, RCX, R8);
-	store_tag(e, s, RDX, R8);
+	tag_block(e, s, RCX, RDX, R8);
 	b(e, 0xc3);
 	label(e, L_OLDUPLAIN);
 	xor32_self(e, R11);
@@ -1056,8 +1057,7 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 			jump(e, CC_E, L_RET);
 		}
 		label(e, L_TAGRAX);		/* also for L_OLDS */
-		usable_end(e, RCX, RAX, RDX);
-		store_tag(e, s, RCX, RDX);
+		tag_block(e, s, RAX, RCX, RDX);
 		label(e, L_RET);
 		b(e, 0xc3);
 	}
@@ -1104,8 +1104,7 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 		jump(e, CC_NE, L_TAGRAX);
 		/* realloc failed: the old block is still there, still traced */
 		label(e, L_RETAG);
-		usable_end(e, RDX, RCX, R8);
-		store_tag(e, s, RDX, R8);
+		tag_block(e, s, RCX, RDX, R8);
 		b(e, 0xc3);
 	}
 
