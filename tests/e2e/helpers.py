@@ -227,6 +227,17 @@ def run_hawk(*args, timeout=TIMEOUT, user=None):
 
 # ------------------------------------------------------------------- oracle
 
+def exit_during_window(wl, hawk, how):
+    """Let the traced workload allocate, then make it exit ("exit":
+    normally, "_exit": os._exit) and wait for hawk-bpf to end by itself:
+    (exit status, stdout bytes, stderr lines)."""
+    wl.go()
+    wl.wait("allocated")
+    wl.command(how)
+    assert wl.proc.wait(30) == 0
+    return hawk.finish(timeout=30)
+
+
 def untraced_checksum(python, script, rounds):
     """The "checksum X" a checksummed churn workload prints run on its own:
     what a traced run of it must print too."""

@@ -12,7 +12,7 @@ import pytest
 
 from helpers import (HAWK, PYTHONS, UNSUPPORTED, WORKLOADS, Hawk, Procs, Workload,
                      assert_bpf_gone, assert_lines_match, assert_no_orphan_programs,
-                     patched_bytes, run_hawk)
+                     exit_during_window, patched_bytes, run_hawk)
 
 DEBIAN = PYTHONS["debian-3.11.2"][0]
 NOBODY = 65534
@@ -183,11 +183,7 @@ def test_target_exits_during_window(procs, tmp_path, oracle, how):
     wl = Workload(procs, python, "retain.py", tmp_path)
     hawk = Hawk(procs, wl.pid, "--duration", "600", "--count", "1000")
     hawk.wait_tracing()
-    wl.go()
-    wl.wait("allocated")
-    wl.command(how)
-    assert wl.proc.wait(30) == 0
-    rc, out, err = hawk.finish(timeout=30)
+    rc, out, err = exit_during_window(wl, hawk, how)
     assert rc == 0, err
     exited = [l for l in err if "exited" in l]
     assert len(exited) == 1 and str(wl.pid) in exited[0], err

@@ -14,7 +14,8 @@ import pytest
 
 from helpers import (PYTHONS, WORKLOADS, Hawk, TRACING, Workload, assert_bpf_gone,
                      assert_detached, assert_lines_match,
-                     assert_top_tracebacks_match, run_hawk, untraced_checksum)
+                     assert_top_tracebacks_match, exit_during_window, run_hawk,
+                     untraced_checksum)
 
 SCRIPT = "sampled.py"
 BLOBS, BIG, SMALL = 7, 8, 9          # the lines of sampled.py
@@ -36,6 +37,17 @@ def lines(snapshot, filename, min_size=0, max_size=None):
 def sizes_at(snapshot, filename, line, min_size):
     return collections.Counter(size for _, size, tb, _ in snapshot.traces._traces
                                if tb[0] == (filename, line) and size >= min_size)
+
+
+def assert_big_blocks_exact(want, got, fn):
+    """>= 8192 B is always sampled (weight 1, size unscaled): every such
+    block tracemalloc has at BIG is there, with its exact size. (A
+    sampled pickle also holds small blocks at size/p, which may exceed
+    8192 B: they are extra, never missing.)"""
+    exact_want = sizes_at(want, fn, BIG, 8192)
+    exact_got = sizes_at(got, fn, BIG, 8192)
+    assert exact_want and all(exact_got[k] >= n for k, n in exact_want.items()), \
+        (exact_got, exact_want)
 
 
 def sampled_run(procs, tmp_path, python, *args, script=SCRIPT):
@@ -61,14 +73,7 @@ def test_large_blocks_exact_and_estimates(procs, tmp_path, python, oracle):
                              "--frames", "1")
     got = pickle.loads(out)
     assert isinstance(got, tracemalloc.Snapshot)
-    # >= 8192 B is always sampled (weight 1, size unscaled): every such
-    # block tracemalloc has at BIG is there, with its exact size. (The
-    # pickle also holds sampled small blocks at size/p, which may exceed
-    # 8192 B: they are extra, never missing.)
-    exact_want = sizes_at(want, fn, BIG, 8192)
-    exact_got = sizes_at(got, fn, BIG, 8192)
-    assert exact_want and all(exact_got[k] >= n for k, n in exact_want.items()), \
-        (exact_got, exact_want)
+    assert_big_blocks_exact(want, got, fn)
     # 2000 blocks of 1033 B at p = 0.1: 200 samples expected, standard
     # deviation 6.7 %; the pickle holds each sampled block at size/p.
     true = lines(want, fn)[BLOBS][0]
@@ -357,19 +362,9 @@ def test_target_exits_during_ring_window(procs, tmp_path, python, oracle, how,
                 "--frames", "1")
     hawk.wait_tracing()
     check_announce(hawk.err.seen, "ring")
-    wl.go()
-    wl.wait("allocated")
-    wl.command(how)
-    assert wl.proc.wait(30) == 0
-    rc, out, err = hawk.finish(timeout=30)
+    rc, out, err = exit_during_window(wl, hawk, how)
     assert rc == 0, err
-    got = pickle.loads(out)
-    # every block of 8192 B or more tracemalloc has at BIG, exactly (the
-    # pickle may also hold sampled small blocks scaled past 8192 B)
-    exact_want = sizes_at(want, fn, BIG, 8192)
-    exact_got = sizes_at(got, fn, BIG, 8192)
-    assert exact_want and all(exact_got[k] >= n for k, n in exact_want.items()), \
-        (exact_got, exact_want)
+    assert_big_blocks_exact(want, pickle.loads(out), fn)
     lost = [l for l in err if "lost_ring_records" in l]
     if how == "exit":
         assert not lost, err

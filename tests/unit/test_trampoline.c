@@ -868,19 +868,25 @@ static void fake_interpreter(void)
 	}
 }
 
+/* getppid(2) announcements, reading the fake interpreter's frames. */
+static void fake_layout(struct hk_tramp_spec *s)
+{
+	s->sys_nr = SYS_getppid;
+	s->py.tstate = U(&fake_running);
+	s->py.walk = U(walk_word);
+	s->py.cframe = F_CFRAME;
+	s->py.current_frame = F_CURRENT;
+	s->py.code = F_CODE;
+	s->py.previous = F_PREV;
+	s->py.instr = F_INSTR;
+	s->py.owner = F_OWNER;
+	add_class(s, 128, 0.0);		/* never; >= 128 always */
+}
+
 static void sys_env(struct env *e)
 {
 	env_init(e);
-	e->s.sys_nr = SYS_getppid;
-	e->s.py.tstate = U(&fake_running);
-	e->s.py.walk = U(walk_word);
-	e->s.py.cframe = F_CFRAME;
-	e->s.py.current_frame = F_CURRENT;
-	e->s.py.code = F_CODE;
-	e->s.py.previous = F_PREV;
-	e->s.py.instr = F_INSTR;
-	e->s.py.owner = F_OWNER;
-	add_class(&e->s, 128, 0.0);	/* never; >= 128 always */
+	fake_layout(&e->s);
 	env_load(e);
 	fake_interpreter();
 	trap_getppid();
@@ -975,18 +981,9 @@ static uint64_t ring_words[3];		/* the ring, its bytes, records lost */
 static void ring_env(struct env *e, uint64_t bytes)
 {
 	env_init(e);
-	e->s.sys_nr = SYS_getppid;
-	e->s.py.tstate = U(&fake_running);
-	e->s.py.walk = U(walk_word);
-	e->s.py.cframe = F_CFRAME;
-	e->s.py.current_frame = F_CURRENT;
-	e->s.py.code = F_CODE;
-	e->s.py.previous = F_PREV;
-	e->s.py.instr = F_INSTR;
-	e->s.py.owner = F_OWNER;
+	fake_layout(&e->s);
 	e->s.py.thread_id = F_TID;
 	e->s.ring = U(ring_words);
-	add_class(&e->s, 128, 0.0);	/* never; >= 128 always */
 	env_load(e);
 	fake_interpreter();
 	put64(fake_ts + F_TID, (uint64_t)pthread_self());	/* we hold the GIL */
