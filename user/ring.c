@@ -25,15 +25,28 @@ uint64_t hk_ring_bytes(void)
 	return n * 1024;
 }
 
-static int read_word(struct hk_ring *r, uint64_t off, uint64_t *v)
+struct header {
+	uint64_t head, dropped, size;
+};
+
+/* The ring's header words, in one read. */
+static int read_header(struct hk_ring *r, struct header *h)
 {
-	return hk_mem_read(r->memfd, r->base + off, v, 8);
+	uint64_t w[HK_RING_SIZE / 8 + 1];
+
+	if (hk_mem_read(r->memfd, r->base, w, sizeof(w)))
+		return -1;
+	h->head = w[HK_RING_HEAD / 8];
+	h->dropped = w[HK_RING_DROPPED / 8];
+	h->size = w[HK_RING_SIZE / 8];
+	return 0;
 }
 
 /* Picks up the ring once the trampoline has mapped it: 1 if there is one. */
 static int attach(struct hk_ring *r)
 {
-	uint64_t w[3], size, head;
+	struct header h;
+	uint64_t w[3], size;
 
 	if (r->base)
 		return 1;
@@ -43,9 +56,10 @@ static int attach(struct hk_ring *r)
 	if (w[0] <= 3)
 		return 0;
 	r->base = w[0];
-	if (read_word(r, HK_RING_SIZE, &size) || read_word(r, HK_RING_HEAD, &head) ||
-	    read_word(r, HK_RING_DROPPED, &r->dropped0))
+	if (read_header(r, &h))
 		return -1;
+	size = h.size;
+	r->dropped0 = h.dropped;
 	if (size < 4096 || size > (1ull << 30) || (size & (size - 1))) {
 		errno = EPROTO;
 		return -1;
@@ -55,7 +69,7 @@ static int attach(struct hk_ring *r)
 	if (!r->mirror)
 		return -1;
 	/* an earlier run's ring: what is in it is not ours */
-	r->tail = r->existed ? head : 0;
+	r->tail = r->existed ? h.head : 0;
 	if (r->existed && hk_mem_write(r->memfd, r->base + HK_RING_TAIL, &r->tail, 8))
 		return -1;
 	return 1;
@@ -179,19 +193,18 @@ static int drain_batch(struct hk_ring *r, uint64_t head)
 
 int hk_ring_drain(struct hk_ring *r)
 {
-	uint64_t head, dropped;
+	struct header h;
 	int a = attach(r);
 
 	if (a <= 0)
 		return a;
 	/* up to where the ring was now: a target writing as fast as we
 	 * read must not keep us from the rest of the loop */
-	if (read_word(r, HK_RING_HEAD, &head) ||
-	    read_word(r, HK_RING_DROPPED, &dropped))
+	if (read_header(r, &h))
 		return -1;
-	r->dropped = dropped - r->dropped0;
-	while (r->tail < head) {
-		a = drain_batch(r, head);
+	r->dropped = h.dropped - r->dropped0;
+	while (r->tail < h.head) {
+		a = drain_batch(r, h.head);
 		if (a <= 0)
 			return a;
 	}
