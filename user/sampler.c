@@ -18,35 +18,37 @@
  * a killed one left behind (and the functions its entries stand for).
  * Written last: a header means the code and data are complete. */
 struct tramp_header {
-	char magic[8];		/* "HAWKTRM3" */
+	char magic[8];		/* "HAWKTRM4" */
 	uint16_t len;		/* code bytes */
 	uint16_t entry[HK_TE_N];	/* entry offsets, 0xffff: none */
 	uint16_t real_lit[HK_TE_N];	/* offset of the literal holding its
 					 * function, 0xffff: none */
 	uint16_t flags;		/* TH_SYS: announces by system call */
-	uint16_t pad[2];
 };
+/* what follows it must stay 8-aligned */
+_Static_assert(sizeof(struct tramp_header) % 8 == 0, "tramp_header size");
 
 #define TH_SYS 1
 #define TH_RING 2
 
-static const char header_magic[8] = { 'H', 'A', 'W', 'K', 'T', 'R', 'M', '3' };
+static const char header_magic[8] = { 'H', 'A', 'W', 'K', 'T', 'R', 'M', '4' };
 
 /* The data tail: PRNG word, header, tag, threshold table, walk word, ring
- * words (trampoline.h). */
+ * words, raw realloc count (trampoline.h). */
 #define RW_HEADER 8
 #define RW_TAG (RW_HEADER + sizeof(struct tramp_header))
 #define RW_TABLE (RW_TAG + 16)
 #define RW_WALK (RW_TABLE + 8 * (HK_TRAMP_MAX_CLASSES + 1))
 #define RW_RING (RW_WALK + 8)
-#define RW_END (RW_RING + 24)
+#define RW_SEQ (RW_RING + 24)
+#define RW_END (RW_SEQ + 8)
 
 static int entry_kind(int e)
 {
 	switch (e) {
 	case HK_TE_OBJ_MALLOC: case HK_TE_RAW_MALLOC: return HK_MALLOC;
 	case HK_TE_OBJ_CALLOC: case HK_TE_RAW_CALLOC: return HK_CALLOC;
-	case HK_TE_RAW_REALLOC: return HK_REALLOC;
+	case HK_TE_RAW_REALLOC: case HK_TE_OBJ_REALLOC: return HK_REALLOC;
 	default: return HK_FREE;
 	}
 }
@@ -89,22 +91,18 @@ int hk_sampler_function(struct hk_pytarget *t, uint64_t ptr, int kind,
 
 /* The pymalloc functions the mem and object slots point to (through the
  * padding or a trampoline left by an earlier run: both resolve to the same
- * function in the hooks plan). */
+ * function in the hooks plan), by kind (f[HK_MALLOC - 1] ...). */
 static int pymalloc_funcs(const struct hk_hooks *h, struct hk_pytarget *t,
-			  uint64_t *fm, uint64_t *fc)
+			  uint64_t f[4])
 {
-	*fm = *fc = 0;
+	memset(f, 0, 4 * sizeof(f[0]));
 	for (int i = 0; i < h->nsites; i++) {
 		const struct hk_site *s = &h->sites[i];
 
-		if (s->domains & (1u << HK_DOM_RAW))
-			continue;
-		if (s->kind == HK_MALLOC)
-			*fm = s->func + t->bias;
-		else if (s->kind == HK_CALLOC)
-			*fc = s->func + t->bias;
+		if (!(s->domains & (1u << HK_DOM_RAW)))
+			f[s->kind - 1] = s->func + t->bias;
 	}
-	return *fm && *fc ? 0 : -1;
+	return f[HK_MALLOC - 1] && f[HK_CALLOC - 1] ? 0 : -1;
 }
 
 static int switch_slots(struct hk_sampler *s, struct hk_pytarget *t, bool on,
@@ -188,6 +186,7 @@ static void layout(struct hk_sampler *s, const struct hk_tail *tl,
 		spec->ring = s->ringaddr;
 	spec->at = s->code;
 	spec->state = s->state;
+	spec->seq = tl->rw + RW_SEQ;
 	spec->table = s->table;
 	spec->tag = s->tag;
 }
@@ -241,19 +240,19 @@ int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 	const struct hk_py_layout *L = &t->layout->bpf;
 	struct hk_tramp_spec spec;
 	struct hk_tail *v;
-	uint64_t fm, fc;
+	uint64_t pm[4];
 	size_t n;
 	int rc;
 
 	memset(s, 0, sizeof(*s));
 	if (!hk_ring_bytes())
 		return ERR("HAWK_BPF_RING_KB must be a power of two from 4 to 1048576 (KiB)");
-	if (pymalloc_funcs(h, t, &fm, &fc))
+	if (pymalloc_funcs(h, t, pm))
 		return ERR("--sample needs pymalloc, which process %d does not use (PYTHONMALLOC=malloc?); trace it exactly instead",
 			   (int)t->pid);
 	memset(&spec, 0, sizeof(spec));
-	spec.real[HK_TE_OBJ_MALLOC] = fm;
-	spec.real[HK_TE_OBJ_CALLOC] = fc;
+	spec.real[HK_TE_OBJ_MALLOC] = pm[HK_MALLOC - 1];
+	spec.real[HK_TE_OBJ_CALLOC] = pm[HK_CALLOC - 1];
 	/* Sampled calls go where the raw slots point while we trace: the
 	 * probed padding, or the function when its probe is inside it. */
 	spec.probe_malloc = raw[HK_MALLOC - 1].redirect ?: raw[HK_MALLOC - 1].orig;
@@ -283,6 +282,12 @@ int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 		spec.real[HK_TE_RAW_CALLOC] = raw[HK_CALLOC - 1].orig;
 		spec.real[HK_TE_RAW_REALLOC] = raw[HK_REALLOC - 1].orig;
 		spec.real[HK_TE_RAW_FREE] = raw[HK_FREE - 1].orig;
+		/* pymalloc's reallocs draw too (a list's item array is made
+		 * and grown by them) */
+		if (pm[HK_REALLOC - 1] && pm[HK_FREE - 1]) {
+			spec.real[HK_TE_OBJ_REALLOC] = pm[HK_REALLOC - 1];
+			spec.obj_free = pm[HK_FREE - 1];
+		}
 	}
 	spec.probe_realloc = raw[HK_REALLOC - 1].redirect;
 	spec.probe_free = raw[HK_FREE - 1].redirect;
@@ -322,7 +327,8 @@ int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 
 		if (s->out.entry[e] == SIZE_MAX)
 			continue;
-		if (e == HK_TE_OBJ_MALLOC || e == HK_TE_OBJ_CALLOC) {
+		if (e == HK_TE_OBJ_MALLOC || e == HK_TE_OBJ_CALLOC ||
+		    e == HK_TE_OBJ_REALLOC) {
 			for (int d = HK_DOM_MEM; d <= HK_DOM_OBJ; d++) {
 				hs = &h->slots[d * 4 + entry_kind(e) - 1];
 				s->slot[s->nslots].addr = hs->addr;

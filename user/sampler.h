@@ -58,7 +58,7 @@ struct hk_sampler {
 		uint64_t tramp;	/* trampoline entry written there */
 		uint64_t padding; /* padding entry before orig, or 0 */
 		bool switched;
-	} slot[8];
+	} slot[10];
 };
 
 /* If ptr is an entry of a trampoline an earlier hawk-bpf left in the

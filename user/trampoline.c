@@ -11,20 +11,22 @@
  * Uoc:	xor r11d,r11d; jmp [U+8i]
  * RC:	mov rax,rsi; imul rax,rdx; jo Urc; dec rax; mov r9d,i; jmp D
  * Urc:	xor r11d,r11d; jmp [U+8i]
- * RR:	test rsi,rsi; jz Rrd; TAGGED? rsi; jne Rrd
+ * RR:	(with OR: inc [seq]) test rsi,rsi; jz Rrd; TAGGED? rsi; jne Rrd
  *	CLEAR rsi; lea rax,[rdx-1]; mov r9d,RR_OLD; jmp D	traced old block
  * Rrd:	lea rax,[rdx-1]; mov r9d,i; jmp D
  * RF:	test rsi,rsi; jz Rfr; TAGGED? rsi; jne Rfr; jmp [PROBE_FREE]
  *	(sys_nr: push rdi,rsi; announce HK_ANN_FREE; pop rsi,rdi)
  * Rfr:	jmp [REAL_FREE]
  * RM:	lea rax,[rsi-1]; mov r9d,i; jmp D		size 0 wraps: always
+ * OR:	lea rax,[rdx-1]; cmp rax,small_max; jae Uor; mov r9d,i; jmp D
+ * Uor:	xor r11d,r11d; jmp [U+8i]			(raw mode only)
  * Uom:	xor r11d,r11d; jmp [U+8i]
  * OM:	lea rax,[rsi-1]; cmp rax,small_max; jae Uom; mov r9d,i
  * D:	mov r10,[state]; xorshift64 on r10; mov [state],r10
  *	mov r11,r10; shr r11,32				the 32-bit random
  *	xor ecx,ecx; { cmp rax,bound-1; sbb ecx,-1 }*	ecx = class index
  *	lea r8,[table]; cmp r11,[r8+rcx*8]; jae UN
- *	mov r11,[MAGIC]
+ *	mov r11,[MAGIC]; (with OR: cmp r9d,OR; je ORS)
  * SAMPLED: mov rdi,[RAWCTX]; mov rdi,[rdi]
  *   no tag: lea r8,[S]; jmp [r8+r9*8]
  *   tag:	cmp r9d,1; jbe AdjC; cmp r9d,4; je AdjR; add rsi,16; jmp CALL
@@ -35,15 +37,20 @@
  *	(raw: announce_call; with sys_nr and py.tstate, an object-domain
  *	block is announced with its caller's frames: announce_frames)
  * RET:	ret
+ * ORS:	push rbx,r12,r13; r13 = [seq]; call [U+8i] (pymalloc's realloc);
+ *	unless NULL or [seq] moved (the raw domain drew): call SAMPLED as
+ *	a malloc of the size, rep movsb into it, call [OBJ_FREE] on
+ *	pymalloc's block (obj_realloc_sampled)
  * UN:	xor r11d,r11d; lea r8,[U]; jmp [r8+r9*8]
  * OLDU (U[RR_OLD], traced old block, unsampled result): announce the old
  *	block's end (free probe, r11 = magic+3), call the real realloc; if it
  *	fails, announce the old block back (magic+4) and tag it again.
  * OLDS (sampled result): call the realloc probe, padded; tag the result,
  *	or the old block again if it failed.
- * pool (8-aligned, after int3): U[6] real (U[RR_OLD] = OLDU), S[6] sampled
+ * pool (8-aligned, after int3): U[7] real (U[RR_OLD] = OLDU), S[7] sampled
  *	targets, REAL_FREE, PROBE_FREE, PROBE_REALLOC, RAWCTX (address of the
- *	raw ctx word), MAGIC, TSTATE (address of the running thread state)
+ *	raw ctx word), MAGIC, TSTATE (address of the running thread state),
+ *	OBJ_FREE (pymalloc's free)
  *
  * TAGGED? p:	mov rax,[p-8]; mov ecx,eax; and ecx,2; shl ecx,2
  *		and rax,-8; sub rax,rcx; add rax,p	end of usable + 8
@@ -58,14 +65,15 @@
 #include <sys/syscall.h>
 #include "hawk.h"
 
-enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11 };
+enum { RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI, R8, R9, R10, R11, R12, R13 };
 enum { CC_O = 0, CC_B = 2, CC_AE = 3, CC_E = 4, CC_NE = 5, CC_BE = 6, CC_A = 7 };
 enum { L_UOC, L_URC, L_UOM, L_RRD, L_RFR, L_D, L_SAMPLED, L_ADJC, L_ADJR,
        L_CALL, L_RET, L_TAGRAX, L_OLDU, L_OLDS, L_RETAG, L_SIZED, L_POPRET,
        L_UN, L_RAWANN, L_FLOOP, L_FCOUNT, L_FC, L_FDONE, L_RESERVE, L_RHAVE,
        L_RRETRY, L_RFULL, L_RNONE, L_RINGNEW, L_RNFAIL, L_RNDONE, L_ACFAIL,
-       L_AC1, L_AC2, L_WALKREC, L_ARDONE, L_OLDUPLAIN, L_OLDUT, L_RCOPY, L_RCDONE, L_RREST, L_POOL, L_N };
-#define MAX_JUMPS 64
+       L_AC1, L_AC2, L_WALKREC, L_ARDONE, L_OLDUPLAIN, L_OLDUT, L_RCOPY, L_RCDONE, L_RREST, L_UOR, L_ORS, L_ORQ, L_ORRET,
+       L_POOL, L_N };
+#define MAX_JUMPS 96
 
 struct em {
 	uint8_t *buf;		/* NULL: measure only */
@@ -346,8 +354,14 @@ static uint64_t label_addr(struct em *e, int l)
 /* Literal pool slots. */
 /* Index of a realloc of a traced block in the U and S tables. */
 #define RR_OLD 5
-enum { P_U = 0, P_S = 6, P_REAL_FREE = 12, P_PROBE_FREE, P_PROBE_REALLOC, P_RAWCTX,
-       P_MAGIC, P_TSTATE, P_N };
+enum { P_U = 0, P_S = HK_TE_N, P_REAL_FREE = 2 * HK_TE_N, P_PROBE_FREE,
+       P_PROBE_REALLOC, P_RAWCTX, P_MAGIC, P_TSTATE, P_OBJ_FREE, P_N };
+
+/* Whether the object realloc entry is generated. */
+static bool obj_realloc(const struct hk_tramp_spec *s)
+{
+	return s->raw && s->real[HK_TE_OBJ_REALLOC];
+}
 
 static uint64_t pool(struct em *e, int slot)
 {
@@ -892,6 +906,58 @@ static void ring_oldu(struct em *e, const struct hk_tramp_spec *s)
 	jmp_ind(e, pool(e, P_U + HK_TE_RAW_REALLOC));
 }
 
+/* The object realloc entry, sampled (r9 = its index, entered by a jump;
+ * rdi = ctx, rsi = the old block, rdx = the size, 1..small_max): the
+ * real realloc first. If pymalloc handed the call on to the raw domain
+ * (the old block is not pymalloc's: a sampled block, or a large one), the
+ * raw entry drew for it, and its result is returned as it is. Else the
+ * result is pymalloc's, which no free would report: it is moved into a
+ * block of the sampled path (raw, tagged, recorded, as a sampled
+ * allocation of that size) and freed by pymalloc. If that allocation
+ * fails, pymalloc's block is returned unsampled. Three pushes keep the
+ * calls' stack aligned. */
+static void obj_realloc_sampled(struct em *e, const struct hk_tramp_spec *s)
+{
+	label(e, L_ORS);
+	push(e, RBX);
+	push(e, R12);
+	push(e, R13);
+	mov_rr(e, RBX, RDX);				/* the size */
+	mov_rr(e, R12, RDI);				/* ctx */
+	mov_load_rip(e, R13, s->seq);
+	xor32_self(e, R11);
+	jmp_ind_call(e, pool(e, P_U + HK_TE_OBJ_REALLOC));
+	test_rr(e, RAX, RAX);
+	jump(e, CC_E, L_ORRET);				/* failed */
+	cmp_rip(e, R13, s->seq);
+	jump(e, CC_NE, L_ORRET);			/* the raw domain's */
+	mov_rr(e, R13, RAX);				/* pymalloc's block */
+	mov_rr(e, RSI, RBX);
+	mov32_ri(e, R9, HK_TE_OBJ_MALLOC);
+	mov_load_rip(e, R11, pool(e, P_MAGIC));
+	mov_load_rip(e, R10, s->state);			/* a fresh nonce */
+	call_label(e, L_SAMPLED);
+	test_rr(e, RAX, RAX);
+	jump(e, CC_E, L_ORQ);
+	mov_rr(e, RDI, RAX);
+	mov_rr(e, RSI, R13);
+	mov_rr(e, RCX, RBX);
+	mov_rr(e, RBX, RAX);
+	b(e, 0xf3); b(e, 0xa4);				/* rep movsb */
+	mov_rr(e, RDI, R12);
+	mov_rr(e, RSI, R13);
+	xor32_self(e, R11);
+	jmp_ind_call(e, pool(e, P_OBJ_FREE));
+	mov_rr(e, R13, RBX);
+	label(e, L_ORQ);
+	mov_rr(e, RAX, R13);
+	label(e, L_ORRET);
+	pop(e, R13);
+	pop(e, R12);
+	pop(e, RBX);
+	b(e, 0xc3);
+}
+
 static void gen(struct em *e, const struct hk_tramp_spec *s,
 		struct hk_tramp_out *o)
 {
@@ -935,6 +1001,8 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 		jmp_ind(e, pool(e, P_U + HK_TE_RAW_CALLOC));
 
 		o->entry[HK_TE_RAW_REALLOC] = e->pos;
+		if (obj_realloc(s))
+			op_rip(e, 0xff, 0, s->seq);	/* inc qword [seq] */
 		test_rr(e, RSI, RSI);
 		jump(e, CC_E, L_RRD);
 		tagged(e, s, RSI, L_RRD);
@@ -984,6 +1052,17 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 		mov32_ri(e, R9, HK_TE_RAW_MALLOC);
 		jump(e, -1, L_D);
 	}
+	if (obj_realloc(s)) {
+		o->entry[HK_TE_OBJ_REALLOC] = e->pos;
+		lea_rd8(e, RAX, RDX, -1);
+		cmp_ri(e, RAX, sm);
+		jump(e, CC_AE, L_UOR);
+		mov32_ri(e, R9, HK_TE_OBJ_REALLOC);
+		jump(e, -1, L_D);
+		label(e, L_UOR);
+		xor32_self(e, R11);
+		jmp_ind(e, pool(e, P_U + HK_TE_OBJ_REALLOC));
+	}
 
 	label(e, L_UOM);
 	xor32_self(e, R11);
@@ -1017,6 +1096,10 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 	cmp_r_mem(e, R11, R8, RCX);
 	jump(e, CC_AE, L_UN);
 	mov_load_rip(e, R11, pool(e, P_MAGIC));
+	if (obj_realloc(s)) {
+		arith_ri8(e, false, 7, R9, HK_TE_OBJ_REALLOC);
+		jump(e, CC_E, L_ORS);
+	}
 
 	label(e, L_SAMPLED);
 	mov_load_rip(e, RDI, pool(e, P_RAWCTX));
@@ -1108,6 +1191,9 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 		b(e, 0xc3);
 	}
 
+	if (obj_realloc(s))
+		obj_realloc_sampled(e, s);
+
 	label(e, L_UN);
 	xor32_self(e, R11);
 	lea_rip(e, R8, pool(e, P_U));
@@ -1120,6 +1206,11 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 	for (int i = 0; i < 5; i++) {
 		lit[P_U + i] = s->real[i];
 		o->real_lit[i] = e->pos + 8 * (P_U + (unsigned)i);
+	}
+	if (obj_realloc(s)) {
+		lit[P_U + HK_TE_OBJ_REALLOC] = s->real[HK_TE_OBJ_REALLOC];
+		o->real_lit[HK_TE_OBJ_REALLOC] = e->pos + 8 * (P_U + HK_TE_OBJ_REALLOC);
+		lit[P_OBJ_FREE] = s->obj_free;
 	}
 	if (s->raw) {
 		/* Sampled blocks come from the raw functions themselves; one
@@ -1159,7 +1250,8 @@ static bool valid(const struct hk_tramp_spec *s)
 	    (s->raw && !s->tagging) || (s->sys_nr && !s->raw) ||
 	    (s->py.tstate && (!s->sys_nr || (s->py.walk & 3))) ||
 	    (s->ring && (!s->py.tstate || (s->ring & 7))) ||
-	    s->magic == 0 || s->magic == UINT64_MAX)
+	    s->magic == 0 || s->magic == UINT64_MAX ||
+	    (obj_realloc(s) && (!s->obj_free || !s->seq || (s->seq & 7))))
 		return false;
 	/* Bounds increase strictly from 1; bound - 1 is a cmp imm32. */
 	for (unsigned i = 0; i < s->nclasses; i++) {

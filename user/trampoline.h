@@ -74,6 +74,7 @@ enum hk_tramp_entry {
 	HK_TE_RAW_MALLOC,
 	HK_TE_RAW_REALLOC,
 	HK_TE_RAW_FREE,
+	HK_TE_OBJ_REALLOC,	/* raw mode: pymalloc's realloc (mem, object) */
 	HK_TE_N,
 };
 
@@ -96,6 +97,12 @@ struct hk_tramp_spec {
 	uint64_t probe_realloc;	/* (raw only) */
 	uint64_t probe_free;	/* (raw only) */
 	uint64_t raw_ctx;	/* address of the raw domain's ctx word */
+	/* Raw mode with real[HK_TE_OBJ_REALLOC]: pymalloc's free, and the rw
+	 * address of a word the raw realloc entry counts its calls in (so the
+	 * object realloc entry knows that pymalloc handed its call on to the
+	 * raw domain, which drew for it). */
+	uint64_t obj_free;
+	uint64_t seq;
 	uint64_t magic;		/* r11 on the sampled path; != 0, != -1 */
 	uint64_t small_max;	/* pymalloc's SMALL_REQUEST_THRESHOLD, 1..2^31-1 */
 	uint32_t sys_nr;	/* raw only: announce with this system call

@@ -306,10 +306,6 @@ def test_always_sampled_stacks_match_tracemalloc(procs, tmp_path, python, oracle
     assert not [l for l in err if "warning" in l], err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap: a block made by PyMem_Realloc/PyObject_Realloc of a pymalloc "
-    "block (or of NULL) to 512 B or less is never drawn: the trampoline does "
-    "not stand in front of the object-domain realloc (README: Limits)"))
 def test_always_sampled_object_realloc(procs, tmp_path, python, oracle):
     """generators.py line 18 appends to a list: its item array grows by
     PyMem_Realloc and tracemalloc counts 100 such arrays there."""

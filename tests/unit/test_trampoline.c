@@ -34,7 +34,7 @@
 enum {
 	P_REAL_MALLOC = 1, P_REAL_CALLOC, P_PROBE_MALLOC, P_PROBE_CALLOC,
 	P_RAW_MALLOC, P_RAW_CALLOC, P_RAW_REALLOC, P_RAW_FREE, P_PROBE_REALLOC,
-	P_PROBE_FREE, P_N
+	P_PROBE_FREE, P_OBJ_REALLOC, P_OBJ_FREE, P_N
 };
 
 /* What the last stub received (written by the stubs). */
@@ -54,6 +54,10 @@ void tramp_t_logit(void)
 HIDDEN uint64_t tramp_t_junk;
 HIDDEN uint64_t tramp_t_call_rsp;
 HIDDEN uint64_t tramp_t_ret;		/* what every stub returns */
+HIDDEN uint64_t tramp_t_ret_or;		/* ... but the object realloc */
+HIDDEN uint64_t tramp_t_bump;		/* the object realloc increments
+					 * this word if set (the raw domain
+					 * got the call) */
 
 /* Calls entry(a, b, c) with rax, rcx, r8-r11 = tramp_t_junk; returns rax. */
 HIDDEN uint64_t tramp_t_call(uint64_t a, uint64_t b, uint64_t c, uint64_t entry);
@@ -61,9 +65,10 @@ HIDDEN uint64_t tramp_t_call(uint64_t a, uint64_t b, uint64_t c, uint64_t entry)
 STUB_DECL(real_malloc) STUB_DECL(real_calloc) STUB_DECL(probe_malloc)
 STUB_DECL(probe_calloc) STUB_DECL(raw_malloc) STUB_DECL(raw_calloc)
 STUB_DECL(raw_realloc) STUB_DECL(raw_free) STUB_DECL(probe_realloc)
-STUB_DECL(probe_free)
+STUB_DECL(probe_free) STUB_DECL(obj_realloc) STUB_DECL(obj_free)
 
-#define STUB(name, path)						\
+#define STUB(name, path) STUBR(name, path, tramp_t_ret, "")
+#define STUBR(name, path, ret, extra)					\
 	".globl tramp_t_" #name "\n.hidden tramp_t_" #name "\n"		\
 	".type tramp_t_" #name ",@function\ntramp_t_" #name ":\n"	\
 	"	movq %rdi, tramp_t_rec+0(%rip)\n"			\
@@ -75,7 +80,8 @@ STUB_DECL(probe_free)
 	"	movq $" #path ", tramp_t_rec+48(%rip)\n"		\
 	"	movq %rcx, tramp_t_rec+56(%rip)\n"			\
 	"	subq $8, %rsp\n	call tramp_t_logit\n	addq $8, %rsp\n" \
-	"	movq tramp_t_ret(%rip), %rax\n"				\
+	extra								\
+	"	movq " #ret "(%rip), %rax\n"				\
 	"	movq %rax, %rcx\n	movq %rax, %rdx\n"		\
 	"	movq %rax, %rsi\n	movq %rax, %r8\n"		\
 	"	movq %rax, %r9\n	movq %rax, %r10\n	movq %rax, %r11\n" \
@@ -86,6 +92,10 @@ __asm__(".text\n"
 	STUB(probe_calloc, 4) STUB(raw_malloc, 5) STUB(raw_calloc, 6)
 	STUB(raw_realloc, 7) STUB(raw_free, 8) STUB(probe_realloc, 9)
 	STUB(probe_free, 10)
+	STUBR(obj_realloc, 11, tramp_t_ret_or,
+	      "	movq tramp_t_bump(%rip), %rax\n"
+	      "	testq %rax, %rax\n	jz 1f\n	incq (%rax)\n1:\n")
+	STUB(obj_free, 12)
 	".globl tramp_t_call\n.hidden tramp_t_call\n"
 	".type tramp_t_call,@function\ntramp_t_call:\n"
 	"	pushq %rcx\n"
@@ -191,6 +201,10 @@ static int model(const struct hk_tramp_spec *s, uint64_t *state, int entry,
 		return draw(s, state, size);
 	case HK_TE_RAW_REALLOC:
 		return draw(s, state, b);
+	case HK_TE_OBJ_REALLOC:
+		if (b == 0 || b > s->small_max)
+			return M_SKIP;
+		return draw(s, state, b);
 	default:
 		return draw(s, state, a);
 	}
@@ -229,6 +243,10 @@ static uint8_t *map_near(size_t len)
 }
 
 #define U(f) ((uint64_t)(uintptr_t)(f))
+/* The data: state, tag, thresholds (table), walk word (with_walk), ring
+ * words (ring tests), then the raw realloc count. */
+#define TABLE_OFF 24
+#define SEQ_OFF (TABLE_OFF + 8 * (HK_TRAMP_MAX_CLASSES + 2) + 24)
 
 static void spec_base(struct hk_tramp_spec *s, uint64_t at, uint64_t data)
 {
@@ -236,13 +254,16 @@ static void spec_base(struct hk_tramp_spec *s, uint64_t at, uint64_t data)
 	s->at = at;
 	s->state = data;
 	s->tag = data + 8;
-	s->table = data + 24;
+	s->table = data + TABLE_OFF;
 	s->real[HK_TE_OBJ_MALLOC] = U(tramp_t_real_malloc);
 	s->real[HK_TE_OBJ_CALLOC] = U(tramp_t_real_calloc);
 	s->real[HK_TE_RAW_MALLOC] = U(tramp_t_raw_malloc);
 	s->real[HK_TE_RAW_CALLOC] = U(tramp_t_raw_calloc);
 	s->real[HK_TE_RAW_REALLOC] = U(tramp_t_raw_realloc);
 	s->real[HK_TE_RAW_FREE] = U(tramp_t_raw_free);
+	s->real[HK_TE_OBJ_REALLOC] = U(tramp_t_obj_realloc);
+	s->obj_free = U(tramp_t_obj_free);
+	s->seq = data + SEQ_OFF;
 	s->probe_malloc = U(tramp_t_probe_malloc);
 	s->probe_calloc = U(tramp_t_probe_calloc);
 	s->probe_realloc = U(tramp_t_probe_realloc);
@@ -273,7 +294,7 @@ static void env_init(struct env *e)
 	e->state = (uint64_t *)(e->map + 2 * e->pg + e->pg / 2);
 	spec_base(&e->s, U(e->map), U(e->state));
 	tramp_t_junk = JUNK;
-	tramp_t_ret = 0;
+	tramp_t_ret = tramp_t_ret_or = tramp_t_bump = 0;
 }
 
 /* Generates the code into the code page (read+exec only) and its data. */
@@ -299,14 +320,15 @@ static uint64_t call(struct env *e, int entry, uint64_t a, uint64_t b,
 	return tramp_t_call(a, b, c, e->s.at + e->o.entry[entry]);
 }
 
-/* Nothing but the state word changed in the data page, nothing past the
- * code in the code page. */
+/* Nothing but the state and raw realloc count words changed in the data
+ * page, nothing past the code in the code page. */
 static void env_check_clean(struct env *e)
 {
 	uint8_t *c = e->map + e->pg, *d = (uint8_t *)e->state;
 
 	for (long i = 0; i < 3 * e->pg; i++)
-		if (c + i < d || c + i >= d + 24 + 8 * (HK_TRAMP_MAX_CLASSES + 1))
+		if ((c + i < d || c + i >= d + TABLE_OFF + 8 * (HK_TRAMP_MAX_CLASSES + 1)) &&
+		    (c + i < d + SEQ_OFF || c + i >= d + SEQ_OFF + 8))
 			cr_assert_eq(c[i], CANARY, "canary byte %ld written", i);
 	cr_assert_eq(e->state[1], TAG0);
 	cr_assert_eq(e->state[2], TAG1);
@@ -550,6 +572,11 @@ static void check_disassembly(const struct hk_tramp_spec *s)
 		case X86_INS_CMPXCHG: case X86_INS_OR:
 			cr_assert(s->ring, "%s without a ring", x->mnemonic);
 			break;
+		case X86_INS_MOVSB:	/* the object realloc moves a block */
+			cr_assert(s->raw && s->real[HK_TE_OBJ_REALLOC] &&
+				  d->prefix[0] == X86_PREFIX_REP, "%s %s", x->mnemonic,
+				  x->op_str);
+			break;
 		default:
 			cr_assert_fail("unexpected %s %s", x->mnemonic, x->op_str);
 		}
@@ -558,7 +585,7 @@ static void check_disassembly(const struct hk_tramp_spec *s)
 		if (d->prefix[0] == X86_PREFIX_LOCK)
 			cr_assert(s->ring && (x->id == X86_INS_CMPXCHG || x->id == X86_INS_INC),
 				  "lock %s", x->mnemonic);
-		else
+		else if (x->id != X86_INS_MOVSB)
 			cr_assert_eq(d->prefix[0], 0, "lock/rep prefix");
 		if (d->prefix[1] == X86_PREFIX_FS)
 			cr_assert(s->ring && x->id == X86_INS_MOV, "fs %s", x->mnemonic);
@@ -578,6 +605,9 @@ static void check_disassembly(const struct hk_tramp_spec *s)
 				 * not be) and the count of records lost */
 				if (s->ring && (ea == s->ring || ea == s->ring + 16))
 					continue;
+				/* the raw realloc entry counts its calls */
+				if (s->seq && ea == s->seq && x->id == X86_INS_INC)
+					continue;
 				cr_assert_eq(ea, s->state, "write to %#llx",
 					     (unsigned long long)ea);
 				state_writes++;
@@ -587,6 +617,7 @@ static void check_disassembly(const struct hk_tramp_spec *s)
 					  (s->py.tstate && (ea == s->py.walk ||
 							    ea == s->py.walk + 4)) ||
 					  (s->ring && ea >= s->ring && ea < s->ring + 24) ||
+					  (s->seq && ea == s->seq) ||
 					  (ea >= pool && ea < pool_end),
 					  "%s %s reads %#llx", x->mnemonic,
 					  x->op_str, (unsigned long long)ea);
@@ -1246,6 +1277,151 @@ Test(trampoline, tagged_blocks_free_and_realloc)
 	env_check_clean(&e);
 }
 
+/* pymalloc's realloc (mem and object domains) draws for the new size.
+ * Unsampled: a tail jump. Sampled: the real realloc, then its result is
+ * moved into a sampled block (raw, tagged, announced) and freed by
+ * pymalloc; unless the call reached the raw domain (its count moved),
+ * which drew for it itself. Failures keep what the caller would get. */
+Test(trampoline, object_realloc_draws)
+{
+	static struct fake f;
+	static uint8_t q[600] __attribute__((aligned(16)));
+	struct env e;
+	uint64_t ctx = 0x0b1ec7c7c7c7c7c7ull, old = 0x7777000010, st = SEED, r;
+	uint64_t *seq;
+
+	env_init(&e);
+	add_class(&e.s, 64, 0.0);	/* never */
+	add_class(&e.s, 256, 1.0);	/* always */
+	add_class(&e.s, 300, 0.0);	/* never; >= 300 always */
+	env_load(&e);
+	seq = (uint64_t *)((uint8_t *)e.state + SEQ_OFF);
+	for (size_t i = 0; i < sizeof(q); i++)
+		q[i] = (uint8_t)(i * 7 + 1);
+
+	/* no draw for 0 or past pymalloc's sizes (those reach the raw
+	 * domain, which draws) */
+	static const uint64_t skip[] = { 0, 513, 1 << 20, UINT64_MAX };
+	for (size_t i = 0; i < sizeof(skip) / sizeof(skip[0]); i++) {
+		call(&e, HK_TE_OBJ_REALLOC, ctx, old, skip[i]);
+		assert_passed(P_OBJ_REALLOC, ctx, old, skip[i]);
+	}
+	cr_assert_eq(e.state[0], st, "drew for a size it must not");
+	/* unsampled sizes: one draw, a tail jump */
+	st = xorshift(st);
+	call(&e, HK_TE_OBJ_REALLOC, ctx, old, 63);
+	assert_passed(P_OBJ_REALLOC, ctx, old, 63);
+	st = xorshift(st);
+	call(&e, HK_TE_OBJ_REALLOC, ctx, 0, 299);	/* realloc(NULL) */
+	assert_passed(P_OBJ_REALLOC, ctx, 0, 299);
+	cr_assert_eq(e.state[0], st);
+
+	/* sampled, pymalloc's block: moved into a tagged raw block */
+	tramp_t_ret_or = U(q);
+	tramp_t_ret = r = fake_block(&f, 520, false);
+	st = xorshift(st);
+	cr_assert_eq(call(&e, HK_TE_OBJ_REALLOC, ctx, old, 100), r);
+	cr_assert_eq(tramp_t_nlog, 4, "%u stub calls", tramp_t_nlog);
+	cr_assert_eq(tramp_t_log[0].path, P_OBJ_REALLOC);
+	cr_assert_eq(tramp_t_log[0].rdi, ctx);
+	cr_assert_eq(tramp_t_log[0].rsi, old);
+	cr_assert_eq(tramp_t_log[0].rdx, 100);
+	cr_assert_eq(tramp_t_log[0].r11, 0, "marker left for the real realloc");
+	cr_assert_eq((tramp_t_log[0].rsp + 8) % 16, 0, "misaligned call");
+	cr_assert_eq(tramp_t_log[1].path, P_RAW_MALLOC);
+	cr_assert_eq(tramp_t_log[1].rdi, RAW_CTX);
+	cr_assert_eq(tramp_t_log[1].rsi, 116, "not padded for the tag");
+	cr_assert_eq(tramp_t_log[1].r11, MAGIC);
+	cr_assert_eq((tramp_t_log[1].rsp + 8) % 16, 0, "misaligned call");
+	cr_assert_eq(tramp_t_log[2].path, P_PROBE_FREE, "not announced");
+	cr_assert_eq(tramp_t_log[2].r11, MAGIC + 2);
+	cr_assert_eq(tramp_t_log[2].rdx, r);
+	cr_assert_eq(tramp_t_log[2].rcx, 100, "announced size");
+	cr_assert_eq(tramp_t_log[2].r10, st, "nonce");
+	cr_assert_eq(tramp_t_log[3].path, P_OBJ_FREE);
+	cr_assert_eq(tramp_t_log[3].rdi, ctx);
+	cr_assert_eq(tramp_t_log[3].rsi, U(q), "pymalloc's block not freed");
+	cr_assert_eq(tramp_t_log[3].r11, 0);
+	cr_assert_eq((tramp_t_log[3].rsp + 8) % 16, 0, "misaligned call");
+	cr_assert(has_tag(r), "block not tagged");
+	cr_assert_arr_eq((void *)(uintptr_t)r, q, 100, "contents not moved");
+	for (uint64_t k = 100; k < usable_of(r) - 16; k++)
+		cr_assert_eq(((uint8_t *)(uintptr_t)r)[k], 0x77, "byte %llu written",
+			     (unsigned long long)k);
+	cr_assert_eq(e.state[0], st);
+
+	/* sampled, but pymalloc handed the call to the raw domain: its
+	 * result as it is */
+	tramp_t_bump = U(seq);
+	st = xorshift(st);
+	cr_assert_eq(call(&e, HK_TE_OBJ_REALLOC, ctx, old, 200), U(q));
+	cr_assert_eq(tramp_t_nlog, 1, "%u stub calls", tramp_t_nlog);
+	cr_assert_eq(tramp_t_rec.path, P_OBJ_REALLOC);
+	tramp_t_bump = 0;
+	/* sampled, the real realloc fails: NULL, nothing else */
+	tramp_t_ret_or = 0;
+	st = xorshift(st);
+	cr_assert_eq(call(&e, HK_TE_OBJ_REALLOC, ctx, old, 200), 0);
+	cr_assert_eq(tramp_t_nlog, 1, "%u stub calls", tramp_t_nlog);
+	/* sampled, no raw block to be had: pymalloc's block, unsampled */
+	tramp_t_ret_or = U(q);
+	tramp_t_ret = 0;
+	st = xorshift(st);
+	cr_assert_eq(call(&e, HK_TE_OBJ_REALLOC, ctx, old, 200), U(q));
+	cr_assert_eq(tramp_t_nlog, 2, "%u stub calls", tramp_t_nlog);
+	cr_assert_eq(tramp_t_log[1].path, P_RAW_MALLOC);
+	cr_assert_eq(e.state[0], st);
+
+	/* every raw realloc moves the count */
+	uint64_t before = *seq;
+	st = xorshift(st);
+	call(&e, HK_TE_RAW_REALLOC, ctx, 0, 10);
+	assert_passed(P_RAW_REALLOC, ctx, 0, 10);
+	cr_assert_eq(*seq, before + 1);
+	cr_assert_eq(e.state[0], st);
+	env_check_clean(&e);
+
+	/* without the raw domain (no tags to tell a sampled block by): no
+	 * such entry */
+	env_init(&e);
+	e.s.raw = false;
+	env_load(&e);
+	cr_assert_eq(e.o.entry[HK_TE_OBJ_REALLOC], SIZE_MAX);
+}
+
+/* Ring mode: a sampled pymalloc realloc is recorded as its new block's
+ * allocation, with the frames. */
+Test(trampoline, ring_object_realloc)
+{
+	static struct fake f;
+	static uint8_t q[256] __attribute__((aligned(16)));
+	const struct hk_ring_rec *r;
+	struct env e;
+	uint64_t b = fake_block(&f, 520, false);
+
+	ring_env(&e, 4096);
+	memset(q, 0x3c, sizeof(q));
+	tramp_t_ret_or = U(q);
+	tramp_t_ret = b;
+	cr_assert_eq(call(&e, HK_TE_OBJ_REALLOC, 0x0b1ec7, 0x7777000010, 200), b);
+	cr_assert_eq(sysrec.n, 0, "a system call");
+	r = rec_at(0);
+	cr_assert_eq(r->type, HK_ANN_FRAMES);
+	cr_assert_eq(r->addr, b);
+	cr_assert_eq(r->size, 200);
+	cr_assert_eq(r->nframes, 3);
+	cr_assert_eq(ring_word(HK_RING_HEAD), 16u * r->len16);
+	cr_assert(has_tag(b));
+	cr_assert_arr_eq((void *)(uintptr_t)b, q, 200);
+	cr_assert_eq(tramp_t_rec.path, P_OBJ_FREE);
+	cr_assert_eq(tramp_t_rec.rsi, U(q));
+	/* unsampled (under 128): a tail jump, no record */
+	call(&e, HK_TE_OBJ_REALLOC, 0x0b1ec7, 0x7777000010, 100);
+	assert_passed(P_OBJ_REALLOC, 0x0b1ec7, 0x7777000010, 100);
+	cr_assert_eq(ring_word(HK_RING_HEAD), 16u * r->len16);
+	munmap((void *)(uintptr_t)ring_words[0], HK_RING_HEADER + 4096 + HK_RING_SLACK);
+}
+
 /* Every decision and nonce, against the model, on random calls. */
 Test(trampoline, matches_model)
 {
@@ -1255,11 +1431,12 @@ Test(trampoline, matches_model)
 	unsigned counts[3] = { 0 };
 	static const int entries[] = { HK_TE_OBJ_MALLOC, HK_TE_OBJ_CALLOC,
 					HK_TE_RAW_MALLOC, HK_TE_RAW_CALLOC,
-					HK_TE_RAW_REALLOC };
+					HK_TE_RAW_REALLOC, HK_TE_OBJ_REALLOC };
 	static const int real[] = { P_REAL_MALLOC, P_REAL_CALLOC, P_RAW_MALLOC,
-				    P_RAW_CALLOC, P_RAW_REALLOC };
+				    P_RAW_CALLOC, P_RAW_REALLOC, P_OBJ_REALLOC };
+	/* the object realloc: its real function, then the raw one */
 	static const int sampled[] = { P_RAW_MALLOC, P_RAW_CALLOC, P_RAW_MALLOC,
-				       P_RAW_CALLOC, P_RAW_REALLOC };
+				       P_RAW_CALLOC, P_RAW_REALLOC, P_RAW_MALLOC };
 
 	env_init(&e);
 	add_class(&e.s, 16, 0.5);
@@ -1277,7 +1454,7 @@ Test(trampoline, matches_model)
 
 		rng = xorshift(rng);
 		r = rng;
-		k = (int)((r >> 60) % 5);
+		k = (int)((r >> 60) % 6);
 		switch ((r >> 1) & 7) {	/* sizes around every edge */
 		case 0: a = (r >> 8) % 4; break;
 		case 1: a = 510 + (r >> 8) % 5; break;
@@ -1286,7 +1463,8 @@ Test(trampoline, matches_model)
 		default: a = (r >> 8) % 520; break;
 		}
 		b2 = (r >> 40) & 1 ? (r >> 41) % 40 : r >> 30;
-		if (entries[k] == HK_TE_RAW_REALLOC) {
+		if (entries[k] == HK_TE_RAW_REALLOC ||
+		    entries[k] == HK_TE_OBJ_REALLOC) {
 			b2 = a;
 			a = (r >> 50) & 1 ? p : 0;
 		} else if (entries[k] != HK_TE_OBJ_CALLOC &&
@@ -1296,6 +1474,7 @@ Test(trampoline, matches_model)
 		m = model(&e.s, &st, entries[k], a, b2);
 		counts[m]++;
 		tramp_t_ret = 0;
+		tramp_t_ret_or = 0x5555000;	/* never read: no block to move to */
 		call(&e, entries[k], RAW_CTX, a, b2);
 		if (m == M_SAMPLED) {
 			/* raw mode, NULL back: the raw function alone */
