@@ -8,7 +8,9 @@ can attach first.  The timed part's wall time and the CPU time of all the
 process's threads (user and system: the time of the probes the process
 hits is in it) in seconds are printed on the last line.  With --hold the result of the timed part is kept alive after
 that line until standard input closes (the memory benchmark measures the
-tracer while the blocks are live).
+tracer while the blocks are live).  With --floor-hook LIB, the bench's
+pass-through allocator hook (scripts/bench-hook/floor_hook.c, built) is
+installed before the timed part: the cost any allocator hook pays.
 """
 import argparse
 import os
@@ -24,8 +26,14 @@ def run(timed, prepare=None, doc=None):
                     help="multiply the amount of work (default 1)")
     ap.add_argument("--hold", action="store_true",
                     help="keep the result alive until stdin closes")
+    ap.add_argument("--floor-hook", metavar="LIB",
+                    help="install this pass-through allocator hook first")
     args = ap.parse_args()
     state = prepare(args) if prepare else None
+    if args.floor_hook:
+        import ctypes
+        if ctypes.PyDLL(args.floor_hook).hawk_floor_hook_install() != 0:
+            raise SystemExit("floor hook: not installed")
     if args.wait_for:
         print("ready", os.getpid(), flush=True)
         while not os.path.exists(args.wait_for):
