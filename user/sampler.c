@@ -150,9 +150,22 @@ int hk_sampler_reset_slot(struct hk_pytarget *t, uint64_t slot, uint64_t expect,
 	return rc;
 }
 
+/* Whether the data tail holds the header of another version's trampoline
+ * ("HAWKTRM" and another digit): its code is never overwritten (a thread
+ * could be in it). */
+static bool other_version(struct hk_pytarget *t, const struct hk_tail *tl)
+{
+	char m[8];
+
+	return tl->rw_room >= RW_HEADER + 8 &&
+	       hk_mem_read(t->memfd, tl->rw + RW_HEADER, m, 8) == 0 &&
+	       memcmp(m, header_magic, 7) == 0 && m[7] != header_magic[7];
+}
+
 /* Hosts in the order to try: one holding an earlier trampoline (it must be
  * reused), the interpreter's image, then libc and the dynamic loader: only
- * images that are never unmapped (a module loaded with dlopen could be). */
+ * images that are never unmapped (a module loaded with dlopen could be).
+ * -1: not a host. */
 static int host_rank(struct hk_pytarget *t, const struct hk_tail *tl)
 {
 	struct tramp_header hdr;
@@ -161,6 +174,8 @@ static int host_rank(struct hk_pytarget *t, const struct hk_tail *tl)
 	base = base ? base + 1 : tl->name;
 	if (has_header(t, tl, &hdr))
 		return 0;
+	if (other_version(t, tl))
+		return -1;
 	if (strcmp(tl->name, t->image_name) == 0)
 		return 1;
 	if (strcmp(base, "libc.so.6") == 0 ||
