@@ -368,6 +368,25 @@ static uint64_t pool(struct em *e, int slot)
 	return label_addr(e, L_POOL) + 8 * (unsigned)slot;
 }
 
+/* An unsampled call: no marker, straight to the real function. */
+static void pass(struct em *e, int entry)
+{
+	xor32_self(e, R11);
+	jmp_ind(e, pool(e, P_U + entry));
+}
+
+/* rax = size - 1 of a pymalloc request: draw for it if it is 1..small_max,
+ * else pass it on (at label `unsampled`, emitted here). */
+static void draw_if_small(struct em *e, uint32_t sm, int entry, int unsampled)
+{
+	cmp_ri(e, RAX, sm);
+	jump(e, CC_AE, unsampled);
+	mov32_ri(e, R9, (uint32_t)entry);
+	jump(e, -1, L_D);
+	label(e, unsampled);
+	pass(e, entry);
+}
+
 /* rax = size - 1 from r, or 0 for size 0 (the first class, as in BPF). */
 static void size_less_one(struct em *e, int r)
 {
@@ -902,8 +921,7 @@ static void ring_oldu(struct em *e, const struct hk_tramp_spec *s)
 	tag_block(e, s, RCX, RDX, R8);
 	b(e, 0xc3);
 	label(e, L_OLDUPLAIN);
-	xor32_self(e, R11);
-	jmp_ind(e, pool(e, P_U + HK_TE_RAW_REALLOC));
+	pass(e, HK_TE_RAW_REALLOC);
 }
 
 /* The object realloc entry, sampled (r9 = its index, entered by a jump;
@@ -980,13 +998,7 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 	mov_rr(e, RAX, RSI);
 	imul_rr(e, RAX, RDX);
 	incdec(e, 1, RAX);
-	cmp_ri(e, RAX, sm);
-	jump(e, CC_AE, L_UOC);
-	mov32_ri(e, R9, HK_TE_OBJ_CALLOC);
-	jump(e, -1, L_D);
-	label(e, L_UOC);
-	xor32_self(e, R11);
-	jmp_ind(e, pool(e, P_U + HK_TE_OBJ_CALLOC));
+	draw_if_small(e, sm, HK_TE_OBJ_CALLOC, L_UOC);
 
 	if (s->raw) {
 		o->entry[HK_TE_RAW_CALLOC] = e->pos;
@@ -997,8 +1009,7 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 		mov32_ri(e, R9, HK_TE_RAW_CALLOC);
 		jump(e, -1, L_D);
 		label(e, L_URC);
-		xor32_self(e, R11);
-		jmp_ind(e, pool(e, P_U + HK_TE_RAW_CALLOC));
+		pass(e, HK_TE_RAW_CALLOC);
 
 		o->entry[HK_TE_RAW_REALLOC] = e->pos;
 		if (obj_realloc(s))
@@ -1055,18 +1066,11 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 	if (obj_realloc(s)) {
 		o->entry[HK_TE_OBJ_REALLOC] = e->pos;
 		lea_rd8(e, RAX, RDX, -1);
-		cmp_ri(e, RAX, sm);
-		jump(e, CC_AE, L_UOR);
-		mov32_ri(e, R9, HK_TE_OBJ_REALLOC);
-		jump(e, -1, L_D);
-		label(e, L_UOR);
-		xor32_self(e, R11);
-		jmp_ind(e, pool(e, P_U + HK_TE_OBJ_REALLOC));
+		draw_if_small(e, sm, HK_TE_OBJ_REALLOC, L_UOR);
 	}
 
 	label(e, L_UOM);
-	xor32_self(e, R11);
-	jmp_ind(e, pool(e, P_U + HK_TE_OBJ_MALLOC));
+	pass(e, HK_TE_OBJ_MALLOC);
 	o->entry[HK_TE_OBJ_MALLOC] = e->pos;
 	lea_rd8(e, RAX, RSI, -1);
 	cmp_ri(e, RAX, sm);
