@@ -137,7 +137,7 @@ bool hk_elf_in_fde(const struct hk_elf *e, uint64_t vaddr)
 	return true;
 }
 
-int hk_elf_func_symbol(struct hk_elf *e, uint64_t vaddr, uint64_t *start,
+static int func_symbol(const struct hk_elf *e, uint64_t vaddr, uint64_t *start,
 		       uint64_t *size)
 {
 	Elf_Scn *scn = NULL;
@@ -179,4 +179,27 @@ int hk_elf_bias(const struct hk_elf *e, uint64_t map_start, uint64_t map_offset,
 		}
 	}
 	return -1;
+}
+
+/* Stripped builds (Debian's) have no .symtab, but every function has its
+ * FDE in .eh_frame, and the FDE's range is the function's (or, for a
+ * function split hot/cold, its part's). */
+int hk_elf_func_extent(const struct hk_elf *e, uint64_t vaddr, uint64_t *start,
+		       uint64_t *size)
+{
+	Dwarf_Frame *fr = NULL;
+	Dwarf_Addr lo, hi;
+	int rc = -1;
+
+	if (func_symbol(e, vaddr, start, size) == 0)
+		return 0;
+	if (!e->cfi || dwarf_cfi_addrframe(e->cfi, vaddr, &fr) != 0)
+		return -1;
+	if (dwarf_frame_info(fr, &lo, &hi, NULL) >= 0 && hi > lo) {
+		*start = lo;
+		*size = hi - lo;
+		rc = 0;
+	}
+	free(fr);
+	return rc;
 }

@@ -36,8 +36,9 @@ int hk_elf_read(const struct hk_elf *e, uint64_t vaddr, void *buf, size_t len);
 /* Whether an FDE of .eh_frame covers vaddr: code of some function, as
  * opposed to alignment padding between functions. */
 bool hk_elf_in_fde(const struct hk_elf *e, uint64_t vaddr);
-/* The STT_FUNC symbol (with a size) containing vaddr: 0 found, -1 not. */
-int hk_elf_func_symbol(struct hk_elf *e, uint64_t vaddr, uint64_t *start,
+/* The function containing vaddr: its STT_FUNC symbol (with a size), else
+ * the range of the .eh_frame FDE covering it. 0 found, -1 not. */
+int hk_elf_func_extent(const struct hk_elf *e, uint64_t vaddr, uint64_t *start,
 		       uint64_t *size);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "disasm.h"
+#include "freeze.h"
 #include "sampler.h"
 
 #define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -1)
@@ -55,24 +56,39 @@ static int resolve_entry(const struct hk_elf *e, uint64_t v, uint64_t *func)
 	return -1;
 }
 
-/* Padding nop ending at func whose address differs from func only in the
- * low byte, so the table slot can be switched with a one-byte store. */
+/* A 5-byte nop under a uprobe is rewritten by Linux 6.18+ into a call to
+ * a per-process [uprobes-trampoline] page that a forked child does not
+ * inherit, while it inherits the rewritten code: never probe one. */
+static bool probe_ok(const struct hk_insn *in)
+{
+	return in->probeable && in->emulated && in->size != 5;
+}
+
+/* A padding nop run ending at func, to point the table slot at. Best is
+ * one whose address differs from func only in the low byte (the switch is
+ * then a one-byte store, atomic); else any (an 8-byte switch, made with
+ * the target frozen). 0: no padding fit to probe. */
 static uint64_t padding_entry(const struct hk_elf *e, uint64_t func)
 {
 	struct hk_insn first;
+	uint64_t any = 0;
 
-	for (uint64_t k = 1; k <= 15 && k <= (func & 0xff); k++)
-		if (nops_to(e, func - k, func, &first) && first.probeable &&
-		    first.emulated)
+	for (uint64_t k = 1; k <= 15 && k <= func; k++) {
+		if (!nops_to(e, func - k, func, &first) || !probe_ok(&first))
+			continue;
+		if (((func - k) ^ func) <= 0xff)
 			return func - k;
-	return 0;
+		if (!any)
+			any = func - k;
+	}
+	return any;
 }
 
 /* No usable padding: the first emulated instruction on the straight path
  * from the entry, before anything that branches or changes the arguments
  * (or the stack, which a uretprobe needs untouched), and that no branch of
- * the function jumps back to. */
-static uint64_t inside_entry(struct hk_elf *e, uint64_t func, int kind)
+ * the function jumps back to (nor to the entry: one call, one hit). */
+static uint64_t inside_entry(const struct hk_elf *e, uint64_t func, int kind)
 {
 	uint8_t code[96];
 	struct hk_insn ins[8];
@@ -83,7 +99,7 @@ static uint64_t inside_entry(struct hk_elf *e, uint64_t func, int kind)
 		return 0;
 	n = hk_disasm(code, sizeof(code), func, ins, 8);
 	for (size_t i = 0; i < n; i++) {
-		if (ins[i].emulated) {
+		if (probe_ok(&ins[i])) {
 			site = ins[i].addr;
 			break;
 		}
@@ -91,7 +107,7 @@ static uint64_t inside_entry(struct hk_elf *e, uint64_t func, int kind)
 		    (kind != HK_FREE && ins[i].writes_sp))
 			return 0;
 	}
-	if (!site || hk_elf_func_symbol(e, func, &start, &size) ||
+	if (!site || hk_elf_func_extent(e, func, &start, &size) ||
 	    start != func || size > (1 << 20))
 		return 0;
 	uint8_t *body = malloc(size);
@@ -105,7 +121,7 @@ static uint64_t inside_entry(struct hk_elf *e, uint64_t func, int kind)
 		struct hk_insn one;
 
 		if (!hk_disasm(body + off, size - off, func + off, &one, 1) ||
-		    (one.has_target && one.target > func && one.target <= site)) {
+		    (one.has_target && one.target >= func && one.target <= site)) {
 			ok = 0;
 			break;
 		}
@@ -113,6 +129,16 @@ static uint64_t inside_entry(struct hk_elf *e, uint64_t func, int kind)
 	}
 	free(body);
 	return ok;
+}
+
+void hk_site_plan(const struct hk_elf *e, uint64_t func, int kind,
+		  struct hk_site *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->func = func;
+	s->kind = kind;
+	s->redirect = padding_entry(e, func);
+	s->probe = s->redirect ? s->redirect : inside_entry(e, func, kind);
 }
 
 static int site_for(struct hk_hooks *h, struct hk_pytarget *t, uint64_t func,
@@ -132,18 +158,16 @@ static int site_for(struct hk_hooks *h, struct hk_pytarget *t, uint64_t func,
 	if (h->nsites == HK_MAX_PROBES)
 		return ERR("too many distinct allocator functions");
 	s = &h->sites[h->nsites];
-	s->func = func;
-	s->kind = kind;
-	s->redirect = padding_entry(&t->elf, func);
-	s->probe = s->redirect ? s->redirect : inside_entry(&t->elf, func, kind);
-	if (!s->probe)
-		return ERR("no safe probe site for the %s function at %#llx of CPython %s",
-			   kind_name[kind], (unsigned long long)func, t->version);
+	/* No site is an error only for a mode that probes it (hk_hooks_site) */
+	hk_site_plan(&t->elf, func, kind, s);
 	if (getenv("HAWK_BPF_DEBUG"))
 		fprintf(stderr, "hawk-bpf: debug: %s at %#llx: probe %#llx (%s)\n",
 			kind_name[kind], (unsigned long long)func,
 			(unsigned long long)s->probe,
-			s->redirect ? "padding, table redirected" : "inside the function");
+			!s->probe ? "none" :
+			!s->redirect ? "inside the function" :
+			((s->redirect ^ func) <= 0xff) ? "padding, one-byte switch" :
+			"padding, 8-byte switch with the target frozen");
 	return h->nsites++;
 }
 
@@ -183,29 +207,94 @@ int hk_hooks_plan(struct hk_hooks *h, struct hk_pytarget *t, char *err,
 	return 0;
 }
 
-/* Only the low byte differs (padding_entry guarantees it): a one-byte
- * store cannot be seen half-done by a thread reading the pointer. */
-static int set_low_byte(struct hk_pytarget *t, struct hk_slot *s,
-			uint64_t from, uint64_t to)
+int hk_hooks_site(const struct hk_hooks *h, int i, const struct hk_pytarget *t,
+		  char *err, size_t errlen)
+{
+	const struct hk_site *s = &h->sites[i];
+
+	if (s->probe)
+		return 0;
+	return ERR("no safe probe site for the %s function at %#llx of CPython %s: no padding before it a uprobe can sit on, and no emulated instruction on its entry path",
+		   kind_name[s->kind], (unsigned long long)s->func, t->version);
+}
+
+/* Whether a slot's switch between from and to is a one-byte store, which
+ * no thread reading the pointer can see half-done. */
+static bool one_byte(uint64_t from, uint64_t to)
+{
+	return (from ^ to) <= 0xff;
+}
+
+/* Moves slot s from `from` to `to` if it holds `from` (someone else's
+ * hook stays). Wider switches only with the target frozen (frozen). */
+static int switch_slot(struct hk_pytarget *t, const struct hk_slot *s,
+		       uint64_t from, uint64_t to, bool frozen)
 {
 	uint64_t cur;
-	uint8_t b = (uint8_t)to;
+	bool narrow = one_byte(from, to);
 
-	if (hk_mem_read(t->memfd, s->addr, &cur, sizeof(cur)) || cur != from ||
-	    (from ^ to) > 0xff)
+	if (!narrow && !frozen)
 		return -1;
-	if (hk_mem_write(t->memfd, s->addr, &b, 1) ||
-	    hk_mem_read(t->memfd, s->addr, &cur, sizeof(cur)) || cur != to)
+	if (hk_mem_read(t->memfd, s->addr, &cur, sizeof(cur)) || cur != from)
 		return -1;
-	return 0;
+	if (narrow ? hk_mem_write(t->memfd, s->addr, &to, 1) :
+		     hk_mem_write(t->memfd, s->addr, &to, 8))
+		return -1;
+	return hk_mem_read(t->memfd, s->addr, &cur, sizeof(cur)) || cur != to ? -1 : 0;
+}
+
+/* Applies the one-byte switches at once and, when any is wider, all of
+ * those in one freeze. to_redirect: orig -> redirect, else back. */
+static int switch_all(struct hk_hooks *h, struct hk_pytarget *t, bool raw_only,
+		      bool to_redirect, char *err, size_t errlen)
+{
+	struct hk_frozen f;
+	bool wide = false;
+	int rc = 0;
+
+	for (int i = 0; i < h->nslots; i++) {
+		struct hk_slot *s = &h->slots[i];
+
+		if (!s->redirect || s->redirected == to_redirect ||
+		    (raw_only && i >= 4))
+			continue;
+		if (!one_byte(s->orig, s->redirect)) {
+			wide = true;
+			continue;
+		}
+		if (switch_slot(t, s, to_redirect ? s->orig : s->redirect,
+				to_redirect ? s->redirect : s->orig, false) == 0)
+			s->redirected = to_redirect;
+		else if (to_redirect)
+			rc = -1;
+	}
+	if (!wide)
+		return rc;
+	if (hk_freeze(t->pid, &f, err, errlen))
+		return -1;
+	for (int i = 0; i < h->nslots; i++) {
+		struct hk_slot *s = &h->slots[i];
+
+		if (!s->redirect || s->redirected == to_redirect ||
+		    (raw_only && i >= 4) || one_byte(s->orig, s->redirect))
+			continue;
+		if (switch_slot(t, s, to_redirect ? s->orig : s->redirect,
+				to_redirect ? s->redirect : s->orig, true) == 0)
+			s->redirected = to_redirect;
+		else if (to_redirect)
+			rc = -1;
+	}
+	hk_thaw(&f);
+	return rc;
 }
 
 int hk_hooks_redirect(struct hk_hooks *h, struct hk_pytarget *t, bool raw_only,
 		      char *err, size_t errlen)
 {
+	err[0] = 0;
 	for (int i = 0; i < h->nslots; i++) {
 		struct hk_slot *s = &h->slots[i];
-		uint64_t cur;
+		uint64_t cur, fn;
 
 		if (!s->redirect || (raw_only && i >= 4))
 			continue;
@@ -214,28 +303,29 @@ int hk_hooks_redirect(struct hk_hooks *h, struct hk_pytarget *t, bool raw_only,
 				   (unsigned long long)s->addr);
 		/* A killed sampling run left a trampoline here: back to the
 		 * function first (an 8-byte switch, made with the target
-		 * frozen), then the usual one-byte switch. */
-		uint64_t fn;
+		 * frozen), then the usual switch. */
 		if (cur != s->orig && cur != s->redirect &&
 		    hk_sampler_function(t, cur, i % 4 + 1, &fn) == 0) {
 			if (hk_sampler_reset_slot(t, s->addr, cur, fn, err, errlen))
 				return -1;
 			cur = fn;
 		}
-		if (cur != s->redirect && set_low_byte(t, s, cur, s->redirect))
-			return ERR("cannot switch allocator table slot %#llx",
-				   (unsigned long long)s->addr);
-		s->redirected = true;
+		/* a killed exact run left it on the padding: already ours */
+		if (cur == s->redirect)
+			s->redirected = true;
+	}
+	if (switch_all(h, t, raw_only, true, err, errlen)) {
+		if (!err[0])
+			snprintf(err, errlen, "cannot switch an allocator table slot of process %d",
+				 (int)t->pid);
+		return -1;
 	}
 	return 0;
 }
 
 void hk_hooks_restore(struct hk_hooks *h, struct hk_pytarget *t)
 {
-	for (int i = 0; i < h->nslots; i++) {
-		struct hk_slot *s = &h->slots[i];
+	char err[256];
 
-		if (s->redirected && set_low_byte(t, s, s->redirect, s->orig) == 0)
-			s->redirected = false;
-	}
+	switch_all(h, t, false, false, err, sizeof(err));
 }

@@ -6,8 +6,10 @@
  * that fall into it) makes every site take the indirect call while
  * behaving exactly the same, and a uprobe on that nop is emulated by the
  * kernel instead of single-stepped (about 15x cheaper). The pointer change
- * is one byte (atomic), is undone at exit, and is harmless if we are killed
- * before undoing it: the padding stays valid code forever.
+ * is a one-byte store (atomic) where the padding's address differs from
+ * the function's only in the low byte, else an 8-byte store made with the
+ * target frozen (freeze.h); it is undone at exit, and is harmless if we
+ * are killed before undoing it: the padding stays valid code forever.
  */
 #ifndef HAWK_HOOKS_H
 #define HAWK_HOOKS_H
@@ -39,9 +41,18 @@ struct hk_hooks {
 	int nslots;
 };
 
+/* Where to probe the function at func (ELF address) of this kind: the
+ * padding before it (redirect and probe), else an emulated instruction on
+ * its entry path (probe), else nowhere (probe 0). Pure: reads the file. */
+void hk_site_plan(const struct hk_elf *e, uint64_t func, int kind,
+		  struct hk_site *s);
 /* Choose probe sites for the functions the three tables point to. */
 int hk_hooks_plan(struct hk_hooks *h, struct hk_pytarget *t, char *err,
 		  size_t errlen);
+/* 0 if site i has a probe; else -1 with one line in err naming the
+ * function and why (planning leaves it to the modes that probe it). */
+int hk_hooks_site(const struct hk_hooks *h, int i, const struct hk_pytarget *t,
+		  char *err, size_t errlen);
 /* Point the table slots at the padding entries (after probes are live);
  * raw_only: the raw domain's (sampling leaves pymalloc's to the sampler). */
 int hk_hooks_redirect(struct hk_hooks *h, struct hk_pytarget *t, bool raw_only,

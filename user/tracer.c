@@ -155,6 +155,8 @@ static int attach(struct hawk_bpf *skel, struct hk_pytarget *t,
 		 * a ring, the trampoline never calls a probed entry. */
 		if ((sample && site_domain(s) != HK_DK_RAW) || ring)
 			continue;
+		if (hk_hooks_site(h, i, t, err, errlen))
+			return -1;
 		if (hk_elf_file_offset(&t->elf, s->probe, &off))
 			return ERR("probe address %#llx is not in the file",
 				   (unsigned long long)s->probe);
