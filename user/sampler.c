@@ -163,8 +163,9 @@ static bool other_version(struct hk_pytarget *t, const struct hk_tail *tl)
 }
 
 /* Hosts in the order to try: one holding an earlier trampoline (it must be
- * reused), the interpreter's image, then libc and the dynamic loader: only
- * images that are never unmapped (a module loaded with dlopen could be).
+ * reused), the interpreter's image, then libc: only images that are never
+ * unmapped (a module loaded with dlopen could be). Never the dynamic
+ * loader: its startup allocator hands out the rest of its .bss page.
  * -1: not a host. */
 static int host_rank(struct hk_pytarget *t, const struct hk_tail *tl)
 {
@@ -178,8 +179,7 @@ static int host_rank(struct hk_pytarget *t, const struct hk_tail *tl)
 		return -1;
 	if (strcmp(tl->name, t->image_name) == 0)
 		return 1;
-	if (strcmp(base, "libc.so.6") == 0 ||
-	    strncmp(base, "ld-linux-x86-64.so", 18) == 0)
+	if (strcmp(base, "libc.so.6") == 0)
 		return 2;
 	return 3;
 }
@@ -206,7 +206,26 @@ static void layout(struct hk_sampler *s, const struct hk_tail *tl,
 	spec->tag = s->tag;
 }
 
-/* Builds spec into the first host with room: 0, or -1 if none has. */
+/* Whether [addr, addr + len) of the target is all zero: a tail that holds
+ * anything is in use by someone, and is never written. */
+static bool all_zero(struct hk_pytarget *t, uint64_t addr, size_t len)
+{
+	uint8_t buf[512];
+
+	for (size_t off = 0; off < len; off += sizeof(buf)) {
+		size_t k = len - off < sizeof(buf) ? len - off : sizeof(buf);
+
+		if (hk_mem_read(t->memfd, addr + off, buf, k))
+			return false;
+		for (size_t i = 0; i < k; i++)
+			if (buf[i])
+				return false;
+	}
+	return true;
+}
+
+/* Builds spec into the first host with room that is unused (all zero),
+ * or that holds the earlier trampoline to reuse: 0, or -1 if none. */
 static int place(struct hk_sampler *s, struct hk_pytarget *t,
 		 const struct hk_tail *v, size_t n, struct hk_tramp_spec *spec)
 {
@@ -216,7 +235,10 @@ static int place(struct hk_sampler *s, struct hk_pytarget *t,
 				continue;
 			layout(s, &v[i], spec);
 			size_t cap = v[i].code_room < sizeof(s->buf) ? v[i].code_room : sizeof(s->buf);
-			if (hk_tramp_build(spec, s->buf, cap, &s->out) == 0)
+			if (hk_tramp_build(spec, s->buf, cap, &s->out) == 0 &&
+			    (rank == 0 ||
+			     (all_zero(t, v[i].code, s->out.len) &&
+			      all_zero(t, v[i].rw, RW_END))))
 				return 0;
 			if (rank == 0)
 				return -1;	/* the earlier one must be reused */
