@@ -24,6 +24,7 @@ struct hk_site {
 	uint64_t probe;		/* where the uprobe goes (ELF address) */
 	uint64_t redirect;	/* padding entry the table points to, or 0 */
 	int kind;		/* enum hk_kind */
+	bool stepped;		/* probe single-stepped (slow), not emulated */
 	unsigned domains;	/* bit d: table of domain d points here */
 };
 
@@ -46,6 +47,9 @@ struct hk_hooks {
  * its entry path (probe), else nowhere (probe 0). Pure: reads the file. */
 void hk_site_plan(const struct hk_elf *e, uint64_t func, int kind,
 		  struct hk_site *s);
+/* Where an entry probe on func may go (func, or past a leading 5-byte
+ * nop, which the kernel would rewrite: see probe_ok); 0: nowhere. */
+uint64_t hk_probe_entry(const struct hk_elf *e, uint64_t func);
 /* Choose probe sites for the functions the three tables point to. */
 int hk_hooks_plan(struct hk_hooks *h, struct hk_pytarget *t, char *err,
 		  size_t errlen);
