@@ -18,11 +18,12 @@ BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Iinclude -I$(OUT)
 
 BPF_SRCS  := $(wildcard bpf/*.bpf.c)
 SKELS     := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
-LIB_SRCS  := $(filter-out user/main.c,$(wildcard user/*.c))
+# user/ has a folder per pipeline stage (user/pyver: the version layer).
+LIB_SRCS  := $(filter-out user/main.c,$(wildcard user/*.c user/*/*.c))
 LIB_OBJS  := $(patsubst user/%.c,$(OUT)/user/%.o,$(LIB_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(patsubst tests/unit/%.c,$(OUT)/unit/%.o,$(UNIT_SRCS))
-HEADERS   := $(wildcard include/*.h user/*.h bpf/*.h tests/unit/*.h)
+HEADERS   := $(wildcard include/*.h user/*.h user/*/*.h bpf/*.h tests/unit/*.h)
 
 .PHONY: all deps install uninstall test unit e2e demo bench clean
 .DELETE_ON_ERROR:
@@ -46,6 +47,7 @@ $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@
 
 $(OUT)/user/%.o: user/%.c $(HEADERS) $(SKELS) | $(OUT)/user
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # Rebuilt from scratch so objects of removed sources never linger.

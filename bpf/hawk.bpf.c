@@ -41,12 +41,15 @@ const volatile __u32 sample_raw = 0;
 const volatile __u32 sample_nclasses = 0;
 const volatile __u64 sample_bound[8] = {};
 const volatile __u64 sample_thresh[8] = {};	/* 2^32: always */
-/* --sample, raw domain switched, announcements by system call (see
- * sys_announce): the target's thread group id as seen in hawk-bpf's pid
- * namespace (dev, ino of /proc/self/ns/pid). */
+/* The target's pid namespace (dev, ino of /proc/PID/ns/pid) and its
+ * thread group id there: announcements by system call (sys_announce) are
+ * the target's when the caller is that tgid in that namespace, and the
+ * thread states' native_thread_id are ids in it. pidns_init: it is the
+ * initial namespace, whose ids bpf_get_current_pid_tgid() gives. */
 const volatile __u32 target_tgid = 0;
 const volatile __u64 pidns_dev = 0;
 const volatile __u64 pidns_ino = 0;
+const volatile __u32 pidns_init = 1;
 /* --sample, ring mode: address of the trampoline's ring word in the
  * target (the ring's address once it is mapped; 0..3 before). */
 const volatile __u64 ring_word = 0;
@@ -195,7 +198,8 @@ static __always_inline int tstate_is(__u64 ts, __u32 tid, __u64 *cf)
  * pointer in *cf. */
 static __always_inline __u64 find_tstate(__u32 tid, __u64 *cf)
 {
-	__u64 ts = read_ptr(L.runtime_addr + L.rt_tstate_current);
+	__u64 ts = L.rt_tstate_current ?
+		   read_ptr(L.runtime_addr + L.rt_tstate_current) : 0;
 
 	if (ts && tstate_is(ts, tid, cf))
 		return ts;
@@ -220,7 +224,7 @@ struct walk {
 	__u64 hash;
 };
 
-#define FRAME_BUF 64
+#define FRAME_BUF HK_FRAME_WINDOW
 #define HASH_SEED 0xcbf29ce484222325ULL
 #define HASH_PRIME 0x100000001b3ULL
 
@@ -274,13 +278,30 @@ static long walk_frame(__u32 i, struct walk *w)
 	return 0;
 }
 
-/* Frames beyond the captured ones, counted into st->beyond. */
+/* Frames beyond the captured ones, counted into st->beyond, but for the
+ * owners that are never frames to tracemalloc (3.13+: the C-stack shim
+ * at the bottom of every stack): the owner is read with the link then. */
 static long count_frame(__u32 i, struct walk *w)
 {
+	__u64 words[FRAME_BUF / 8];
+	__u8 *buf = (__u8 *)words;
+	__u32 base = L.frame_previous, off_owner = L.frame_owner - base;
+
 	if (!w->frame)
 		return 1;
-	w->st->beyond = i + 1;
-	w->frame = read_ptr(w->frame + L.frame_previous);
+	if (!L.owner_incomplete_from) {
+		w->st->beyond++;
+		w->frame = read_ptr(w->frame + L.frame_previous);
+		return 0;
+	}
+	if (off_owner > FRAME_BUF - 1 ||
+	    bpf_probe_read_user(words, sizeof(words), (void *)(w->frame + base))) {
+		w->frame = 0;
+		return 1;
+	}
+	if (buf[off_owner] < L.owner_incomplete_from)
+		w->st->beyond++;
+	w->frame = words[0];
 	return 0;
 }
 
@@ -311,10 +332,23 @@ static __always_inline __u32 stack_id(struct hk_stack *st, __u64 hash)
 	return st->id;
 }
 
+/* The calling thread's id as the target sees it (native_thread_id): in
+ * a container, the id in its pid namespace. */
+static __always_inline __u32 target_tid(void)
+{
+	struct bpf_pidns_info ns;
+
+	if (pidns_init ||
+	    bpf_get_ns_current_pid_tgid(pidns_dev, pidns_ino, &ns, sizeof(ns)))
+		return (__u32)bpf_get_current_pid_tgid();
+	return ns.pid;
+}
+
 /* Capture the calling thread's Python stack, store it once, return its
  * dense id (0: no Python frames). */
-static __always_inline __u32 capture_stack(__u32 tid)
+static __always_inline __u32 capture_stack(void)
 {
+	__u32 tid = target_tid();
 	__u32 zero = 0;
 	struct hk_stack *st = bpf_map_lookup_elem(&scratch, &zero);
 	struct walk w = {};
@@ -559,7 +593,7 @@ int BPF_KRETPROBE(alloc_return)
 	if (!a->sampled)
 		return 0;
 	blk = HK_BLOCK(size, a->cls,
-		       capture_stack((__u32)bpf_get_current_pid_tgid()));
+		       capture_stack());
 	if (live_put(ret, blk))
 		count(HK_CNT_LIVE_FULL);
 	else
@@ -600,7 +634,7 @@ static __always_inline void announced(__u64 addr, __u64 size, __u64 nonce,
 			return;
 		in->last_nonce = nonce;
 	}
-	keep_sampled(addr, size, capture_stack((__u32)bpf_get_current_pid_tgid()));
+	keep_sampled(addr, size, capture_stack());
 }
 
 /* --sample, raw domain switched: a realloc of a traced block whose result
@@ -676,7 +710,7 @@ int sys_announce(void *ctx)
 		/* addr: the record's commit word (1 + its ring position);
 		 * its drain, which the frozen position governs, uses the
 		 * stack */
-		__u32 id = capture_stack((__u32)bpf_get_current_pid_tgid());
+		__u32 id = capture_stack();
 
 		if (bpf_map_update_elem(&walked, &addr, &id, BPF_ANY))
 			count(HK_CNT_STACK_FULL);

@@ -111,21 +111,32 @@ struct hk_hist_cell {
 
 /* Interpreter layout the BPF side needs; filled from the per-version table
  * in user space (user/pyoffsets.c) before load. */
+/* Bytes of a frame the BPF walk reads in one go, from its lowest field:
+ * every version's frame fields must fit (hk_pyver_check). */
+#define HK_FRAME_WINDOW 80
+
 struct hk_py_layout {
 	__u64 runtime_addr;		/* address of _PyRuntime in the target */
-	__u32 rt_tstate_current;	/* _PyRuntime.gilstate.tstate_current */
+	__u32 rt_tstate_current;	/* _PyRuntime.gilstate.tstate_current;
+					 * 0: none (3.12+, thread-local) */
 	__u32 rt_interp_head;		/* _PyRuntime.interpreters.head */
 	__u32 interp_threads_head;	/* PyInterpreterState.threads.head */
 	__u32 tstate_next;
 	__u32 tstate_native_tid;
 	__u32 tstate_thread_id;		/* pthread_self() of its thread */
-	__u32 tstate_cframe;		/* 0: frame pointer lives in tstate */
+	__u32 tstate_cframe;		/* 0: frame pointer lives in tstate
+					 * (3.13+: current_frame) */
 	__u32 cframe_current_frame;
 	__u32 frame_code;
 	__u32 frame_previous;
-	__u32 frame_instr;		/* prev_instr (3.11, 3.12) */
+	__u32 frame_instr;		/* prev_instr (3.11, 3.12), instr_ptr */
 	__u32 frame_owner;
 	__u32 frame_head_size;		/* bytes read per frame */
+	/* _PyFrame_IsIncomplete: owners from this one on always are, whatever
+	 * their code (3.12, 3.13: C-stack shims, in 3.12 by their code's first
+	 * traceable instruction, which they never pass; 3.14+: the
+	 * interpreter's too), and are neither frames nor counted; 0: none */
+	__u32 owner_incomplete_from;
 };
 
 /* One captured interpreter frame: the code object and the byte offset of

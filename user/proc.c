@@ -114,3 +114,31 @@ int hk_proc_seccomp(pid_t pid)
 	fclose(f);
 	return mode;
 }
+
+int hk_proc_nspid(pid_t pid, pid_t *nspid)
+{
+	char path[64], line[256];
+	int rc = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *p, *last = NULL;
+
+		if (strncmp(line, "NSpid:", 6))
+			continue;
+		/* the innermost (last) is the process's own namespace's */
+		for (p = strtok(line + 6, " \t\n"); p; p = strtok(NULL, " \t\n"))
+			last = p;
+		if (last) {
+			*nspid = (pid_t)atoi(last);
+			rc = 0;
+		}
+		break;
+	}
+	fclose(f);
+	return rc;
+}

@@ -31,6 +31,10 @@ int hk_mem_write(int fd, uint64_t addr, const void *buf, size_t len);
  * filter), or -1 if unknown. */
 int hk_proc_seccomp(pid_t pid);
 
+/* The process's PID in its own (innermost) pid namespace (NSpid): 0 or
+ * -1. */
+int hk_proc_nspid(pid_t pid, pid_t *nspid);
+
 /* The process's command name (comm), or "?" */
 void hk_proc_comm(pid_t pid, char *buf, size_t len);
 

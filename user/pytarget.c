@@ -127,8 +127,8 @@ int hk_pytarget_open(struct hk_pytarget *t, pid_t pid, char *err, size_t errlen)
 
 		hk_proc_comm(pid, comm, sizeof(comm));
 		if (named)
-			return ERR("unsupported CPython %d.%d in process %d (%s; supported: 3.11)",
-				   maj, min, (int)pid, comm);
+			return ERR("unsupported CPython %d.%d in process %d (%s; supported: %s)",
+				   maj, min, (int)pid, comm, hk_pyver_supported());
 		return ERR("process %d (%s) is not a CPython process", (int)pid,
 			   comm);
 	}
@@ -139,8 +139,8 @@ int hk_pytarget_open(struct hk_pytarget *t, pid_t pid, char *err, size_t errlen)
 	if (hk_elf_symbol(&t->elf, "Py_Version", &vaddr) ||
 	    hk_mem_read(t->memfd, vaddr + t->bias, &hex, sizeof(hex))) {
 		if (version_from_name(t->image_name, &maj, &min) == 0)
-			return ERR("unsupported CPython %d.%d in process %d (supported: 3.11)",
-				   maj, min, (int)pid);
+			return ERR("unsupported CPython %d.%d in process %d (supported: %s)",
+				   maj, min, (int)pid, hk_pyver_supported());
 		return ERR("cannot tell the CPython version of process %d",
 			   (int)pid);
 	}
@@ -151,12 +151,32 @@ int hk_pytarget_open(struct hk_pytarget *t, pid_t pid, char *err, size_t errlen)
 		 (hex >> 8) & 0xff);
 	t->layout = hk_pyver_find(maj, min);
 	if (!t->layout)
-		return ERR("unsupported CPython %s in process %d (supported: 3.11)",
-			   t->version, (int)pid);
-	for (int d = 0; d < HK_NDOMAINS; d++)
-		if (find_table(t, wrappers[d], &t->tables[d]))
+		return ERR("unsupported CPython %s in process %d (supported: %s)",
+			   t->version, (int)pid, hk_pyver_supported());
+	if (hk_pyver_check(t->layout, err, errlen))
+		return -1;
+	for (int d = 0; d < HK_NDOMAINS; d++) {
+		uint64_t found;
+		int rc = find_table(t, wrappers[d], &found);
+
+		/* 3.12+: inside _PyRuntime, at the version's offset, which
+		 * the wrappers must confirm where they address it directly
+		 * (shared builds reach it through the GOT: nothing to see;
+		 * the plan then checks every slot holds CPython's own code) */
+		if (t->layout->rt_alloc[d]) {
+			t->tables[d] = t->runtime + t->layout->rt_alloc[d];
+			if (rc == 0 && found != t->tables[d])
+				return ERR("the %s allocator table of CPython %s is at %#llx, not where its version puts it (%#llx): refusing an unknown layout",
+					   wrappers[d][0], t->version,
+					   (unsigned long long)found,
+					   (unsigned long long)t->tables[d]);
+		} else if (rc == 0) {
+			t->tables[d] = found;
+		} else {
 			return ERR("cannot locate the %s allocator table of CPython %s",
 				   wrappers[d][0], t->version);
+		}
+	}
 	return 0;
 }
 

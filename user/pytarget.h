@@ -8,7 +8,7 @@
 #include <sys/types.h>
 #include "elfimg.h"
 #include "proc.h"
-#include "pyoffsets.h"
+#include "pyver/pyver.h"
 
 enum { HK_DOM_RAW, HK_DOM_MEM, HK_DOM_OBJ, HK_NDOMAINS };
 

@@ -12,7 +12,6 @@
 #include "ring.h"
 
 #define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -1)
-#define SMALL_MAX 512	/* pymalloc's SMALL_REQUEST_THRESHOLD in 3.11 */
 
 /* Kept with the data, so that a later hawk-bpf recognises the trampoline
  * a killed one left behind (and the functions its entries stand for).
@@ -296,7 +295,7 @@ int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 	spec.probe_calloc = raw[HK_CALLOC - 1].redirect ?: raw[HK_CALLOC - 1].orig;
 	spec.raw_ctx = t->tables[HK_DOM_RAW];
 	spec.magic = HK_SAMPLE_MAGIC;
-	spec.small_max = SMALL_MAX;
+	spec.small_max = t->layout->small_max;
 	spec.nclasses = r->n;
 	for (unsigned i = 0; i < r->n; i++) {
 		uint64_t th = hk_sample_threshold(r->prob[i]);

@@ -226,9 +226,17 @@ const struct hk_traceback *hk_sym_resolve(struct hk_symbolizer *s, uint64_t id,
 	}
 	for (unsigned i = 0; i < raw->nframes && i < HK_MAX_FRAMES; i++) {
 		const struct hk_frame_raw *f = &raw->frames[i];
-		struct code_info *ci = code_info(s, f->code);
+		struct code_info *ci;
 		int addr, line;
 
+		/* Owners that are always incomplete (3.13+): their
+		 * executable need not be a code object at all. */
+		if (s->v->bpf.owner_incomplete_from &&
+		    f->owner >= s->v->bpf.owner_incomplete_from) {
+			skipped++;
+			continue;
+		}
+		ci = code_info(s, f->code);
 		if (!ci) {
 			s->failures++;
 			if (n < s->limit)

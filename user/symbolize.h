@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include "hawk.h"
 #include "model.h"
-#include "pyoffsets.h"
+#include "pyver/pyver.h"
 
 struct hk_symbolizer;
 

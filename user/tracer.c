@@ -96,17 +96,23 @@ static bool getppid_traceable(void)
 	return access(path, R_OK) == 0;
 }
 
-/* The sampled run's announcements by system call are seen in hawk-bpf's
- * pid namespace, where t->pid is. */
+/* The target's pid namespace and its tgid there (see the BPF side): a
+ * target in a container has ids of its own. */
 static int set_pidns(struct hawk_bpf *skel, pid_t pid)
 {
+	/* the initial pid namespace's inode number (PROC_PID_INIT_INO) */
+	const uint64_t init_ino = 0xEFFFFFFCULL;
+	char path[64];
 	struct stat st;
+	pid_t nspid;
 
-	if (stat("/proc/self/ns/pid", &st))
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)pid);
+	if (stat(path, &st) || hk_proc_nspid(pid, &nspid))
 		return -1;
-	skel->rodata->target_tgid = (uint32_t)pid;
+	skel->rodata->target_tgid = (uint32_t)nspid;
 	skel->rodata->pidns_dev = st.st_dev;
 	skel->rodata->pidns_ino = st.st_ino;
+	skel->rodata->pidns_init = st.st_ino == init_ino;
 	return 0;
 }
 
@@ -137,6 +143,7 @@ static int attach(struct hawk_bpf *skel, struct hk_pytarget *t,
 
 	/* Py_FinalizeEx freezes the record (see "frozen" in the BPF side). */
 	if (hk_elf_symbol(&t->elf, "Py_FinalizeEx", &fin) == 0 &&
+	    (fin = hk_probe_entry(&t->elf, fin)) &&
 	    hk_elf_file_offset(&t->elf, fin, &off) == 0) {
 		l = bpf_program__attach_uprobe(skel->progs.finalize_enter, false,
 					       t->pid, t->image_path, off);
@@ -613,6 +620,12 @@ int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
 		free(tr);
 		return ERR("cannot open the BPF object: %s", strerror(errno));
 	}
+	if (set_pidns(run->skel, t->pid)) {
+		hawk_bpf__destroy(run->skel);
+		free(tr);
+		return ERR("cannot read the pid namespace of process %d: %s",
+			   (int)t->pid, strerror(errno));
+	}
 	run->skel->rodata->L = t->layout->bpf;
 	run->skel->rodata->L.runtime_addr = t->runtime;
 	run->skel->rodata->capture_frames = capture;
@@ -632,11 +645,6 @@ int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
 		run->skel->rodata->sample_raw = tr->sampler.raw;
 		run->skel->rodata->sample_mode = 1;
 		run->skel->rodata->sample_magic = HK_SAMPLE_MAGIC;
-		if (tr->sampler.sys && set_pidns(run->skel, t->pid)) {
-			hawk_bpf__destroy(run->skel);
-			free(tr);
-			return ERR("cannot stat /proc/self/ns/pid: %s", strerror(errno));
-		}
 		tr->ring = tr->sampler.ring;
 		if (tr->ring)
 			run->skel->rodata->ring_word = tr->sampler.ringaddr;

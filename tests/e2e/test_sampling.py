@@ -148,17 +148,33 @@ def prog_runs(err_lines, prog):
     return 0
 
 
+def version_of(python):
+    v = next(v for p, v in PYTHONS.values() if p == python)
+    return tuple(int(x) for x in v.split(".")[:2])
+
+
+def mark_ring_gap(request, python):
+    """The ring is not there from 3.12 on: a strict xfail there."""
+    if version_of(python) >= (3, 12):
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "known gap: from 3.12 the running thread state is thread-local, "
+            "so the trampoline cannot safely read the caller's frames and "
+            "announces by getppid(2) instead of into the ring (README: Limits)")))
+
+
 ANNOUNCE_DEBUG = {"ring": "announces into a ring",
                   "syscall": "announces by getppid(2)"}
 
 
 @pytest.fixture(params=["ring", "syscall", "uprobe"])
-def announce(request, monkeypatch):
+def announce(request, monkeypatch, python):
     """Every way the trampoline announces to BPF: into a ring in the
     target that hawk-bpf drains (the default where the target has no
     seccomp filter), by one getppid(2) each (HAWK_BPF_NO_RING) and through
     the free probe (HAWK_BPF_NO_SYSCALL, as for a target with a seccomp
     filter). The test checks hawk-bpf's debug line says which it used."""
+    if request.param == "ring":
+        mark_ring_gap(request, python)
     monkeypatch.setenv("HAWK_BPF_DEBUG", "1")
     if request.param == "syscall":
         monkeypatch.setenv("HAWK_BPF_NO_RING", "1")
@@ -318,10 +334,11 @@ def test_always_sampled_object_realloc(procs, tmp_path, python, oracle):
     assert_lines_match(want, got, str(WORKLOADS / script))
 
 
-def test_ring_full_is_counted(procs, tmp_path, python, monkeypatch):
+def test_ring_full_is_counted(procs, tmp_path, python, monkeypatch, request):
     """A ring too small for what is sampled: the records that do not fit
     are dropped by the trampoline (never waited for), counted, and warned
     of; the target computes the same."""
+    mark_ring_gap(request, python)
     monkeypatch.setenv("HAWK_BPF_RING_KB", "16")
     monkeypatch.setenv("HAWK_BPF_DEBUG", "1")
     expected = untraced_checksum(python, CHURN, 10)
@@ -344,12 +361,13 @@ def test_ring_full_is_counted(procs, tmp_path, python, monkeypatch):
 
 @pytest.mark.parametrize("how", ["exit", "_exit"])
 def test_target_exits_during_ring_window(procs, tmp_path, python, oracle, how,
-                                        monkeypatch):
+                                        monkeypatch, request):
     """The target exits while its sampled blocks go through the ring: the
     records it wrote before it began to exit are applied (the always
     sampled blocks are exactly tracemalloc's) and, at a normal exit, none
     is reported lost; after os._exit (no finalization) the report holds
     what was alive as its last thread went."""
+    mark_ring_gap(request, python)
     want = oracle(python, SCRIPT, 1)
     fn = next(tb[0][0] for _, _, tb, _ in want.traces._traces if tb[0][0].endswith(SCRIPT))
     wl = Workload(procs, python, SCRIPT, tmp_path)

@@ -1,0 +1,51 @@
+/* The supported versions (one file each: vX_Y.c) and the checks a
+ * version's data must pass before any reader uses it. */
+#include "pyver/pyver.h"
+
+#include <stdio.h>
+
+extern const struct hk_pyver hk_pyver_3_11, hk_pyver_3_12, hk_pyver_3_13;
+
+static const struct hk_pyver *const versions[] = {
+	&hk_pyver_3_11, &hk_pyver_3_12, &hk_pyver_3_13,
+};
+#define NVERSIONS (sizeof(versions) / sizeof(versions[0]))
+
+const struct hk_pyver *hk_pyver_find(int major, int minor)
+{
+	for (size_t i = 0; i < NVERSIONS; i++)
+		if (versions[i]->major == major && versions[i]->minor == minor)
+			return versions[i];
+	return NULL;
+}
+
+const char *hk_pyver_supported(void)
+{
+	static char buf[64];
+	size_t o = 0;
+
+	for (size_t i = 0; i < NVERSIONS && o < sizeof(buf); i++)
+		o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%d.%d", i ? ", " : "",
+				      versions[i]->major, versions[i]->minor);
+	return buf;
+}
+
+int hk_pyver_check(const struct hk_pyver *v, char *err, size_t errlen)
+{
+	const struct hk_py_layout *L = &v->bpf;
+	uint32_t lo = L->frame_code, f[] = { L->frame_code + 8, L->frame_previous + 8,
+					     L->frame_instr + 8, L->frame_owner + 1 };
+
+	if (L->frame_previous < lo || L->frame_instr < lo || L->frame_owner < lo)
+		goto bad;
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (f[i] - lo > HK_FRAME_WINDOW)
+			goto bad;
+	if (v->code_header < v->code_adaptive || v->code_header > 512)
+		goto bad;
+	return 0;
+bad:
+	snprintf(err, errlen, "the layout of CPython %d.%d does not fit what hawk-bpf reads (a frame's fields past %d bytes, or a code object header past 512)",
+		 v->major, v->minor, HK_FRAME_WINDOW);
+	return -1;
+}
