@@ -75,7 +75,10 @@ uninstall:
 unit: $(OUT)/unit-tests
 	HAWK_PYTHON=/usr/bin/python3.11 $(OUT)/unit-tests --jobs 1
 
+# The sid chroot of test interpreters (python3.13-3.15 of Debian sid) is
+# made once per machine, outside the clone (scripts/sid-chroot).
 e2e: $(OUT)/hawk-bpf
+	sh scripts/sid-chroot >/dev/null
 	$(PYTEST) -q tests/e2e
 
 # The one command that runs every test on a fresh machine.

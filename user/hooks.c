@@ -224,6 +224,7 @@ int hk_hooks_plan(struct hk_hooks *h, struct hk_pytarget *t, char *err,
 			h->sites[si].domains |= 1u << d;
 			sl->addr = t->tables[d] + 8 * k;
 			sl->orig = func + t->bias;
+			sl->probed = h->sites[si].probe != 0;
 			if (h->sites[si].redirect)
 				sl->redirect = h->sites[si].redirect + t->bias;
 		}

@@ -32,6 +32,7 @@ struct hk_slot {
 	uint64_t addr;		/* runtime address of the table slot */
 	uint64_t orig;		/* function entry (runtime), restored at exit */
 	uint64_t redirect;	/* padding entry (runtime), or 0 */
+	bool probed;		/* its function has a probe site */
 	bool redirected;	/* we wrote it and must undo it */
 };
 

@@ -308,11 +308,14 @@ int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 		return ERR("cannot read the mappings of process %d: %s", (int)t->pid,
 			   strerror(errno));
 	/* Tags need glibc's chunk header; the raw domain needs tags and its
-	 * four probes in padding (so that unsampled calls pass them by). */
+	 * four functions probed, best in padding, which unsampled calls pass
+	 * by (a probe inside a function sees them all, and BPF drops the
+	 * unmarked ones: right, at the cost of a trap each, for the rarely
+	 * called function that lacks padding, such as sid's raw calloc). */
 	spec.tagging = hk_glibc_malloc(v, n);
 	spec.raw = spec.tagging;
 	for (int k = HK_MALLOC; k <= HK_FREE; k++)
-		spec.raw &= raw[k - 1].redirect != 0;
+		spec.raw &= raw[k - 1].probed;
 	if (spec.raw) {
 		spec.real[HK_TE_RAW_MALLOC] = raw[HK_MALLOC - 1].orig;
 		spec.real[HK_TE_RAW_CALLOC] = raw[HK_CALLOC - 1].orig;
@@ -325,8 +328,8 @@ int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 			spec.obj_free = pm[HK_FREE - 1];
 		}
 	}
-	spec.probe_realloc = raw[HK_REALLOC - 1].redirect;
-	spec.probe_free = raw[HK_FREE - 1].redirect;
+	spec.probe_realloc = raw[HK_REALLOC - 1].redirect ?: raw[HK_REALLOC - 1].orig;
+	spec.probe_free = raw[HK_FREE - 1].redirect ?: raw[HK_FREE - 1].orig;
 	unsigned how = spec.raw ? announce_by(t, v, n, sys_ok) : 0;
 
 	spec.sys_nr = how & TH_SYS ? SYS_getppid : 0;

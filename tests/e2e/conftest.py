@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 import helpers
-from helpers import HAWK, PYTHONS, Procs
+from helpers import ALL_PYTHONS, HAWK, PYTHONS, Procs
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -21,7 +21,7 @@ def prerequisites():
     for tool in ("bpftool", "setpriv", "sleep"):
         if not shutil.which(tool):
             problems.append(f"{tool} is not installed")
-    for name, (path, version) in PYTHONS.items():
+    for name, (path, version) in ALL_PYTHONS.items():
         try:
             got = subprocess.run([path, "-c", "import platform; print(platform.python_version())"],
                                  capture_output=True, text=True, timeout=30).stdout.strip()
@@ -45,6 +45,13 @@ def procs():
 def python(request):
     """The interpreter path, once per supported CPython."""
     return PYTHONS[request.param][0]
+
+
+@pytest.fixture(params=list(ALL_PYTHONS))
+def target_python(request):
+    """The interpreter path, once per CPython of the whole matrix, the sid
+    builds in their own namespaces included."""
+    return ALL_PYTHONS[request.param][0]
 
 
 @pytest.fixture(scope="session")

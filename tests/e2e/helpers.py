@@ -30,10 +30,64 @@ PYTHONS = {
     "pyenv-3.12.1": ("/root/.pyenv/versions/3.12.1/bin/python3.12", "3.12.1"),
     "pyenv-3.13.0": ("/root/.pyenv/versions/3.13.0/bin/python3.13", "3.13.0"),
 }
+# Debian sid's builds (non-PIE, LTO, stripped, endbr64 everywhere), run from
+# the chroot scripts/sid-chroot makes, each in its own mount and PID
+# namespace (tests/e2e/sid-python): build/sid/pythonX.Y stands for one.
+SID_BIN = REPO / "build" / "sid"
+
+
+def sid_python(name):
+    SID_BIN.mkdir(parents=True, exist_ok=True)
+    link = SID_BIN / name
+    if not link.is_symlink():
+        link.symlink_to(HERE / "sid-python")
+    return str(link)
+
+
+SID = {
+    "sid-3.13.18": (sid_python("python3.13"), "3.13.18"),
+}
+# The accuracy suite and the other per-interpreter acceptance tests run on
+# all of them (the fixture target_python); the rest on the host's.
+ALL_PYTHONS = {**PYTHONS, **SID}
 # For the "unsupported" error: path, version hawk-bpf must name.
 UNSUPPORTED = {
     "3.10": ("/root/.pyenv/versions/3.10.13/bin/python3.10", "3.10"),
+    "sid-3.14": (sid_python("python3.14"), "3.14.10"),
+    "sid-3.15": (sid_python("python3.15"), "3.15.2"),
 }
+
+
+def host_pid(ancestor, nspid):
+    """The host PID of the process that is nspid in its own namespace and
+    descends from ancestor (a sid target under its unshare wrapper)."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        parent, inner = {}, {}
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                status = Path(f"/proc/{d}/status").read_text()
+            except OSError:
+                continue
+            fields = dict(l.split(":", 1) for l in status.splitlines() if ":" in l)
+            parent[int(d)] = int(fields["PPid"])
+            inner[int(d)] = fields.get("NSpid", "").split()
+        for pid, ns in inner.items():
+            if len(ns) > 1 and int(ns[-1]) == nspid:
+                p = pid
+                while p > 1 and p != ancestor:
+                    p = parent.get(p, 0)
+                if p == ancestor:
+                    return pid
+        time.sleep(0.01)
+    raise AssertionError(f"no descendant of {ancestor} is PID {nspid} of its namespace")
+
+
+def version_of(python):
+    """The exact version of an interpreter of ALL_PYTHONS."""
+    return next(v for p, v in ALL_PYTHONS.values() if p == python)
 
 TRACING = re.compile(r"^hawk-bpf: tracing PID (\d+) \(CPython ([0-9.]+), ([^,)]+)")
 SUMMARY = re.compile(r"^hawk-bpf: (\d+) (?:live blocks traced|allocations counted) over ([0-9.]+) s$")
@@ -136,9 +190,14 @@ class Workload:
             env=ENV, text=True, cwd=tmp_path)
         self.out = Lines(self.proc.stdout, f"workload {script}")
         self.err = Lines(self.proc.stderr, f"workload {script} stderr")
-        self.pid = int(self.out.wait_for(lambda l: l.startswith("ready "),
-                                         what="'ready PID'").split()[1])
-        assert self.pid == self.proc.pid
+        self.nspid = int(self.out.wait_for(lambda l: l.startswith("ready "),
+                                           what="'ready PID'").split()[1])
+        if python in (p for p, _ in SID.values()):
+            assert self.nspid == 1, "a sid target is PID 1 of its namespace"
+            self.pid = host_pid(self.proc.pid, self.nspid)
+        else:
+            self.pid = self.nspid
+            assert self.pid == self.proc.pid
         self.tables_at_start = self._read_tables()
 
     def _read_tables(self):
@@ -268,8 +327,7 @@ def traced_run(procs, tmp_path, python, script, *hawk_args, extra=()):
     wl = Workload(procs, python, script, tmp_path, *extra)
     hawk = Hawk(procs, wl.pid, "--duration", "600", *hawk_args)
     m = TRACING.match(hawk.wait_tracing())
-    version = next(v for p, v in PYTHONS.values() if p == python)
-    assert (int(m.group(1)), m.group(2)) == (wl.pid, version), m.group(0)
+    assert (int(m.group(1)), m.group(2)) == (wl.pid, version_of(python)), m.group(0)
     wl.go()
     wl.wait("allocated")
     rc, out, err = hawk.stop()

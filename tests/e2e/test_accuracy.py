@@ -27,7 +27,8 @@ def hawk_snapshot(procs, tmp_path, python, script, frames, extra=()):
 
 @pytest.mark.parametrize("frames", [1, 30])
 @pytest.mark.parametrize("script", WORKLOAD_NAMES)
-def test_matches_tracemalloc(procs, tmp_path, python, oracle, script, frames):
+def test_matches_tracemalloc(procs, tmp_path, target_python, oracle, script, frames):
+    python = target_python
     want = oracle(python, script, frames)
     got, err = hawk_snapshot(procs, tmp_path, python, script, frames)
     path = str(WORKLOADS / script)
@@ -37,10 +38,11 @@ def test_matches_tracemalloc(procs, tmp_path, python, oracle, script, frames):
 
 
 @pytest.mark.parametrize("frames", [1, 30, 200])
-def test_deep_recursion(procs, tmp_path, python, oracle, frames):
+def test_deep_recursion(procs, tmp_path, target_python, oracle, frames):
     """150 calls deep: at --frames 1 and 30 tracebacks are cut like
     tracemalloc's, at --frames 200 they are whole; total_nframe counts every
     frame either way."""
+    python = target_python
     want = oracle(python, "recursion.py", frames)
     got, err = hawk_snapshot(procs, tmp_path, python, "recursion.py", frames)
     depth = max(t[3] for t in want.traces._traces)

@@ -21,7 +21,8 @@ def run_forks(procs, tmp_path, python, *hawk_args):
     assert wl.release(timeout=120) == 0, "a child forked in the window failed after it"
 
 
-def test_children_forked_in_an_exact_window(procs, tmp_path, python):
+def test_children_forked_in_an_exact_window(procs, tmp_path, target_python):
+    python = target_python
     run_forks(procs, tmp_path, python)
 
 

@@ -12,6 +12,7 @@ import re
 import signal
 import tracemalloc
 
+from helpers import version_of
 from helpers import (PYTHONS, SUMMARY, WORKLOADS, assert_lines_match, by_line,
                      by_traceback, close, format_bytes, traced_run)
 
@@ -25,10 +26,6 @@ TRACEBACK_KEYS = ["mem_blocks_count", "mem_blocks_size_bytes", "mem_blocks_size"
 # hawk-bpf's own counters may grow; those that count lost or unreadable
 # data must be zero on these small workloads.
 LOSS = re.compile(r"lost|error|unresolved|unreadable")
-
-
-def version_of(python):
-    return next(v for p, v in PYTHONS.values() if p == python)
 
 
 def run_json(procs, tmp_path, python, *args):
@@ -80,7 +77,8 @@ def check_sorted(stats):
     assert keys == sorted(keys, reverse=True), "stats are not biggest first"
 
 
-def test_lineno_json(procs, tmp_path, python, oracle):
+def test_lineno_json(procs, tmp_path, target_python, oracle):
+    python = target_python
     doc, err, wl = run_json(procs, tmp_path, python, "--count", "1000000")
     check_heap_fields(doc)
     check_run_info(doc["hawk_bpf"], wl, python, 30)

@@ -14,7 +14,8 @@ CHURN = str(WORKLOADS / "churn_checksum.py")
 ROUNDS = 12
 
 
-def test_kill9_mid_window_then_trace_again(procs, tmp_path, python, oracle):
+def test_kill9_mid_window_then_trace_again(procs, tmp_path, target_python, oracle):
+    python = target_python
     expected = untraced_checksum(python, "churn_checksum.py", ROUNDS)
     wl = Workload(procs, python, "churn_checksum.py", tmp_path, "--rounds", str(ROUNDS))
     first = Hawk(procs, wl.pid, "--duration", "600", "--frames", "30")
@@ -99,11 +100,12 @@ def test_normal_exit_leaves_nothing(procs, tmp_path, python):
     assert wl.release() == 0 and bystander.release() == 0
 
 
-def test_kill9_while_sampling_then_sample_and_trace_again(procs, tmp_path, python):
+def test_kill9_while_sampling_then_sample_and_trace_again(procs, tmp_path, target_python):
     """Killed while sampling, hawk-bpf leaves the slots on its trampoline:
     the target must go on unharmed (tagged blocks freed, reallocated),
     a second sampling run reuses the trampoline, an exact run then puts
     every slot back on CPython's functions."""
+    python = target_python
     expected = untraced_checksum(python, "tagged_churn.py", 30)
     wl = Workload(procs, python, "tagged_churn.py", tmp_path, "--rounds", "30")
     first = Hawk(procs, wl.pid, "--duration", "600", "--sample-rates", "64:0.5,100000000:1")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import version_of as helpers_version_of
 from helpers import (PYTHONS, WORKLOADS, Hawk, TRACING, Workload, assert_bpf_gone,
                      assert_detached, assert_lines_match,
                      assert_top_tracebacks_match, exit_during_window, run_hawk,
@@ -66,7 +67,8 @@ def sampled_run(procs, tmp_path, python, *args, script=SCRIPT):
     return wl, out, err
 
 
-def test_large_blocks_exact_and_estimates(procs, tmp_path, python, oracle):
+def test_large_blocks_exact_and_estimates(procs, tmp_path, target_python, oracle):
+    python = target_python
     want = oracle(python, SCRIPT, 1)
     fn = next(tb[0][0] for _, _, tb, _ in want.traces._traces if tb[0][0].endswith(SCRIPT))
     wl, out, _ = sampled_run(procs, tmp_path, python, "--sample", "--format", "pickle",
@@ -148,14 +150,13 @@ def prog_runs(err_lines, prog):
     return 0
 
 
-def version_of(python):
-    v = next(v for p, v in PYTHONS.values() if p == python)
-    return tuple(int(x) for x in v.split(".")[:2])
+def minor_of(python):
+    return tuple(int(x) for x in helpers_version_of(python).split(".")[:2])
 
 
 def mark_ring_gap(request, python):
     """The ring is not there from 3.12 on: a strict xfail there."""
-    if version_of(python) >= (3, 12):
+    if minor_of(python) >= (3, 12):
         request.applymarker(pytest.mark.xfail(strict=True, reason=(
             "known gap: from 3.12 the running thread state is thread-local, "
             "so the trampoline cannot safely read the caller's frames and "
@@ -167,14 +168,15 @@ ANNOUNCE_DEBUG = {"ring": "announces into a ring",
 
 
 @pytest.fixture(params=["ring", "syscall", "uprobe"])
-def announce(request, monkeypatch, python):
+def announce(request, monkeypatch):
     """Every way the trampoline announces to BPF: into a ring in the
     target that hawk-bpf drains (the default where the target has no
     seccomp filter), by one getppid(2) each (HAWK_BPF_NO_RING) and through
     the free probe (HAWK_BPF_NO_SYSCALL, as for a target with a seccomp
     filter). The test checks hawk-bpf's debug line says which it used."""
     if request.param == "ring":
-        mark_ring_gap(request, python)
+        mark_ring_gap(request, request.getfixturevalue(
+            "target_python" if "target_python" in request.fixturenames else "python"))
     monkeypatch.setenv("HAWK_BPF_DEBUG", "1")
     if request.param == "syscall":
         monkeypatch.setenv("HAWK_BPF_NO_RING", "1")
@@ -297,13 +299,14 @@ def test_realloc_of_traced_block_to_unsampled_size(procs, tmp_path, python, orac
 
 
 @pytest.mark.parametrize("frames", [1, 30])
-def test_always_sampled_stacks_match_tracemalloc(procs, tmp_path, python, oracle,
+def test_always_sampled_stacks_match_tracemalloc(procs, tmp_path, target_python, oracle,
                                                  announce, frames, monkeypatch):
     """Every block of 1 byte or more sampled (weight 1): the snapshot is
     tracemalloc's, frame for frame and total_nframe too, whether the
     trampoline read an object-domain block's frames itself (getppid
     announcements) or BPF walked them (free-probe announcements, and
     raw-domain blocks always)."""
+    python = target_python
     script = "sampled_stacks.py"
     # every allocation a record of up to 544 B: ~20 MB in ~50 ms, more
     # than the default ring holds between two reads (dropped records are

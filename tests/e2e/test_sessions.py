@@ -91,9 +91,10 @@ def assert_refused(args, needle, rc=1):
     return err[0]
 
 
-def test_session(procs, tmp_path, python, oracle, sessions):
+def test_session(procs, tmp_path, target_python, oracle, sessions):
     """start, let it allocate, two pickle snapshots that both match
     tracemalloc, a lineno snapshot, status, stop: nothing left behind."""
+    python = target_python
     wl = Workload(procs, python, "retain.py", tmp_path)
     image = TRACING.match(start(sessions, wl, "--frames", "30")).group(3)
     daemon = daemon_of(wl.pid)

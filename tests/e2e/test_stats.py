@@ -25,7 +25,8 @@ def oracle_buckets(snapshot):
     return c, b
 
 
-def test_stats_matches_tracemalloc(procs, tmp_path, python, oracle):
+def test_stats_matches_tracemalloc(procs, tmp_path, target_python, oracle):
+    python = target_python
     want_c, want_b = oracle_buckets(oracle(python, SCRIPT, 1))
     _, _, out, err, _ = traced_run(procs, tmp_path, python, SCRIPT, "--stats",
                                    "--format", "json")
