@@ -262,7 +262,7 @@ static long walk_frame(__u32 i, struct walk *w)
 	if (off_code > FRAME_BUF - 8 || off_prev > FRAME_BUF - 8 ||
 	    off_instr > FRAME_BUF - 8 || off_owner > FRAME_BUF - 1)
 		return 1;
-	code = *(__u64 *)(buf + off_code);
+	code = *(__u64 *)(buf + off_code) & ~(__u64)L.frame_code_tag;
 	instr = *(__u64 *)(buf + off_instr);
 
 	/* Keep the mask in the program: the verifier must see the bound. */

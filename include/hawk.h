@@ -132,6 +132,8 @@ struct hk_py_layout {
 	__u32 frame_instr;		/* prev_instr (3.11, 3.12), instr_ptr */
 	__u32 frame_owner;
 	__u32 frame_head_size;		/* bytes read per frame */
+	__u32 frame_code_tag;		/* tag bits of the code reference
+					 * (3.14+: a _PyStackRef), masked off */
 	/* _PyFrame_IsIncomplete: owners from this one on always are, whatever
 	 * their code (3.12, 3.13: C-stack shims, in 3.12 by their code's first
 	 * traceable instruction, which they never pass; 3.14+: the

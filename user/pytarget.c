@@ -88,6 +88,27 @@ static int open_image(struct hk_pytarget *t, const struct hk_map *m)
 	return 0;
 }
 
+/* 3.13+: _PyRuntime begins with _Py_DebugOffsets: the cookie, the
+ * version (which must be Py_Version's) and whether the build is
+ * free-threaded, which hawk-bpf refuses (mimalloc serves every domain
+ * there and its GC walks mimalloc's heaps: replacing an allocator would
+ * break it; and every layout differs). */
+static int check_debug_offsets(struct hk_pytarget *t, char *err, size_t errlen)
+{
+	struct { char cookie[8]; uint64_t version, free_threaded; } d;
+
+	if (t->layout->minor < 13)
+		return 0;
+	if (hk_mem_read(t->memfd, t->runtime, &d, sizeof(d)) ||
+	    memcmp(d.cookie, "xdebugpy", 8) || d.version != t->hexversion)
+		return ERR("CPython %s in process %d has no valid _Py_DebugOffsets (cookie or version differ): refusing an unknown build",
+			   t->version, (int)t->pid);
+	if (d.free_threaded)
+		return ERR("CPython %s in process %d is a free-threaded build, which is not supported",
+			   t->version, (int)t->pid);
+	return 0;
+}
+
 int hk_pytarget_open(struct hk_pytarget *t, pid_t pid, char *err, size_t errlen)
 {
 	struct hk_maps maps;
@@ -153,7 +174,8 @@ int hk_pytarget_open(struct hk_pytarget *t, pid_t pid, char *err, size_t errlen)
 	if (!t->layout)
 		return ERR("unsupported CPython %s in process %d (supported: %s)",
 			   t->version, (int)pid, hk_pyver_supported());
-	if (hk_pyver_check(t->layout, err, errlen))
+	if (hk_pyver_check(t->layout, err, errlen) ||
+	    check_debug_offsets(t, err, errlen))
 		return -1;
 	for (int d = 0; d < HK_NDOMAINS; d++) {
 		uint64_t found;

@@ -46,6 +46,8 @@ def sid_python(name):
 
 SID = {
     "sid-3.13.18": (sid_python("python3.13"), "3.13.18"),
+    "sid-3.14.10": (sid_python("python3.14"), "3.14.10"),
+    "sid-3.15.2": (sid_python("python3.15"), "3.15.2"),
 }
 # The accuracy suite and the other per-interpreter acceptance tests run on
 # all of them (the fixture target_python); the rest on the host's.
@@ -53,8 +55,6 @@ ALL_PYTHONS = {**PYTHONS, **SID}
 # For the "unsupported" error: path, version hawk-bpf must name.
 UNSUPPORTED = {
     "3.10": ("/root/.pyenv/versions/3.10.13/bin/python3.10", "3.10"),
-    "sid-3.14": (sid_python("python3.14"), "3.14.10"),
-    "sid-3.15": (sid_python("python3.15"), "3.15.2"),
 }
 
 

@@ -1,5 +1,6 @@
 """Each version's file in user/pyver/ must equal offsetof() in the headers
 of every build of that version here (scripts/gen-offsets)."""
+import os
 import pathlib
 import re
 import subprocess
@@ -12,6 +13,9 @@ HEADERS = [
     "/root/.pyenv/versions/3.11.7/include/python3.11",
     "/root/.pyenv/versions/3.12.1/include/python3.12",
     "/root/.pyenv/versions/3.13.0/include/python3.13",
+] + [  # Debian sid's (scripts/sid-chroot installs them)
+    os.environ.get("HAWK_SID_ROOT", "/var/cache/hawk-bpf/sid") + f"/usr/include/python3.{m}"
+    for m in (13, 14, 15)
 ]
 
 

@@ -4,10 +4,12 @@
 
 #include <stdio.h>
 
-extern const struct hk_pyver hk_pyver_3_11, hk_pyver_3_12, hk_pyver_3_13;
+extern const struct hk_pyver hk_pyver_3_11, hk_pyver_3_12, hk_pyver_3_13,
+	hk_pyver_3_14, hk_pyver_3_15;
 
 static const struct hk_pyver *const versions[] = {
-	&hk_pyver_3_11, &hk_pyver_3_12, &hk_pyver_3_13,
+	&hk_pyver_3_11, &hk_pyver_3_12, &hk_pyver_3_13, &hk_pyver_3_14,
+	&hk_pyver_3_15,
 };
 #define NVERSIONS (sizeof(versions) / sizeof(versions[0]))
 

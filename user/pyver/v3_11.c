@@ -15,6 +15,7 @@ const struct hk_pyver hk_pyver_3_11 = {
 		.cframe_current_frame = 8,
 		.frame_code = 32,
 		.frame_instr = 56,
+		.frame_code_tag = 0,
 		.frame_previous = 48,
 		.frame_owner = 69,
 		.frame_head_size = 72,

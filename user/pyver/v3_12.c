@@ -15,6 +15,7 @@ const struct hk_pyver hk_pyver_3_12 = {
 		.cframe_current_frame = 0,
 		.frame_code = 0,
 		.frame_instr = 56,
+		.frame_code_tag = 0,
 		.frame_previous = 8,
 		.frame_owner = 70,
 		.frame_head_size = 72,
