@@ -174,6 +174,16 @@ static __always_inline int tstate_is(__u64 ts, __u32 tid, __u64 *cf)
 	__u32 c = L.tstate_cframe, t = L.tstate_native_tid;
 	__u32 lo = c < t ? c : t, span = (c < t ? t : c) - lo + 8;
 
+	if (!t) {
+		/* 3.10: thread_id is pthread_self(), glibc's thread pointer,
+		 * which is the task's fs base */
+		struct task_struct *task = bpf_get_current_task_btf();
+
+		if (read_ptr(ts + L.tstate_thread_id) != BPF_CORE_READ(task, thread.fsbase))
+			return 0;
+		*cf = c ? read_ptr(ts + c) : ts;
+		return 1;
+	}
 	if (!c || span > TS_BUF) {
 		if ((__u32)read_ptr(ts + t) != tid)
 			return 0;
@@ -246,9 +256,9 @@ static long walk_frame(__u32 i, struct walk *w)
 {
 	__u64 words[FRAME_BUF / 8];
 	__u8 *buf = (__u8 *)words;
-	/* Read from f_code (the lowest field needed) to owner only. */
-	__u32 base = L.frame_code;
-	__u32 off_code = 0, off_prev = L.frame_previous - base;
+	/* One read from the lowest field needed (hk_pyver_check: all fit). */
+	__u32 base = L.frame_base;
+	__u32 off_code = L.frame_code - base, off_prev = L.frame_previous - base;
 	__u32 off_instr = L.frame_instr - base, off_owner = L.frame_owner - base;
 	__u64 code, instr;
 
@@ -260,7 +270,7 @@ static long walk_frame(__u32 i, struct walk *w)
 		return 1;
 	}
 	if (off_code > FRAME_BUF - 8 || off_prev > FRAME_BUF - 8 ||
-	    off_instr > FRAME_BUF - 8 || off_owner > FRAME_BUF - 1)
+	    off_instr > FRAME_BUF - 8 || (L.frame_owner && off_owner > FRAME_BUF - 1))
 		return 1;
 	code = *(__u64 *)(buf + off_code) & ~(__u64)L.frame_code_tag;
 	instr = *(__u64 *)(buf + off_instr);
@@ -270,8 +280,11 @@ static long walk_frame(__u32 i, struct walk *w)
 	asm volatile("%0 &= 255" : "+r"(idx));
 	struct hk_frame_raw *f = &w->st->frames[idx];
 	f->code = code;
-	f->instr_off = (__s32)(instr - code);
-	f->owner = buf[off_owner];
+	/* a byte offset: from the code object (the symbolizer takes off
+	 * code_adaptive), or 3.10's f_lasti, code units from co_code's start */
+	f->instr_off = L.frame_instr_units ? (__s32)(__u32)instr * 2 :
+					     (__s32)(instr - code);
+	f->owner = L.frame_owner ? buf[off_owner] : 0;
 	w->hash = hash_frame(w->hash, f);
 	w->st->nframes = i + 1;
 	w->frame = *(__u64 *)(buf + off_prev);

@@ -122,7 +122,8 @@ struct hk_py_layout {
 	__u32 rt_interp_head;		/* _PyRuntime.interpreters.head */
 	__u32 interp_threads_head;	/* PyInterpreterState.threads.head */
 	__u32 tstate_next;
-	__u32 tstate_native_tid;
+	__u32 tstate_native_tid;	/* 0: none (3.10): thread_id, which is
+					 * pthread_self(), is compared */
 	__u32 tstate_thread_id;		/* pthread_self() of its thread */
 	__u32 tstate_cframe;		/* 0: frame pointer lives in tstate
 					 * (3.13+: current_frame) */
@@ -130,8 +131,12 @@ struct hk_py_layout {
 	__u32 frame_code;
 	__u32 frame_previous;
 	__u32 frame_instr;		/* prev_instr (3.11, 3.12), instr_ptr */
-	__u32 frame_owner;
-	__u32 frame_head_size;		/* bytes read per frame */
+	__u32 frame_owner;		/* 0: frames have no owner (3.10) */
+	__u32 frame_head_size;		/* bytes up to localsplus (0: 3.10) */
+	__u32 frame_base;		/* the lowest of the frame fields read */
+	__u32 frame_instr_units;	/* 1: frame_instr is an int counting
+					 * code units (3.10's f_lasti), 0: a
+					 * pointer into the bytecode */
 	__u32 frame_code_tag;		/* tag bits of the code reference
 					 * (3.14+: a _PyStackRef), masked off */
 	/* _PyFrame_IsIncomplete: owners from this one on always are, whatever

@@ -24,6 +24,11 @@
 int hk_addr2line_311(const uint8_t *linetable, size_t len, int firstlineno,
 		     int addrq);
 
+/* The same for a 3.10 code object (its co_linetable format: PEP 626
+ * (start delta, line delta) byte pairs; addrq a byte offset into co_code). */
+int hk_addr2line_310(const uint8_t *linetable, size_t len, int firstlineno,
+		     int addrq);
+
 /* A decoder positioned on one address range of one table, so resolving many
  * offsets of the same code object costs one pass when they come in
  * ascending order (a lower offset restarts from the table's start).

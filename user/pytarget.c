@@ -22,6 +22,39 @@ static int version_from_name(const char *path, int *maj, int *min)
 	return sscanf(b, "python%d.%d", maj, min) == 2 ? 0 : -1;
 }
 
+/* 3.10 has no Py_Version: its version is the PY_VERSION string that
+ * Py_GetVersion() formats ("%.80s (%.80s) %.80s"), found among the string
+ * literals its code loads. 0 with *hex (release level final), or -1. */
+static int version_from_code(struct hk_pytarget *t, uint32_t *hex)
+{
+	uint8_t code[160];
+	struct hk_insn ins[48];
+	uint64_t a;
+	size_t n;
+
+	if (hk_elf_symbol(&t->elf, "Py_GetVersion", &a) ||
+	    hk_elf_read(&t->elf, a, code, sizeof(code)))
+		return -1;
+	n = hk_disasm(code, sizeof(code), a, ins, 48);
+	for (size_t i = 0; i < n; i++) {
+		char str[24] = "";
+		unsigned maj, min, mic;
+		int used = 0;
+
+		if (!ins[i].has_rip_mem ||
+		    hk_elf_read(&t->elf, ins[i].rip_mem, str, sizeof(str) - 1))
+			continue;
+		if (sscanf(str, "%u.%u.%u%n", &maj, &min, &mic, &used) == 3 &&
+		    maj == 3 && min < 100 && mic < 100 &&
+		    strspn(str + used, "abcr+0123456789") == strlen(str + used) &&
+		    strlen(str) < 16) {
+			*hex = maj << 24 | min << 16 | mic << 8 | 0xf0;
+			return 0;
+		}
+	}
+	return -1;
+}
+
 /* The runtime address of an allocator table, from the rip-relative loads
  * of the four exported wrappers of its domain: each reads ctx (table+0) and
  * its own slot (table+8*(i+1)). Works on stripped LTO builds. */
@@ -156,9 +189,13 @@ int hk_pytarget_open(struct hk_pytarget *t, pid_t pid, char *err, size_t errlen)
 	t->memfd = hk_mem_open(pid);
 	if (t->memfd < 0)
 		return ERR("cannot open /proc/%d/mem: %s", (int)pid, strerror(errno));
-	/* Py_Version exists from 3.11 on; older Pythons are named by file. */
-	if (hk_elf_symbol(&t->elf, "Py_Version", &vaddr) ||
-	    hk_mem_read(t->memfd, vaddr + t->bias, &hex, sizeof(hex))) {
+	/* Py_Version exists from 3.11 on; 3.10 is read from its code, and
+	 * older Pythons are named by file. */
+	if ((hk_elf_symbol(&t->elf, "Py_Version", &vaddr) ||
+	     hk_mem_read(t->memfd, vaddr + t->bias, &hex, sizeof(hex))) &&
+	    (version_from_code(t, &hex) ||
+	     (version_from_name(t->image_name, &maj, &min) == 0 &&
+	      (maj != (int)(hex >> 24) || min != (int)((hex >> 16) & 0xff))))) {
 		if (version_from_name(t->image_name, &maj, &min) == 0)
 			return ERR("unsupported CPython %d.%d in process %d (supported: %s)",
 				   maj, min, (int)pid, hk_pyver_supported());

@@ -337,7 +337,10 @@ int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 	unsigned how = spec.raw ? announce_by(t, v, n, sys_ok) : 0;
 
 	spec.sys_nr = how & TH_SYS ? SYS_getppid : 0;
-	if (spec.sys_nr && L->rt_tstate_current && L->frame_head_size) {
+	/* frames read in the target: interpreter frames (3.11+) whose
+	 * running thread state is a global word (3.11) */
+	if (spec.sys_nr && L->rt_tstate_current && L->frame_head_size &&
+	    !L->frame_instr_units) {
 		spec.py.tstate = t->runtime + L->rt_tstate_current;
 		spec.py.cframe = (int32_t)L->tstate_cframe;
 		spec.py.current_frame = (int32_t)L->cframe_current_frame;

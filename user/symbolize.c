@@ -139,7 +139,9 @@ static struct code_info *code_info(struct hk_symbolizer *s, uint64_t code)
 	memcpy(&fn, hdr + v->code_filename, 8);
 	memcpy(&lt, hdr + v->code_linetable, 8);
 	memcpy(&first, hdr + v->code_firstlineno, 4);
-	memcpy(&traceable, hdr + v->code_firsttraceable, 4);
+	traceable = 0;
+	if (v->code_firsttraceable)
+		memcpy(&traceable, hdr + v->code_firsttraceable, 4);
 	/* The same address may hold a new code object: check it is the one
 	 * we cached. */
 	if (ci && ci->filename_ptr == fn && ci->linetable_ptr == lt &&
@@ -245,7 +247,8 @@ const struct hk_traceback *hk_sym_resolve(struct hk_symbolizer *s, uint64_t id,
 		}
 		/* tracemalloc skips frames that have not started running
 		 * (_PyFrame_IsIncomplete). */
-		if (f->owner != s->v->owned_by_generator &&
+		if (s->v->code_firsttraceable &&
+		    f->owner != s->v->owned_by_generator &&
 		    f->instr_off < (int64_t)s->v->code_adaptive + 2 * ci->firsttraceable) {
 			skipped++;
 			continue;
@@ -253,8 +256,9 @@ const struct hk_traceback *hk_sym_resolve(struct hk_symbolizer *s, uint64_t id,
 		if (n >= s->limit)
 			continue;
 		addr = f->instr_off - (int)s->v->code_adaptive;
-		line = hk_addr2line_311(ci->linetable, ci->ltlen, ci->firstlineno,
-					addr);
+		line = s->v->linetable_format == 310 ?
+		       hk_addr2line_310(ci->linetable, ci->ltlen, ci->firstlineno, addr) :
+		       hk_addr2line_311(ci->linetable, ci->ltlen, ci->firstlineno, addr);
 		fr[n++] = (struct hk_frame){ ci->filename, line < 0 ? 0 : (unsigned)line };
 	}
 	if (!n) {

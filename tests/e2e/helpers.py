@@ -25,6 +25,7 @@ HAWK = Path(os.environ.get("HAWK_BPF", REPO / "build" / "hawk-bpf"))
 # Every supported interpreter of this machine kind must pass; the test ids
 # are the keys.
 PYTHONS = {
+    "pyenv-3.10.13": ("/root/.pyenv/versions/3.10.13/bin/python3.10", "3.10.13"),
     "debian-3.11.2": ("/usr/bin/python3.11", "3.11.2"),
     "pyenv-3.11.7": ("/root/.pyenv/versions/3.11.7/bin/python3.11", "3.11.7"),
     "pyenv-3.12.1": ("/root/.pyenv/versions/3.12.1/bin/python3.12", "3.12.1"),
@@ -54,7 +55,7 @@ SID = {
 ALL_PYTHONS = {**PYTHONS, **SID}
 # For the "unsupported" error: path, version hawk-bpf must name.
 UNSUPPORTED = {
-    "3.10": ("/root/.pyenv/versions/3.10.13/bin/python3.10", "3.10"),
+    "3.9": ("/root/.pyenv/versions/3.9.18/bin/python3.9", "3.9.18"),
 }
 
 

@@ -293,7 +293,7 @@ def test_not_python(procs, server):
 
 
 def test_unsupported_python(procs, server):
-    path, name = UNSUPPORTED["3.10"]
+    path, name = UNSUPPORTED["3.9"]
     py = idle_python(procs, path)
     assert_json_error(*server.get(pid=py.pid, duration=1), 422,
                       f"unsupported CPython {name}")

@@ -1,4 +1,5 @@
-"""Oracle for test_linetable.c: what CPython 3.11's own PyCode_Addr2Line says.
+"""Oracle for test_linetable.c: what CPython 3.11's (or 3.10's) own
+PyCode_Addr2Line says.
 
 Prints one line per code object:
     <co_linetable hex> <co_firstlineno> <v(-2)> <v(0)> <v(2)> ... <v(len(co_code)+2)>
@@ -12,8 +13,8 @@ import ctypes
 import importlib.util
 import sys
 
-if sys.version_info[:2] != (3, 11):
-    sys.exit(f"oracle_linetable.py needs CPython 3.11, not {sys.version}")
+if sys.version_info[:2] not in ((3, 10), (3, 11)):
+    sys.exit(f"oracle_linetable.py needs CPython 3.10 or 3.11, not {sys.version}")
 
 addr2line = ctypes.pythonapi.PyCode_Addr2Line
 addr2line.restype = ctypes.c_int

@@ -8,6 +8,17 @@
 #include "linetable.h"
 #include "oracle.h"
 
+/* CPython 3.10, whose own PyCode_Addr2Line judges hk_addr2line_310. */
+#define PYTHON_310 "/root/.pyenv/versions/3.10.13/bin/python3.10"
+
+static FILE *lt_run_oracle_with(const char *py)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "'%s' tests/unit/oracle_linetable.py", py);
+	return popen(cmd, "r");
+}
+
 static FILE *lt_run_oracle(void)
 {
 	const char *py = oracle_python();
@@ -128,6 +139,53 @@ Test(linetable, matches_cpython_311, .timeout = 120)
 	cr_assert_gt(ncmp, 100000);
 	for (int k = 0; k < 16; k++)
 		cr_assert_gt(kinds[k], 0, "oracle never produced entry kind %d", k);
+}
+
+Test(linetable, matches_cpython_310, .timeout = 120)
+{
+	FILE *f = lt_run_oracle_with(PYTHON_310);
+	char *line = NULL;
+	size_t cap = 0, ncodes = 0, ncmp = 0, nbad = 0, nolines = 0;
+
+	cr_assert_not_null(f, "cannot run the oracle");
+	while (getline(&line, &cap, f) > 0) {
+		struct lt_code c;
+
+		cr_assert(lt_parse(line, &c), "bad oracle line %zu", ncodes);
+		ncodes++;
+		for (size_t i = 0; i < c.nwant; i++) {
+			int addr = (int)(2 * i) - 2;
+			int got = hk_addr2line_310(c.tab, (size_t)c.len,
+						   c.firstlineno, addr);
+
+			ncmp++;
+			nolines += c.want[i] == -1;
+			if (got != c.want[i] && nbad++ < 10)
+				fprintf(stderr, "3.10 code %zu addr %d: want %d got %d\n",
+					ncodes, addr, c.want[i], got);
+		}
+		free(c.tab);
+		free(c.want);
+	}
+	free(line);
+	cr_assert_eq(pclose(f), 0, "oracle failed (is %s there?)", PYTHON_310);
+	fprintf(stderr, "linetable 3.10: %zu code objects, %zu comparisons, %zu mismatches\n",
+		ncodes, ncmp, nbad);
+	cr_assert_eq(nbad, 0, "%zu mismatches with 3.10's PyCode_Addr2Line", nbad);
+	cr_assert_gt(ncodes, 1000);
+	cr_assert_gt(nolines, 0, "the oracle never produced a line-less offset");
+}
+
+/* Garbage never reads outside the table: odd lengths, huge deltas. */
+Test(linetable, garbage_310)
+{
+	static const uint8_t t[] = { 0, 5, 0, 0, 255, 127, 3 };
+
+	cr_assert_eq(hk_addr2line_310(t, 0, 7, 0), -1);
+	cr_assert_eq(hk_addr2line_310(t, 1, 7, 0), -1);
+	cr_assert_eq(hk_addr2line_310(t, sizeof(t), 7, -2), 7);
+	cr_assert_eq(hk_addr2line_310(t, sizeof(t), 7, 4), 7 + 5 + 127);
+	cr_assert_eq(hk_addr2line_310(t, sizeof(t), 7, 300), -1);
 }
 
 /* Hand-built tables with known answers (the oracle only sees valid ones). */

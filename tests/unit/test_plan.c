@@ -162,6 +162,7 @@ Test(plan, missing_site_is_an_error_naming_the_function)
 /* Every CPython of the supported versions that this machine kind has
  * (facts: each machine has them; a missing one fails, never skips). */
 static const char *const real[] = {
+	"/root/.pyenv/versions/3.10.13/bin/python3.10",
 	"/usr/bin/python3.11",
 	"/root/.pyenv/versions/3.11.7/bin/python3.11",
 	"/root/.pyenv/versions/3.12.1/bin/python3.12",

@@ -4,11 +4,11 @@
 
 #include <stdio.h>
 
-extern const struct hk_pyver hk_pyver_3_11, hk_pyver_3_12, hk_pyver_3_13,
+extern const struct hk_pyver hk_pyver_3_10, hk_pyver_3_11, hk_pyver_3_12, hk_pyver_3_13,
 	hk_pyver_3_14, hk_pyver_3_15;
 
 static const struct hk_pyver *const versions[] = {
-	&hk_pyver_3_11, &hk_pyver_3_12, &hk_pyver_3_13, &hk_pyver_3_14,
+	&hk_pyver_3_10, &hk_pyver_3_11, &hk_pyver_3_12, &hk_pyver_3_13, &hk_pyver_3_14,
 	&hk_pyver_3_15,
 };
 #define NVERSIONS (sizeof(versions) / sizeof(versions[0]))
@@ -35,19 +35,25 @@ const char *hk_pyver_supported(void)
 int hk_pyver_check(const struct hk_pyver *v, char *err, size_t errlen)
 {
 	const struct hk_py_layout *L = &v->bpf;
-	uint32_t lo = L->frame_code, f[] = { L->frame_code + 8, L->frame_previous + 8,
-					     L->frame_instr + 8, L->frame_owner + 1 };
+	uint32_t lo = L->frame_base;
+	uint32_t at[] = { L->frame_code, L->frame_previous, L->frame_instr };
 
-	if (L->frame_previous < lo || L->frame_instr < lo || L->frame_owner < lo)
-		goto bad;
-	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
-		if (f[i] - lo > HK_FRAME_WINDOW)
+	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++)
+		if (at[i] < lo || at[i] + 8 - lo > HK_FRAME_WINDOW)
 			goto bad;
-	if (v->code_header < v->code_adaptive || v->code_header > 512)
+	if (L->frame_owner && (L->frame_owner < lo || L->frame_owner + 1 - lo > HK_FRAME_WINDOW))
+		goto bad;
+	/* frames beyond the capture are counted from one read at previous */
+	if (L->owner_incomplete_from &&
+	    (L->frame_owner < L->frame_previous ||
+	     L->frame_owner + 1 - L->frame_previous > HK_FRAME_WINDOW))
+		goto bad;
+	if (v->code_header < v->code_adaptive || v->code_header > 512 ||
+	    (v->linetable_format != 310 && v->linetable_format != 311))
 		goto bad;
 	return 0;
 bad:
-	snprintf(err, errlen, "the layout of CPython %d.%d does not fit what hawk-bpf reads (a frame's fields past %d bytes, or a code object header past 512)",
+	snprintf(err, errlen, "the layout of CPython %d.%d does not fit what hawk-bpf reads (a frame's fields past %d bytes, a code object header past 512, or an unknown line table format)",
 		 v->major, v->minor, HK_FRAME_WINDOW);
 	return -1;
 }

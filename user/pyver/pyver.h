@@ -26,8 +26,11 @@ struct hk_pyver {
 	uint32_t code_firsttraceable, code_adaptive;
 	uint32_t bytes_size, bytes_data;
 	uint32_t str_length, str_state, str_ascii_data, str_compact_data;
-	int owned_by_generator;
+	int owned_by_generator;		/* with code_firsttraceable 0 (3.10):
+					 * no frame is ever incomplete */
 	uint32_t code_header;		/* bytes of the code object to read */
+	int linetable_format;		/* co_linetable: 310 (PEP 626 pairs)
+					 * or 311 (PEP 657 locations) */
 	uint32_t small_max;		/* pymalloc's SMALL_REQUEST_THRESHOLD */
 };
 

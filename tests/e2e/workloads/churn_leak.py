@@ -3,10 +3,11 @@ dropped while a known few are kept: one dict in 100 (with its contents) from
 the same line as the dropped ones, one string in 64, one bytes per rebuild.
 The dropped ones must not be reported.
 
-Objects that CPython recycles through a free list (lists, tuples, dicts) are
-made at one line each, and gc.collect() empties the free lists between the
-phases, so that this workload does not depend on how a tracer charges
-recycled objects (free_list_reuse.py is about that)."""
+Objects that CPython recycles through a free list (lists, tuples, dicts, and
+from 3.14 ints) are made at one line each, and gc.collect() empties the free
+lists between the phases, so that this workload does not depend on how a
+tracer charges recycled objects (free_list_reuse.py is about that): the only
+new ints are the loop's own."""
 import gc
 import sys
 
@@ -16,8 +17,8 @@ import _harness
 def churn(n):
     kept, kept_junk = [], []
     for i in range(n):
-        junk = {"n": i, "s": "x%d" % i, "l": [i, i + 1, i + 2]}
-        pair = (junk, str(i * 7), (junk,) * 3)
+        junk = {"n": i, "s": "x%d" % i, "l": [i, i, i]}
+        pair = (junk, str(i), (junk,) * 3)
         if i % 64 == 0:
             kept.append("kept-%08d" % i * 4)
         if i % 100 == 0:
