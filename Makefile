@@ -11,19 +11,22 @@ PYTEST    ?= /usr/bin/python3 -m pytest
 PKGS      := libbpf libelf zlib jansson capstone libdw libmicrohttpd
 CFLAGS    ?= -O2 -g
 CFLAGS    += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
-             -Iinclude -Iuser -I$(OUT) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+             -Iinclude -Iuser $(addprefix -I,$(wildcard user/*/)) -I$(OUT) \
+             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Iinclude -I$(OUT) \
               -Wall -Wno-unused-function
 
 BPF_SRCS  := $(wildcard bpf/*.bpf.c)
 SKELS     := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
-# user/ has a folder per pipeline stage (user/pyver: the version layer).
-LIB_SRCS  := $(filter-out user/main.c,$(wildcard user/*.c user/*/*.c))
+# user/ has a folder per pipeline stage: target (finding the interpreter),
+# pyver (the version layer), plan, inject (every write into the target),
+# capture (BPF), symbolize, aggregate, render, cli.
+LIB_SRCS  := $(filter-out user/cli/main.c,$(wildcard user/*/*.c))
 LIB_OBJS  := $(patsubst user/%.c,$(OUT)/user/%.o,$(LIB_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(patsubst tests/unit/%.c,$(OUT)/unit/%.o,$(UNIT_SRCS))
-HEADERS   := $(wildcard include/*.h user/*.h user/*/*.h bpf/*.h tests/unit/*.h)
+HEADERS   := $(wildcard include/*.h user/*/*.h bpf/*.h tests/unit/*.h)
 
 .PHONY: all deps install uninstall test unit e2e demo bench clean
 .DELETE_ON_ERROR:
@@ -55,7 +58,7 @@ $(OUT)/libhawk.a: $(LIB_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-$(OUT)/hawk-bpf: $(OUT)/user/main.o $(OUT)/libhawk.a
+$(OUT)/hawk-bpf: $(OUT)/user/cli/main.o $(OUT)/libhawk.a
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
 $(OUT)/unit/%.o: tests/unit/%.c $(HEADERS) | $(OUT)/unit

@@ -3,7 +3,7 @@
  * hawk-bpf: trace a CPython process's allocations as tracemalloc would.
  *
  * Probes sit on the allocator functions the interpreter's allocator tables
- * point to (see user/hooks.c for where exactly, and why). Each allocation
+ * point to (see user/plan/probes.c for where exactly, and why). Each allocation
  * records (size, Python stack) in the in-kernel "live" table under the
  * block's address (live.bpf.h); each free takes it out. Stacks are
  * deduplicated by hash in "stacks" and announced once on a ring buffer so

@@ -24,7 +24,7 @@ enum hk_kind {
 };
 
 /* --sample: what a trampoline announcement says (the k of magic + k; see
- * user/trampoline.h): a block it sampled and tagged, the start and the
+ * user/plan/trampoline.h): a block it sampled and tagged, the start and the
  * failure of an unsampled realloc of a traced block, the free of a traced
  * block (system-call announcements only). */
 enum hk_announce {
@@ -110,7 +110,7 @@ struct hk_hist_cell {
 };
 
 /* Interpreter layout the BPF side needs; filled from the per-version table
- * in user space (user/pyoffsets.c) before load. */
+ * in user space (user/pyver/) before load. */
 /* Bytes of a frame the BPF walk reads in one go, from its lowest field:
  * every version's frame fields must fit (hk_pyver_check). */
 #define HK_FRAME_WINDOW 80

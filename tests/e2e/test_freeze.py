@@ -1,4 +1,4 @@
-"""user/freeze.c against live processes, through freeze_helper/driver.c
+"""user/inject/freeze.c against live processes, through freeze_helper/driver.c
 linked with build/libhawk.a (built by `make`). The main target is
 freeze_helper/target.py on CPython 3.11: a thread in time.sleep(2), one in
 os.read on a pipe, two computing checksums (progress counters in a shared
@@ -47,15 +47,15 @@ def bins(tmp_path_factory):
     build/libhawk.a."""
     stale = not LIBHAWK.is_file() or "freeze.o" not in subprocess.run(
         ["ar", "t", LIBHAWK], capture_output=True, text=True).stdout.split()
-    stale = stale or any(LIBHAWK.stat().st_mtime < (REPO / "user" / f).stat().st_mtime
+    stale = stale or any(LIBHAWK.stat().st_mtime < (REPO / "user" / "inject" / f).stat().st_mtime
                          for f in ("freeze.c", "freeze.h"))
     if stale:
-        pytest.fail(f"{LIBHAWK} is missing or older than user/freeze.c: "
+        pytest.fail(f"{LIBHAWK} is missing or older than user/inject/freeze.c: "
                     f"build it first (make -C {REPO})", pytrace=False)
     libs = subprocess.run(["pkg-config", "--libs", "libbpf", "libelf", "zlib", "jansson",
                            "capstone", "libdw"], capture_output=True, text=True).stdout.split()
     out = tmp_path_factory.mktemp("freeze")
-    driver = _cc(out / "freeze-driver", f"-I{REPO / 'user'}", SRC / "driver.c", LIBHAWK,
+    driver = _cc(out / "freeze-driver", f"-I{REPO / 'user' / 'inject'}", SRC / "driver.c", LIBHAWK,
                  "-lpthread", *libs, "-lm")
     return (driver, _cc(out / "vforker", SRC / "vforker.c", "-lpthread"),
             _cc(out / "sigspam", SRC / "sigspam.c", "-lpthread"),

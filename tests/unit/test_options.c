@@ -1,5 +1,5 @@
-/* Unit tests of the command-line parser and help text (user/options.c,
- * user/usage.c). */
+/* Unit tests of the command-line parser and help text (user/cli/options.c,
+ * user/cli/usage.c). */
 #include <criterion/criterion.h>
 #include <limits.h>
 #include <stdio.h>

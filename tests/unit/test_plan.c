@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "disasm.h"
-#include "hooks.h"
+#include "probes.h"
 
 static char so[64];
 static struct hk_elf elf;

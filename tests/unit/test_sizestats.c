@@ -1,4 +1,4 @@
-/* --stats rendering: bucket bounds and totals (user/sizestats.c). */
+/* --stats rendering: bucket bounds and totals (user/aggregate/sizestats.c). */
 #include <criterion/criterion.h>
 #include <string.h>
 #include "sizestats.h"

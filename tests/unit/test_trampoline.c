@@ -1,4 +1,4 @@
-/* Sampling trampoline (user/trampoline.c): the generated code is executed
+/* Sampling trampoline (user/plan/trampoline.c): the generated code is executed
  * natively here. Its targets are assembly stubs that record the registers
  * they receive and return a fake glibc block; a reference model in C
  * predicts every decision. */

@@ -1,4 +1,4 @@
-/* Drives user/freeze.c for test_freeze.py: driver PID, then commands on
+/* Drives user/inject/freeze.c for test_freeze.py: driver PID, then commands on
  * stdin, one reply line each on stdout:
  *   freeze                 -> "frozen THREADS SIGNALS GROUPSTOP" | "error MSG"
  *   thaw                   -> "thawed" | "error MSG"

@@ -34,7 +34,7 @@
 /* What to do: the one-shot profile of a process (no subcommand word),
  * "compare OLD NEW", or a session command: "start" (trace PID until
  * "stop"), "snapshot" (the live blocks of a session now), "stop", "status"
- * (every session); or "serve" (Hawk's HTTP endpoints, user/serve.h). */
+ * (every session); or "serve" (Hawk's HTTP endpoints, user/cli/serve.h). */
 enum hk_command {
 	HK_CMD_PROFILE, HK_CMD_COMPARE,
 	HK_CMD_START, HK_CMD_SNAPSHOT, HK_CMD_STOP, HK_CMD_STATUS,

@@ -98,26 +98,12 @@ void hk_proc_comm(pid_t pid, char *buf, size_t len)
 	fclose(f);
 }
 
-int hk_proc_seccomp(pid_t pid)
+/* The value of field key ("Seccomp:") of /proc/PID/status in buf: 0 or
+ * -1. */
+static int status_field(pid_t pid, const char *key, char *buf, size_t len)
 {
 	char path[64], line[256];
-	int mode = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "Seccomp: %d", &mode) == 1)
-			break;
-	fclose(f);
-	return mode;
-}
-
-int hk_proc_nspid(pid_t pid, pid_t *nspid)
-{
-	char path[64], line[256];
+	size_t k = strlen(key);
 	int rc = -1;
 	FILE *f;
 
@@ -125,20 +111,35 @@ int hk_proc_nspid(pid_t pid, pid_t *nspid)
 	f = fopen(path, "re");
 	if (!f)
 		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		char *p, *last = NULL;
-
-		if (strncmp(line, "NSpid:", 6))
-			continue;
-		/* the innermost (last) is the process's own namespace's */
-		for (p = strtok(line + 6, " \t\n"); p; p = strtok(NULL, " \t\n"))
-			last = p;
-		if (last) {
-			*nspid = (pid_t)atoi(last);
+	while (rc && fgets(line, sizeof(line), f))
+		if (strncmp(line, key, k) == 0) {
+			snprintf(buf, len, "%s", line + k);
 			rc = 0;
 		}
-		break;
-	}
 	fclose(f);
 	return rc;
+}
+
+int hk_proc_seccomp(pid_t pid)
+{
+	char v[64];
+	int mode;
+
+	return status_field(pid, "Seccomp:", v, sizeof(v)) == 0 &&
+	       sscanf(v, "%d", &mode) == 1 ? mode : -1;
+}
+
+int hk_proc_nspid(pid_t pid, pid_t *nspid)
+{
+	char v[256], *p, *last = NULL, *save = NULL;
+
+	if (status_field(pid, "NSpid:", v, sizeof(v)))
+		return -1;
+	/* the innermost (last) is the process's own namespace's */
+	for (p = strtok_r(v, " \t\n", &save); p; p = strtok_r(NULL, " \t\n", &save))
+		last = p;
+	if (!last)
+		return -1;
+	*nspid = (pid_t)atoi(last);
+	return 0;
 }

@@ -1,92 +1,16 @@
-#include "sampler.h"
+#include "sampling.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/syscall.h>
-#include "freeze.h"
 #include "pagetail.h"
 #include "proc.h"
 #include "ring.h"
+#include "tramp_data.h"
 
 #define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -1)
-
-/* Kept with the data, so that a later hawk-bpf recognises the trampoline
- * a killed one left behind (and the functions its entries stand for).
- * Written last: a header means the code and data are complete. */
-struct tramp_header {
-	char magic[8];		/* "HAWKTRM4" */
-	uint16_t len;		/* code bytes */
-	uint16_t entry[HK_TE_N];	/* entry offsets, 0xffff: none */
-	uint16_t real_lit[HK_TE_N];	/* offset of the literal holding its
-					 * function, 0xffff: none */
-	uint16_t flags;		/* TH_SYS: announces by system call */
-};
-/* what follows it must stay 8-aligned */
-_Static_assert(sizeof(struct tramp_header) % 8 == 0, "tramp_header size");
-
-#define TH_SYS 1
-#define TH_RING 2
-
-static const char header_magic[8] = { 'H', 'A', 'W', 'K', 'T', 'R', 'M', '4' };
-
-/* The data tail: PRNG word, header, tag, threshold table, walk word, ring
- * words, raw realloc count (trampoline.h). */
-#define RW_HEADER 8
-#define RW_TAG (RW_HEADER + sizeof(struct tramp_header))
-#define RW_TABLE (RW_TAG + 16)
-#define RW_WALK (RW_TABLE + 8 * (HK_TRAMP_MAX_CLASSES + 1))
-#define RW_RING (RW_WALK + 8)
-#define RW_SEQ (RW_RING + 24)
-#define RW_END (RW_SEQ + 8)
-
-static int entry_kind(int e)
-{
-	switch (e) {
-	case HK_TE_OBJ_MALLOC: case HK_TE_RAW_MALLOC: return HK_MALLOC;
-	case HK_TE_OBJ_CALLOC: case HK_TE_RAW_CALLOC: return HK_CALLOC;
-	case HK_TE_RAW_REALLOC: case HK_TE_OBJ_REALLOC: return HK_REALLOC;
-	default: return HK_FREE;
-	}
-}
-
-static bool has_header(struct hk_pytarget *t, const struct hk_tail *tl,
-		       struct tramp_header *hdr)
-{
-	return tl->rw_room >= RW_END &&
-	       hk_mem_read(t->memfd, tl->rw + RW_HEADER, hdr, sizeof(*hdr)) == 0 &&
-	       memcmp(hdr->magic, header_magic, 8) == 0 && hdr->len <= tl->code_room;
-}
-
-int hk_sampler_function(struct hk_pytarget *t, uint64_t ptr, int kind,
-			uint64_t *func)
-{
-	struct tramp_header hdr;
-	struct hk_tail *v;
-	size_t n;
-	int rc = -1;
-
-	if (hk_tails(t->pid, &v, &n))
-		return -1;
-	for (size_t i = 0; i < n && rc; i++) {
-		const struct hk_tail *tl = &v[i];
-
-		if (ptr < tl->code || ptr >= tl->code + tl->code_room ||
-		    !has_header(t, tl, &hdr))
-			continue;
-		for (int e = 0; e < HK_TE_N && rc; e++)
-			if (hdr.entry[e] != 0xffff && tl->code + hdr.entry[e] == ptr &&
-			    entry_kind(e) == kind && hdr.real_lit[e] != 0xffff &&
-			    hdr.real_lit[e] + 8u <= hdr.len)
-				rc = hk_mem_read(t->memfd, tl->code + hdr.real_lit[e],
-						 func, 8);
-		break;
-	}
-	free(v);
-	return rc;
-}
 
 /* The pymalloc functions the mem and object slots point to (through the
  * padding or a trampoline left by an earlier run: both resolve to the same
@@ -104,63 +28,6 @@ static int pymalloc_funcs(const struct hk_hooks *h, struct hk_pytarget *t,
 	return f[HK_MALLOC - 1] && f[HK_CALLOC - 1] ? 0 : -1;
 }
 
-static int switch_slots(struct hk_sampler *s, struct hk_pytarget *t, bool on,
-			char *err, size_t errlen)
-{
-	struct hk_frozen f;
-
-	if (hk_freeze(t->pid, &f, err, errlen))
-		return -1;
-	for (int i = 0; i < s->nslots; i++) {
-		uint64_t cur, want = on ? s->slot[i].tramp : s->slot[i].orig;
-		uint64_t from = on ? s->slot[i].orig : s->slot[i].tramp;
-
-		if (hk_mem_read(t->memfd, s->slot[i].addr, &cur, 8))
-			continue;
-		/* Only what we expect (the function, or the padding before it
-		 * that a killed exact run left): someone else's hook stays. */
-		if (cur != from && cur != want &&
-		    !(on && s->slot[i].padding && cur == s->slot[i].padding))
-			continue;
-		if (cur != want && hk_mem_write(t->memfd, s->slot[i].addr, &want, 8))
-			continue;
-		s->slot[i].switched = on;
-	}
-	hk_thaw(&f);
-	return 0;
-}
-
-int hk_sampler_reset_slot(struct hk_pytarget *t, uint64_t slot, uint64_t expect,
-			  uint64_t want, char *err, size_t errlen)
-{
-	struct hk_frozen f;
-	uint64_t cur;
-	int rc = -1;
-
-	if (hk_freeze(t->pid, &f, err, errlen))
-		return -1;
-	if (hk_mem_read(t->memfd, slot, &cur, 8) == 0 && cur == expect &&
-	    hk_mem_write(t->memfd, slot, &want, 8) == 0)
-		rc = 0;
-	hk_thaw(&f);
-	if (rc)
-		snprintf(err, errlen, "cannot switch allocator table slot %#llx back from a sampling trampoline",
-			 (unsigned long long)slot);
-	return rc;
-}
-
-/* Whether the data tail holds the header of another version's trampoline
- * ("HAWKTRM" and another digit): its code is never overwritten (a thread
- * could be in it). */
-static bool other_version(struct hk_pytarget *t, const struct hk_tail *tl)
-{
-	char m[8];
-
-	return tl->rw_room >= RW_HEADER + 8 &&
-	       hk_mem_read(t->memfd, tl->rw + RW_HEADER, m, 8) == 0 &&
-	       memcmp(m, header_magic, 7) == 0 && m[7] != header_magic[7];
-}
-
 /* Hosts in the order to try: one holding an earlier trampoline (it must be
  * reused), the interpreter's image, then libc: only images that are never
  * unmapped (a module loaded with dlopen could be). Never the dynamic
@@ -172,9 +39,9 @@ static int host_rank(struct hk_pytarget *t, const struct hk_tail *tl)
 	const char *base = strrchr(tl->name, '/');
 
 	base = base ? base + 1 : tl->name;
-	if (has_header(t, tl, &hdr))
+	if (hk_tramp_has_header(t, tl, &hdr))
 		return 0;
-	if (other_version(t, tl))
+	if (hk_tramp_other_version(t, tl))
 		return -1;
 	if (strcmp(tl->name, t->image_name) == 0)
 		return 1;
@@ -259,7 +126,7 @@ static unsigned announce_by(struct hk_pytarget *t, const struct hk_tail *v,
 	struct tramp_header hdr;
 
 	for (size_t i = 0; i < n; i++)
-		if (has_header(t, &v[i], &hdr))
+		if (hk_tramp_has_header(t, &v[i], &hdr))
 			return hdr.flags & (TH_SYS | TH_RING);
 	if (getenv("HAWK_BPF_NO_SYSCALL") || hk_proc_seccomp(t->pid) != 0 ||
 	    !sys_ok())	/* last: it may mount tracefs */
@@ -398,77 +265,4 @@ int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 			s->ring ? ", announces into a ring" :
 			s->sys ? ", announces by getppid(2)" : "");
 	return 0;
-}
-
-int hk_sampler_prepare(struct hk_sampler *s, struct hk_pytarget *t, char *err,
-		       size_t errlen)
-{
-	uint8_t old[HK_TRAMP_MAX_LEN], tag[16];
-	struct tramp_header hdr, have;
-	uint64_t seed = 0;
-
-	memset(&hdr, 0, sizeof(hdr));
-	memcpy(hdr.magic, header_magic, 8);
-	hdr.len = (uint16_t)s->out.len;
-	hdr.flags = (s->sys ? TH_SYS : 0) | (s->ring ? TH_RING : 0);
-	for (int e = 0; e < HK_TE_N; e++) {
-		hdr.entry[e] = s->out.entry[e] == SIZE_MAX ? 0xffff : (uint16_t)s->out.entry[e];
-		hdr.real_lit[e] = s->out.real_lit[e] == SIZE_MAX ? 0xffff : (uint16_t)s->out.real_lit[e];
-	}
-	/* Never rewrite code a thread may be running: reuse an identical
-	 * trampoline, refuse a different one. Its thresholds may change
-	 * (any value is safe); its tag stays, so blocks tagged before are
-	 * still known. */
-	if (hk_mem_read(t->memfd, s->header, &have, sizeof(have)))
-		return ERR("cannot read the data page tail of %s", s->host);
-	bool reuse = memcmp(have.magic, header_magic, 8) == 0;
-	if (reuse && (memcmp(&have, &hdr, sizeof(hdr)) ||
-		      hk_mem_read(t->memfd, s->code, old, s->out.len) ||
-		      memcmp(old, s->buf, s->out.len)))
-		return ERR("process %d has a sampling trampoline from an earlier hawk-bpf with other --sample-rates size bounds or of another version; use the same bounds and version",
-			   (int)t->pid);
-	while (!seed)
-		if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
-			return ERR("cannot seed the sampler: %s", strerror(errno));
-	if (!reuse && getrandom(tag, sizeof(tag), 0) != sizeof(tag))
-		return ERR("cannot draw the sampler's tag: %s", strerror(errno));
-	/* ring words: the ring (kept if an earlier run mapped one), the bytes
-	 * of one to map, the count of records written nowhere */
-	uint64_t ring_new[3] = { 0, s->ring ? hk_ring_bytes() : 0, 0 };
-
-	if (hk_mem_write(t->memfd, s->table, s->thresholds, 8 * s->nthresholds) ||
-	    hk_mem_write(t->memfd, s->walkaddr, s->walk, sizeof(s->walk)) ||
-	    hk_mem_write(t->memfd, s->ringaddr + 8, &ring_new[1], 8) ||
-	    (!reuse && hk_mem_write(t->memfd, s->ringaddr, ring_new, sizeof(ring_new))) ||
-	    hk_mem_write(t->memfd, s->state, &seed, sizeof(seed)) ||
-	    (!reuse && (hk_mem_write(t->memfd, s->tag, tag, sizeof(tag)) ||
-			hk_mem_write(t->memfd, s->code, s->buf, s->out.len) ||
-			hk_mem_write(t->memfd, s->header, &hdr, sizeof(hdr)))))
-		return ERR("cannot write the sampling trampoline into %s: %s",
-			   s->host, strerror(errno));
-	return 0;
-}
-
-int hk_sampler_switch(struct hk_sampler *s, struct hk_pytarget *t, char *err,
-		      size_t errlen)
-{
-	if (switch_slots(s, t, true, err, errlen))
-		return -1;
-	for (int i = 0; i < s->nslots; i++)
-		if (!s->slot[i].switched) {
-			hk_sampler_remove(s, t, err, errlen);
-			return ERR("an allocator of process %d is not CPython's own",
-				   (int)t->pid);
-		}
-	return 0;
-}
-
-int hk_sampler_remove(struct hk_sampler *s, struct hk_pytarget *t, char *err,
-		      size_t errlen)
-{
-	bool any = false;
-
-	for (int i = 0; i < s->nslots; i++)
-		any |= s->slot[i].switched;
-	return any ? switch_slots(s, t, false, err, errlen) : 0;
 }

@@ -1,8 +1,8 @@
-/* Sampling mode, target side: the trampoline (user/trampoline.c) written
+/* Sampling mode, target side: the trampoline (user/plan/trampoline.c) written
  * into the unused tail of an image's last executable page (the
  * interpreter's, or the first other image with room), its data (PRNG
  * word, header, tag, thresholds) into the unused tail of that image's last
- * writable page (user/pagetail.h), and allocator table slots pointed at it.
+ * writable page (user/target/pagetail.h), and allocator table slots pointed at it.
  *
  * Unsampled small allocations then never trap: the trampoline draws a
  * random number and tail-jumps to pymalloc. Sampled ones are sent to the
@@ -17,14 +17,14 @@
  * Safety: the code and data stay in the target forever (a thread may be
  * inside the code; it behaves correctly with or without hawk-bpf; a tagged
  * block is an ordinary glibc block). Slot switches are 8-byte writes, so
- * they are made with every thread frozen (user/freeze.c). An existing
+ * they are made with every thread frozen (user/inject/freeze.c). An existing
  * trampoline is reused, never rewritten. */
-#ifndef HAWK_SAMPLER_H
-#define HAWK_SAMPLER_H
+#ifndef HAWK_SAMPLING_H
+#define HAWK_SAMPLING_H
 
 #include <stdbool.h>
 #include <stdint.h>
-#include "hooks.h"
+#include "probes.h"
 #include "pytarget.h"
 #include "samplerates.h"
 #include "trampoline.h"
@@ -61,16 +61,6 @@ struct hk_sampler {
 	} slot[10];
 };
 
-/* If ptr is an entry of a trampoline an earlier hawk-bpf left in the
- * target, the function (runtime address) it stands for: 0 or -1. */
-int hk_sampler_function(struct hk_pytarget *t, uint64_t ptr, int kind,
-			uint64_t *func);
-
-/* Points a slot that holds a trampoline entry (expect) back at the
- * function (want), with the target frozen. 0, or -1 with one line in err. */
-int hk_sampler_reset_slot(struct hk_pytarget *t, uint64_t slot, uint64_t expect,
-			  uint64_t want, char *err, size_t errlen);
-
 /* Chooses where the trampoline goes and generates it (nothing written
  * yet); s->tagging, s->raw and s->sys are then what the BPF side must know
  * (sys_ok: whether the BPF side can see getppid(2) announcements, asked
@@ -81,16 +71,5 @@ int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 		    const struct hk_hooks *h,
 		    const struct hk_sample_rates *rates, unsigned capture,
 		    bool total, bool (*sys_ok)(void), char *err, size_t errlen);
-/* Writes (or finds) the code and its data. 0, or -1 with one line in err. */
-int hk_sampler_prepare(struct hk_sampler *s, struct hk_pytarget *t, char *err,
-		       size_t errlen);
-/* Switches the slots to the trampoline (probes live). 0, or -1 with one
- * line in err and nothing switched. */
-int hk_sampler_switch(struct hk_sampler *s, struct hk_pytarget *t, char *err,
-		      size_t errlen);
-/* Switches the slots back (the code stays). 0, or -1 with one line in err:
- * the slots then keep the trampoline, which works unprobed. */
-int hk_sampler_remove(struct hk_sampler *s, struct hk_pytarget *t, char *err,
-		      size_t errlen);
 
 #endif

@@ -11,8 +11,8 @@
  * target frozen (freeze.h); it is undone at exit, and is harmless if we
  * are killed before undoing it: the padding stays valid code forever.
  */
-#ifndef HAWK_HOOKS_H
-#define HAWK_HOOKS_H
+#ifndef HAWK_PROBES_H
+#define HAWK_PROBES_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -58,11 +58,4 @@ int hk_hooks_plan(struct hk_hooks *h, struct hk_pytarget *t, char *err,
  * function and why (planning leaves it to the modes that probe it). */
 int hk_hooks_site(const struct hk_hooks *h, int i, const struct hk_pytarget *t,
 		  char *err, size_t errlen);
-/* Point the table slots at the padding entries (after probes are live);
- * raw_only: the raw domain's (sampling leaves pymalloc's to the sampler). */
-int hk_hooks_redirect(struct hk_hooks *h, struct hk_pytarget *t, bool raw_only,
-		      char *err, size_t errlen);
-/* Put back what hk_hooks_redirect changed, if it is still ours. */
-void hk_hooks_restore(struct hk_hooks *h, struct hk_pytarget *t);
-
 #endif

@@ -1,4 +1,4 @@
-/* Interval profiling from the shell: a daemon (user/daemon.c) traces one
+/* Interval profiling from the shell: a daemon (user/cli/daemon.c) traces one
  * process between "hawk-bpf start" and "hawk-bpf stop"; the client
  * commands here talk to it over /run/hawk-bpf/PID.sock.
  *

@@ -17,9 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 #include "hawk.skel.h"
-#include "hooks.h"
+#include "slots.h"
 #include "ring.h"
-#include "sampler.h"
+#include "trampoline_install.h"
 
 #define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -1)
 
