@@ -11,6 +11,7 @@
 
 #include "disasm.h"
 #include "probes.h"
+#include "pyver/pyver.h"
 
 static char so[64];
 static struct hk_elf elf;
@@ -220,5 +221,56 @@ Test(plan, every_real_interpreter_has_a_site_for_every_function)
 	for (size_t i = 0; i < sizeof(real) / sizeof(real[0]); i++) {
 		cr_assert(access(real[i], X_OK) == 0, "%s is missing", real[i]);
 		check_real(real[i]);
+	}
+}
+
+/* Debian sid's builds (scripts/sid-chroot), from their files alone: they
+ * are non-PIE, so the default allocator tables inside _PyRuntime hold the
+ * functions' addresses as linked. Every function gets a site, none a
+ * 5-byte instruction; the slots whose padding is not in the low byte are
+ * the ones switched with the target frozen. */
+static void check_image(const char *path, int minor)
+{
+	const struct hk_pyver *v = hk_pyver_find(3, minor);
+	struct hk_elf e;
+	uint64_t rt;
+
+	cr_assert(v, "no version file for 3.%d", minor);
+	cr_assert(hk_elf_open(&e, path) == 0, "%s is missing (run scripts/sid-chroot)", path);
+	cr_assert(hk_elf_symbol(&e, "_PyRuntime", &rt) == 0, "%s: no _PyRuntime", path);
+	for (int d = 0; d < 3; d++) {
+		uint64_t tab[5];
+
+		cr_assert(hk_elf_read(&e, rt + v->rt_alloc[d], tab, sizeof(tab)) == 0);
+		for (int k = HK_MALLOC; k <= HK_FREE; k++) {
+			struct hk_site s;
+			uint8_t code[16];
+			struct hk_insn in;
+
+			cr_assert(hk_elf_is_code(&e, tab[k]), "%s: slot %d/%d is %#lx",
+				  path, d, k, (long)tab[k]);
+			hk_site_plan(&e, tab[k], k, &s);
+			cr_expect(s.probe, "%s: no site for %d/%d at %#lx", path, d, k,
+				  (long)tab[k]);
+			if (!s.probe)
+				continue;
+			cr_assert(hk_elf_read(&e, s.probe, code, sizeof(code)) == 0);
+			cr_assert(hk_disasm(code, sizeof(code), s.probe, &in, 1) == 1);
+			cr_expect(in.probeable && in.size != 5 && (in.emulated || s.stepped),
+				  "%s: probe %#lx", path, (long)s.probe);
+		}
+	}
+	hk_elf_close(&e);
+}
+
+Test(plan, sid_images_have_a_site_for_every_function)
+{
+	const char *root = getenv("HAWK_SID_ROOT");
+	char path[256];
+
+	for (int minor = 13; minor <= 15; minor++) {
+		snprintf(path, sizeof(path), "%s/usr/bin/python3.%d",
+			 root && *root ? root : "/var/cache/hawk-bpf/sid", minor);
+		check_image(path, minor);
 	}
 }
