@@ -198,3 +198,25 @@ def test_target_exits_during_window(procs, tmp_path, oracle, how):
     codes = {s["code"] for s in doc["stats"] if s["filename"] == retain}
     assert "keep.append(bytearray(4_000_000))" in codes, codes
     assert_bpf_gone(hawk.ids)
+
+
+@pytest.mark.parametrize("field", ["cookie", "dbg_thread_id", "dbg_frame_instr"])
+def test_build_whose_debug_offsets_differ_is_refused(procs, field):
+    """A 3.13+ whose own _Py_DebugOffsets disagree with its version's
+    headers (here: the target edits its own table, which only debuggers
+    read) is refused in one line, and left as it was."""
+    from test_offsets import version_file
+    pos = 0 if field == "cookie" else version_file(13)[field]
+    path = PYTHONS["pyenv-3.13.0"][0]
+    script = ("import ctypes, time\n"
+              "rt = ctypes.addressof(ctypes.c_char.in_dll(ctypes.pythonapi, '_PyRuntime'))\n"
+              f"ctypes.c_uint64.from_address(rt + {pos}).value += 8\n"
+              "print('up', flush=True)\n"
+              "time.sleep(60)\n")
+    py = procs.popen([path, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert py.stdout.readline().strip() == "up"
+    rc, out, err = run_hawk("-p", py.pid, "--duration", "1")
+    assert rc == 1
+    assert_one_error_line(err, "refusing an unknown build")
+    assert py.poll() is None
+    assert_no_orphan_programs()

@@ -24,7 +24,13 @@ def version_file(minor):
     path = ROOT / f"user/pyver/v3_{minor}.c"
     assert path.exists(), f"no {path.name} for 3.{minor}"
     src = path.read_text()
+    dbg = re.search(r"\.dbg = \{(.*?)\}", src, re.S)
+    if dbg:
+        src = src.replace(dbg.group(0), "")
     fields = {k: int(v) for k, v in re.findall(r"\.(\w+) = (\d+)", src)}
+    if dbg:
+        fields.update(("dbg_" + k, int(v))
+                      for k, v in re.findall(r"\.(\w+) = (\d+)", dbg.group(1)))
     alloc = re.search(r"\.rt_alloc = \{ (\d+), (\d+), (\d+) \}", src)
     if alloc:
         fields.update(zip(("rt_alloc_raw", "rt_alloc_mem", "rt_alloc_obj"),

@@ -32,6 +32,15 @@ struct hk_pyver {
 	int linetable_format;		/* co_linetable: 310 (PEP 626 pairs)
 					 * or 311 (PEP 657 locations) */
 	uint32_t small_max;		/* pymalloc's SMALL_REQUEST_THRESHOLD */
+	/* 3.13+: where the target's own _Py_DebugOffsets (at _PyRuntime + 0)
+	 * holds each offset above, to check them against (0: before 3.13) */
+	struct {
+		uint32_t interp_head, threads_head, tstate_next, current_frame;
+		uint32_t thread_id, native_tid, frame_previous, frame_code;
+		uint32_t frame_instr, frame_owner, code_filename, code_linetable;
+		uint32_t code_firstlineno, code_adaptive, str_state, str_length;
+		uint32_t str_ascii_data;
+	} dbg;
 };
 
 /* NULL when the version has no file: unsupported. */

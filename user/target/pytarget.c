@@ -122,15 +122,38 @@ static int open_image(struct hk_pytarget *t, const struct hk_map *m)
 }
 
 /* 3.13+: _PyRuntime begins with _Py_DebugOffsets: the cookie, the
- * version (which must be Py_Version's) and whether the build is
- * free-threaded, which hawk-bpf refuses (mimalloc serves every domain
- * there and its GC walks mimalloc's heaps: replacing an allocator would
- * break it; and every layout differs). */
+ * version (which must be Py_Version's), whether the build is free-threaded
+ * (refused: mimalloc serves every domain there and its GC walks mimalloc's
+ * heaps, so replacing an allocator would break it; and every layout
+ * differs), then the interpreter's own offsets of what hawk-bpf reads,
+ * each of which must equal the version file's: a build that differs is
+ * refused rather than misread. */
 static int check_debug_offsets(struct hk_pytarget *t, char *err, size_t errlen)
 {
+	const struct hk_pyver *v = t->layout;
+	const struct hk_py_layout *L = &v->bpf;
 	struct { char cookie[8]; uint64_t version, free_threaded; } d;
+	const struct { const char *name; uint32_t at, want; } f[] = {
+		{ "interpreters_head", v->dbg.interp_head, L->rt_interp_head },
+		{ "threads_head", v->dbg.threads_head, L->interp_threads_head },
+		{ "thread_state.next", v->dbg.tstate_next, L->tstate_next },
+		{ "current_frame", v->dbg.current_frame, L->cframe_current_frame },
+		{ "thread_id", v->dbg.thread_id, L->tstate_thread_id },
+		{ "native_thread_id", v->dbg.native_tid, L->tstate_native_tid },
+		{ "frame.previous", v->dbg.frame_previous, L->frame_previous },
+		{ "frame.executable", v->dbg.frame_code, L->frame_code },
+		{ "frame.instr_ptr", v->dbg.frame_instr, L->frame_instr },
+		{ "frame.owner", v->dbg.frame_owner, L->frame_owner },
+		{ "code.filename", v->dbg.code_filename, v->code_filename },
+		{ "code.linetable", v->dbg.code_linetable, v->code_linetable },
+		{ "code.firstlineno", v->dbg.code_firstlineno, v->code_firstlineno },
+		{ "code.co_code_adaptive", v->dbg.code_adaptive, v->code_adaptive },
+		{ "unicode.state", v->dbg.str_state, v->str_state },
+		{ "unicode.length", v->dbg.str_length, v->str_length },
+		{ "unicode.asciiobject_size", v->dbg.str_ascii_data, v->str_ascii_data },
+	};
 
-	if (t->layout->minor < 13)
+	if (!v->dbg.interp_head)
 		return 0;
 	if (hk_mem_read(t->memfd, t->runtime, &d, sizeof(d)) ||
 	    memcmp(d.cookie, "xdebugpy", 8) || d.version != t->hexversion)
@@ -139,6 +162,16 @@ static int check_debug_offsets(struct hk_pytarget *t, char *err, size_t errlen)
 	if (d.free_threaded)
 		return ERR("CPython %s in process %d is a free-threaded build, which is not supported",
 			   t->version, (int)t->pid);
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		uint64_t have;
+
+		if (hk_mem_read(t->memfd, t->runtime + f[i].at, &have, 8))
+			return ERR("cannot read the _Py_DebugOffsets of process %d", (int)t->pid);
+		if (have != f[i].want)
+			return ERR("CPython %s in process %d puts %s at %llu, not %u as its version's headers do: refusing an unknown build",
+				   t->version, (int)t->pid, f[i].name,
+				   (unsigned long long)have, f[i].want);
+	}
 	return 0;
 }
 
