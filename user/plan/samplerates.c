@@ -34,8 +34,14 @@ int hk_sample_rates_parse(const char *spec, struct hk_sample_rates *r,
 		if (r->n && bound <= r->bound[r->n - 1])
 			return ERR("bounds must increase, got '%s'", spec);
 		p = end + 1;
-		if ((*p < '0' || *p > '9') && *p != '.')
-			return ERR("expected a probability at '%s' in '%s'", p, spec);
+		/* decimals only, as every other number: no hex, no exponent */
+		size_t digits = strspn(p, "0123456789."), dots = 0;
+
+		for (size_t k = 0; k < digits; k++)
+			dots += p[k] == '.';
+		if (!digits || dots > 1 || (digits == 1 && *p == '.') ||
+		    (p[digits] && p[digits] != ','))
+			return ERR("expected a decimal probability at '%s' in '%s'", p, spec);
 		errno = 0;
 		prob = strtod(p, &end);
 		if (errno || end == p || !(prob > 0 && prob <= 1))
