@@ -3,9 +3,12 @@ behind: not when it ends normally, not when it is killed with SIGKILL in the
 middle of a heavy churn; a second tracer on the same process is refused
 while the first runs, and works once the first is gone."""
 import json
+import os
 import signal
+import time
 import tracemalloc
 
+from helpers import TRACING, run_hawk
 from helpers import (PYTHONS, WORKLOADS, Hawk, Workload, assert_bpf_gone,
                      assert_detached, assert_lines_match, assert_no_orphan_programs,
                      patched_bytes, untraced_checksum)
@@ -136,3 +139,33 @@ def test_kill9_while_sampling_then_sample_and_trace_again(procs, tmp_path, targe
     assert rc == 0, err
     assert_detached(third, wl)
     assert wl.release() == 0
+
+
+def test_a_thread_id_stands_for_its_process(procs, tmp_path, oracle):
+    """-p TID (a thread of a traced process) is taken as the process: its
+    tracing line names the process, and while it traces, a second
+    hawk-bpf given another of its threads is refused by the same lock."""
+    python = PYTHONS["debian-3.11.2"][0]
+    wl = Workload(procs, python, "retain.py", tmp_path, "--watch-tables")
+    # the harness's table watcher is a thread of its own
+    deadline = time.monotonic() + 10
+    while not (tids := [int(t) for t in os.listdir(f"/proc/{wl.pid}/task")
+                        if int(t) != wl.pid]) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert tids, "the workload has no second thread"
+    first = Hawk(procs, tids[0], "--duration", "600", "--format", "pickle",
+                 "-o", tmp_path / "first.pickle")
+    m = TRACING.match(first.wait_tracing())
+    assert int(m.group(1)) == wl.pid, m.group(0)
+    assert any(f"PID {tids[0]} is a thread of process {wl.pid}" in l
+               for l in first.err.seen), first.err.seen
+    rc, out, err = run_hawk("-p", tids[-1], "--duration", "1")
+    assert rc == 1 and "already tracing" in err[-1], err
+    wl.go()
+    wl.wait("allocated")
+    rc, _, err = first.stop()
+    assert rc == 0, err
+    assert_detached(first, wl)
+    assert_lines_match(oracle(python, "retain.py", 30),
+                       tracemalloc.Snapshot.load(str(tmp_path / "first.pickle")),
+                       str(WORKLOADS / "retain.py"))

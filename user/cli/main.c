@@ -99,6 +99,14 @@ int main(int argc, char **argv)
 		return hk_serve_main(&o);
 	if (!privileged())
 		return hk_fail("must run as root (or with CAP_SYS_ADMIN and CAP_SYS_PTRACE)");
+	/* A thread stands for its process: one tracer, one lock, per process */
+	if (o.pid && hk_proc_tgid(o.pid) != o.pid) {
+		pid_t tgid = hk_proc_tgid(o.pid);
+
+		fprintf(stderr, "hawk-bpf: PID %d is a thread of process %d: taking the process\n",
+			(int)o.pid, (int)tgid);
+		o.pid = tgid;
+	}
 	switch (o.command) {
 	case HK_CMD_START:
 		return hk_daemon_start(&o);

@@ -143,3 +143,12 @@ int hk_proc_nspid(pid_t pid, pid_t *nspid)
 	*nspid = (pid_t)atoi(last);
 	return 0;
 }
+
+pid_t hk_proc_tgid(pid_t pid)
+{
+	char v[64];
+	int tgid;
+
+	return status_field(pid, "Tgid:", v, sizeof(v)) == 0 &&
+	       sscanf(v, "%d", &tgid) == 1 && tgid > 0 ? (pid_t)tgid : pid;
+}

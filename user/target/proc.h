@@ -35,6 +35,10 @@ int hk_proc_seccomp(pid_t pid);
  * -1. */
 int hk_proc_nspid(pid_t pid, pid_t *nspid);
 
+/* The process a thread id belongs to (its thread group): pid itself for a
+ * process, or when that is not known. */
+pid_t hk_proc_tgid(pid_t pid);
+
 /* The process's command name (comm), or "?" */
 void hk_proc_comm(pid_t pid, char *buf, size_t len);
 
