@@ -110,7 +110,10 @@ def test_kill9_while_sampling_then_sample_and_trace_again(procs, tmp_path, targe
     every slot back on CPython's functions."""
     python = target_python
     expected = untraced_checksum(python, "tagged_churn.py", 30)
-    wl = Workload(procs, python, "tagged_churn.py", tmp_path, "--rounds", "30")
+    # it runs on untraced after the kill, then waits at round 8 for the
+    # second tracer, so that rounds 9 on are that one's, however fast
+    wl = Workload(procs, python, "tagged_churn.py", tmp_path, "--rounds", "30",
+                  "--pause-at", "8")
     first = Hawk(procs, wl.pid, "--duration", "600", "--sample-rates", "64:0.5,100000000:1")
     first.wait_tracing()
     wl.go()
@@ -118,9 +121,11 @@ def test_kill9_while_sampling_then_sample_and_trace_again(procs, tmp_path, targe
     first.proc.kill()
     assert first.proc.wait(10) == -signal.SIGKILL
     assert_bpf_gone(first.ids)
+    wl.wait("round 8")
     second = Hawk(procs, wl.pid, "--duration", "600", "--sample-rates", "64:0.5,100000000:1")
     second.wait_tracing()
-    wl.wait("round 6")
+    wl.go(str(wl.gofile) + ".pause")
+    wl.wait("round 12")
     rc, out, err = second.stop()
     assert rc == 0, err
     # it read the ring the first one left (from where that one stopped)

@@ -3,7 +3,8 @@ sampling trampoline takes (raw-domain sizes, calloc'd zeroes, reallocs that
 grow and shrink, frees), whose result is checked, then blocks of known sizes
 kept for the report.
 
-Prints "round K" after each round and "checksum X" at the end of the churn;
+Prints "round K" after each round (and with --pause-at K waits there for
+the go-file's ".pause" twin) and "checksum X" at the end of the churn;
 X depends only on the work done, so a run sampled (its blocks tagged past
 their end), a run whose tracer was stopped or killed half-way, and an
 untraced run must all print the same."""
@@ -40,6 +41,8 @@ def prelude(args):
     for r in range(args.rounds):
         crc = zlib.crc32(b"%d" % churn_round(r), crc)
         _harness.say("round", r + 1)
+        if r + 1 == args.pause_at:      # until the test says go on
+            _harness.wait_for(args.wait_for + ".pause")
     _harness.say("checksum", "%08x" % crc)
 
 
@@ -50,4 +53,6 @@ def allocate(args):
 if __name__ == "__main__":
     ap = _harness.parser()
     ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--pause-at", type=int, default=0,
+                    help="after this round, wait for the --wait-for FILE.pause")
     sys.exit(_harness.main(allocate, ap, prelude))
