@@ -54,6 +54,19 @@ def test_kill9_mid_window_then_trace_again(procs, tmp_path, target_python, oracl
     assert wl.release() == 0
 
 
+def first_is_unharmed(first, wl, oracle, python, tmp_path):
+    """The first tracer of retain.py, writing first.pickle, reports what
+    tracemalloc does and leaves nothing behind."""
+    wl.go()
+    wl.wait("allocated")
+    rc, _, err = first.stop()
+    assert rc == 0, err
+    assert_detached(first, wl)
+    assert_lines_match(oracle(python, "retain.py", 30),
+                       tracemalloc.Snapshot.load(str(tmp_path / "first.pickle")),
+                       str(WORKLOADS / "retain.py"))
+
+
 def test_second_tracer_refused(procs, tmp_path, oracle):
     python = PYTHONS["debian-3.11.2"][0]
     wl = Workload(procs, python, "retain.py", tmp_path)
@@ -69,14 +82,7 @@ def test_second_tracer_refused(procs, tmp_path, oracle):
     assert len(err) == 1 and "already" in err[0] and err[0].startswith("hawk-bpf: "), err
     assert precious.read_text() == "keep me", "a refused run clobbered its -o file"
     # The first one is unharmed.
-    wl.go()
-    wl.wait("allocated")
-    rc, _, err = first.stop()
-    assert rc == 0, err
-    assert_detached(first, wl)
-    assert_lines_match(oracle(python, "retain.py", 30),
-                       tracemalloc.Snapshot.load(str(tmp_path / "first.pickle")),
-                       str(WORKLOADS / "retain.py"))
+    first_is_unharmed(first, wl, oracle, python, tmp_path)
 
 
 def test_normal_exit_leaves_nothing(procs, tmp_path, python):
@@ -166,11 +172,4 @@ def test_a_thread_id_stands_for_its_process(procs, tmp_path, oracle):
                for l in first.err.seen), first.err.seen
     rc, out, err = run_hawk("-p", tids[-1], "--duration", "1")
     assert rc == 1 and "already tracing" in err[-1], err
-    wl.go()
-    wl.wait("allocated")
-    rc, _, err = first.stop()
-    assert rc == 0, err
-    assert_detached(first, wl)
-    assert_lines_match(oracle(python, "retain.py", 30),
-                       tracemalloc.Snapshot.load(str(tmp_path / "first.pickle")),
-                       str(WORKLOADS / "retain.py"))
+    first_is_unharmed(first, wl, oracle, python, tmp_path)
