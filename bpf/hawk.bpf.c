@@ -174,18 +174,12 @@ static __always_inline int tstate_is(__u64 ts, __u32 tid, __u64 *cf)
 	__u32 c = L.tstate_cframe, t = L.tstate_native_tid;
 	__u32 lo = c < t ? c : t, span = (c < t ? t : c) - lo + 8;
 
-	if (!t) {
-		/* 3.10: thread_id is pthread_self(), glibc's thread pointer,
-		 * which is the task's fs base */
-		struct task_struct *task = bpf_get_current_task_btf();
-
-		if (read_ptr(ts + L.tstate_thread_id) != BPF_CORE_READ(task, thread.fsbase))
-			return 0;
-		*cf = c ? read_ptr(ts + c) : ts;
-		return 1;
-	}
-	if (!c || span > TS_BUF) {
-		if ((__u32)read_ptr(ts + t) != tid)
+	if (!t || !c || span > TS_BUF) {
+		/* 3.10 has no native id: thread_id is pthread_self(), glibc's
+		 * thread pointer, which is the task's fs base */
+		if (t ? (__u32)read_ptr(ts + t) != tid :
+			read_ptr(ts + L.tstate_thread_id) !=
+			bpf_get_current_task_btf()->thread.fsbase)
 			return 0;
 		*cf = c ? read_ptr(ts + c) : ts;
 		return 1;

@@ -100,9 +100,9 @@ int main(int argc, char **argv)
 	if (!privileged())
 		return hk_fail("must run as root (or with CAP_SYS_ADMIN and CAP_SYS_PTRACE)");
 	/* A thread stands for its process: one tracer, one lock, per process */
-	if (o.pid && hk_proc_tgid(o.pid) != o.pid) {
-		pid_t tgid = hk_proc_tgid(o.pid);
+	pid_t tgid = o.pid ? hk_proc_tgid(o.pid) : 0;
 
+	if (tgid != o.pid) {
 		fprintf(stderr, "hawk-bpf: PID %d is a thread of process %d: taking the process\n",
 			(int)o.pid, (int)tgid);
 		o.pid = tgid;

@@ -9,20 +9,13 @@
 
 #define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -1)
 
-/* Whether a slot's switch between from and to is a one-byte store, which
- * no thread reading the pointer can see half-done. */
-static bool one_byte(uint64_t from, uint64_t to)
-{
-	return (from ^ to) <= 0xff;
-}
-
 /* Moves slot s from `from` to `to` if it holds `from` (someone else's
  * hook stays). Wider switches only with the target frozen (frozen). */
 static int switch_slot(struct hk_pytarget *t, const struct hk_slot *s,
 		       uint64_t from, uint64_t to, bool frozen)
 {
 	uint64_t cur;
-	bool narrow = one_byte(from, to);
+	bool narrow = hk_one_byte_switch(from, to);
 
 	if (!narrow && !frozen)
 		return -1;
@@ -49,7 +42,7 @@ static int switch_pass(struct hk_hooks *h, struct hk_pytarget *t, bool raw_only,
 		if (!s->redirect || s->redirected == to_redirect ||
 		    (raw_only && i >= 4))
 			continue;
-		if (one_byte(s->orig, s->redirect) == wide) {
+		if (hk_one_byte_switch(s->orig, s->redirect) == wide) {
 			*more = true;
 			continue;
 		}

@@ -57,10 +57,17 @@ static int resolve_entry(const struct hk_elf *e, uint64_t v, uint64_t *func)
 
 /* A 5-byte nop under a uprobe is rewritten by Linux 6.18+ into a call to
  * a per-process [uprobes-trampoline] page that a forked child does not
- * inherit, while it inherits the rewritten code: never probe one. */
+ * inherit, while it inherits the rewritten code: never probe one (nor,
+ * to be safe as the kernel's list of such nops grows, anything else of 5
+ * bytes). */
+static bool rewritten_by_kernel(const struct hk_insn *in)
+{
+	return in->size == 5;
+}
+
 static bool probe_ok(const struct hk_insn *in)
 {
-	return in->probeable && in->emulated && in->size != 5;
+	return in->probeable && in->emulated && !rewritten_by_kernel(in);
 }
 
 /* A padding nop run ending at func, to point the table slot at. Best is
@@ -75,7 +82,7 @@ static uint64_t padding_entry(const struct hk_elf *e, uint64_t func)
 	for (uint64_t k = 1; k <= 15 && k <= func; k++) {
 		if (!nops_to(e, func - k, func, &first) || !probe_ok(&first))
 			continue;
-		if (((func - k) ^ func) <= 0xff)
+		if (hk_one_byte_switch(func - k, func))
 			return func - k;
 		if (!any)
 			any = func - k;
@@ -110,7 +117,7 @@ static uint64_t inside_entry(const struct hk_elf *e, uint64_t func, int kind,
 	/* Last resort: the entry itself, single-stepped (~12 us a hit,
 	 * against ~0.7): right, and cheap enough for the rarely called
 	 * functions that lack padding (sid's raw calloc) */
-	if (!site && n && ins[0].probeable && ins[0].size != 5) {
+	if (!site && n && ins[0].probeable && !rewritten_by_kernel(&ins[0])) {
 		site = func;
 		*stepped = !ins[0].emulated;
 	}
@@ -147,8 +154,8 @@ uint64_t hk_probe_entry(const struct hk_elf *e, uint64_t func)
 	    hk_disasm(code, sizeof(code), func, &in, 1) != 1 || !in.probeable)
 		return 0;
 	/* a nop falls through: the next instruction is on every path too */
-	if (in.size == 5)
-		return in.nop ? hk_probe_entry(e, func + 5) : 0;
+	if (rewritten_by_kernel(&in))
+		return in.nop ? hk_probe_entry(e, func + in.size) : 0;
 	return func;
 }
 
@@ -189,7 +196,7 @@ static int site_for(struct hk_hooks *h, struct hk_pytarget *t, uint64_t func,
 			!s->probe ? "none" :
 			s->stepped ? "its entry, single-stepped" :
 			!s->redirect ? "inside the function" :
-			((s->redirect ^ func) <= 0xff) ? "padding, one-byte switch" :
+			hk_one_byte_switch(s->redirect, func) ? "padding, one-byte switch" :
 			"padding, 8-byte switch with the target frozen");
 	return h->nsites++;
 }

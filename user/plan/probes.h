@@ -43,6 +43,14 @@ struct hk_hooks {
 	int nslots;
 };
 
+/* Whether a table slot's switch between from and to is a one-byte store,
+ * which no thread reading the pointer can see half-done (else it is made
+ * with the target frozen). */
+static inline bool hk_one_byte_switch(uint64_t from, uint64_t to)
+{
+	return (from ^ to) <= 0xff;
+}
+
 /* Where to probe the function at func (ELF address) of this kind: the
  * padding before it (redirect and probe), else an emulated instruction on
  * its entry path (probe), else nowhere (probe 0). Pure: reads the file. */
