@@ -43,7 +43,7 @@ def _cc(out, *args):
 
 @pytest.fixture(scope="session")
 def bins(tmp_path_factory):
-    """(driver, vforker, sigspam, spawner); the driver against the current
+    """(driver, vforker, sigspam, spawner, leaderless); the driver against the current
     build/libhawk.a."""
     stale = not LIBHAWK.is_file() or "freeze.o" not in subprocess.run(
         ["ar", "t", LIBHAWK], capture_output=True, text=True).stdout.split()
@@ -59,7 +59,8 @@ def bins(tmp_path_factory):
                  "-lpthread", *libs, "-lm")
     return (driver, _cc(out / "vforker", SRC / "vforker.c", "-lpthread"),
             _cc(out / "sigspam", SRC / "sigspam.c", "-lpthread"),
-            _cc(out / "spawner", SRC / "spawner.c", "-lpthread"))
+            _cc(out / "spawner", SRC / "spawner.c", "-lpthread"),
+            _cc(out / "leaderless", SRC / "leaderless.c", "-lpthread"))
 
 
 @pytest.fixture(scope="session")
@@ -214,6 +215,9 @@ class Spawn:
     def spawner(self):
         return self.c_target([self.bins[3]])
 
+    def leaderless(self):
+        return self.c_target([self.bins[4]])
+
     def c_target(self, argv):
         t = Target(self.tmp, argv)
         self.targets.append(t)
@@ -302,6 +306,23 @@ def test_200_freezes_while_it_runs(spawn, expected):
     assert (n, nthreads, nsignals, gstops, unfrozen) == (200, NTHREADS, 0, 0, 0), reply
     check_run(t, expected, "written mid-loop\n")
     assert t.events == []
+
+
+def test_a_process_whose_main_thread_exited_is_frozen(spawn):
+    """Its leader is a zombie: it cannot be seized, yet the kernel counts it
+    among the threads, which a freeze checks its listing against. The one
+    live thread is held, and resumes on thaw."""
+    t = spawn.leaderless()
+    d = spawn.driver(t.pid)
+    assert d("freeze") == "frozen 1 0 0"
+    assert t.tasks("state") == {t.pid: "Z", **{tid: "t" for tid in t.tasks("state") if tid != t.pid}}
+    assert len(t.tasks("state")) == 2
+    assert d("thaw") == "thawed"
+    assert "t" not in states(t) and set(t.tasks("tracer").values()) == {0}
+    t.p.stdin.close()
+    assert t.out.get() == "done"
+    t.wait_for(lambda: t.exit is not None, "exit")
+    assert (t.exit.si_code, t.exit.si_status) == (os.CLD_EXITED, 0)
 
 
 def test_threads_born_during_a_freeze_are_frozen_too(spawn):

@@ -15,9 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A thread we seized. Failed seizes are not recorded, and reaped threads
- * are dropped, so a reused tid is seized afresh. */
-enum { T_RUNNING, T_STOPPED, T_DEAD };
+/* A thread we seized, or a zombie we could not (it runs no code, but the
+ * kernel still counts it). Other failed seizes are not recorded, and reaped
+ * threads are dropped, so a reused tid is seized afresh. */
+enum { T_RUNNING, T_STOPPED, T_DEAD, T_ZOMBIE };
 
 struct thr {
 	pid_t tid;
@@ -134,6 +135,23 @@ static void explain_eperm(struct hk_freezer *z, pid_t tid)
 			 s[0] ? ")" : "");
 }
 
+static int add(struct hk_freezer *z, pid_t tid, int state)
+{
+	if (z->n == z->cap) {
+		size_t cap = z->cap ? 2 * z->cap : 32;
+		struct thr *nt = realloc(z->t, cap * sizeof(*nt));
+
+		if (!nt) {
+			snprintf(z->err, sizeof(z->err), "out of memory");
+			return -1;
+		}
+		z->t = nt;
+		z->cap = cap;
+	}
+	z->t[z->n++] = (struct thr){ .tid = tid, .state = state };
+	return 0;
+}
+
 /* Seizes and interrupts every thread not yet known: how many were new, or
  * -1 with z->err set. */
 static int scan(struct hk_freezer *z)
@@ -161,10 +179,17 @@ static int scan(struct hk_freezer *z)
 		if (i < z->n)
 			continue;
 		if (ptrace(PTRACE_SEIZE, tid, NULL, NULL) != 0) {
+			char st;
+
 			err = errno;
 			/* Exited meanwhile, or a zombie (EPERM): it runs no code. */
-			if (err == ESRCH || strchr("ZX?", task_state(z->pid, tid)))
+			if (err == ESRCH || strchr("ZX?", st = task_state(z->pid, tid))) {
+				if (err != ESRCH && st == 'Z' && add(z, tid, T_ZOMBIE) < 0) {
+					closedir(d);
+					return -1;
+				}
 				continue;
+			}
 			if (err == EPERM)
 				explain_eperm(z, tid);
 			else
@@ -173,21 +198,12 @@ static int scan(struct hk_freezer *z)
 			closedir(d);
 			return -1;
 		}
-		if (z->n == z->cap) {
-			size_t cap = z->cap ? 2 * z->cap : 32;
-			struct thr *nt = realloc(z->t, cap * sizeof(*nt));
-
-			if (!nt) {
-				/* Not yet stopped: the helper's exit detaches it. */
-				z->leftover = true;
-				snprintf(z->err, sizeof(z->err), "out of memory");
-				closedir(d);
-				return -1;
-			}
-			z->t = nt;
-			z->cap = cap;
+		if (add(z, tid, T_RUNNING) < 0) {
+			/* Not yet stopped: the helper's exit detaches it. */
+			z->leftover = true;
+			closedir(d);
+			return -1;
 		}
-		z->t[z->n++] = (struct thr){ .tid = tid, .state = T_RUNNING };
 		/* ESRCH here means it is dying: waitid reports its exit. */
 		ptrace(PTRACE_INTERRUPT, tid, NULL, NULL);
 		added++;
@@ -288,6 +304,8 @@ static void detach_all(struct hk_freezer *z)
 	for (size_t i = 0; i < z->n; i++) {
 		struct thr *t = &z->t[i];
 
+		if (t->state == T_ZOMBIE)
+			continue;
 		if (t->state == T_STOPPED &&
 		    ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(long)t->sig) == 0)
 			continue;
@@ -303,17 +321,22 @@ static int freeze_all(struct hk_freezer *z)
 	double deadline = now_ms() + HK_FREEZE_TIMEOUT_MS;
 	int added;
 
-	/* A thread may clone before it stops: scan again until a scan made
-	 * with every known thread stopped finds no new one. */
-	do {
+	/* A thread may clone before it stops, and a listing of /proc/PID/task
+	 * skips a thread when another one exits while it is read: scan again
+	 * until, with every known thread stopped, a scan finds no new one and
+	 * the kernel counts no thread we do not know (its count includes
+	 * zombies until they are reaped, as our list does). */
+	for (;;) {
 		if ((added = scan(z)) < 0 || wait_stopped(z, deadline) < 0)
 			return -1;
-		if (added && now_ms() > deadline) {
+		if (!added && status_field(z->pid, z->pid, "Threads") <= (long)z->n)
+			break;
+		if (now_ms() > deadline) {
 			snprintf(z->err, sizeof(z->err), "PID %d: threads kept appearing for %d ms",
 				 (int)z->pid, HK_FREEZE_TIMEOUT_MS);
 			return -1;
 		}
-	} while (added > 0);
+	}
 	if (!z->nstopped) {
 		snprintf(z->err, sizeof(z->err), "PID %d: process exited", (int)z->pid);
 		return -1;
