@@ -40,7 +40,7 @@ def sizes_at(snapshot, filename, line, min_size):
                                if tb[0] == (filename, line) and size >= min_size)
 
 
-def assert_big_blocks_exact(want, got, fn):
+def assert_big_blocks_exact(want, got, fn, err=""):
     """>= 8192 B is always sampled (weight 1, size unscaled): every such
     block tracemalloc has at BIG is there, with its exact size. (A
     sampled pickle also holds small blocks at size/p, which may exceed
@@ -48,7 +48,9 @@ def assert_big_blocks_exact(want, got, fn):
     exact_want = sizes_at(want, fn, BIG, 8192)
     exact_got = sizes_at(got, fn, BIG, 8192)
     assert exact_want and all(exact_got[k] >= n for k, n in exact_want.items()), \
-        (exact_got, exact_want)
+        (exact_got, exact_want, "what was sampled, per line:",
+         sorted(collections.Counter(tb[0] for _, _, tb, _ in got.traces._traces).items())[:20],
+         "hawk-bpf's stderr:", err)
 
 
 def sampled_run(procs, tmp_path, python, *args, script=SCRIPT):
@@ -71,11 +73,11 @@ def test_large_blocks_exact_and_estimates(procs, tmp_path, target_python, oracle
     python = target_python
     want = oracle(python, SCRIPT, 1)
     fn = next(tb[0][0] for _, _, tb, _ in want.traces._traces if tb[0][0].endswith(SCRIPT))
-    wl, out, _ = sampled_run(procs, tmp_path, python, "--sample", "--format", "pickle",
-                             "--frames", "1")
+    wl, out, err = sampled_run(procs, tmp_path, python, "--sample", "--format", "pickle",
+                               "--frames", "1")
     got = pickle.loads(out)
     assert isinstance(got, tracemalloc.Snapshot)
-    assert_big_blocks_exact(want, got, fn)
+    assert_big_blocks_exact(want, got, fn, err)
     # 2000 blocks of 1033 B at p = 0.1: 200 samples expected, standard
     # deviation 6.7 %; the pickle holds each sampled block at size/p.
     true = lines(want, fn)[BLOBS][0]
@@ -382,7 +384,7 @@ def test_target_exits_during_ring_window(procs, tmp_path, python, oracle, how,
     check_announce(hawk.err.seen, "ring")
     rc, out, err = exit_during_window(wl, hawk, how)
     assert rc == 0, err
-    assert_big_blocks_exact(want, pickle.loads(out), fn)
+    assert_big_blocks_exact(want, pickle.loads(out), fn, err)
     lost = [l for l in err if "lost_ring_records" in l]
     if how == "exit":
         assert not lost, err
