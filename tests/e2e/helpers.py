@@ -182,11 +182,13 @@ class Procs:
 class Workload:
     """A workload started in target mode (--wait-for), see workloads/_harness.py."""
 
-    def __init__(self, procs, python, script, tmp_path, *extra):
-        self.script = str(WORKLOADS / script)
+    def __init__(self, procs, python, script, tmp_path, *extra, prefix=(), workloads=WORKLOADS):
+        """prefix: argv run before python (setpriv, say); workloads: where
+        script and _harness.py are."""
+        self.script = str(workloads / script)
         self.gofile = tmp_path / f"go-{script}-{time.monotonic_ns()}"
         self.proc = procs.popen(
-            [python, self.script, "--wait-for", self.gofile, *extra],
+            [*prefix, python, self.script, "--wait-for", self.gofile, *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=ENV, text=True, cwd=tmp_path)
         self.out = Lines(self.proc.stdout, f"workload {script}")

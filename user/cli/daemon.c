@@ -34,6 +34,7 @@ struct daemon {
 	struct hk_result last;		/* the record when it exited */
 	bool exited;
 	int rootfd, cwdfd;
+	struct hk_creds creds;	/* the target's, for its source lines */
 	char comm[64];
 	char since[32];			/* ISO 8601, UTC */
 	int stop_conn;			/* the "stop" client, answered last */
@@ -99,7 +100,7 @@ static void serve_snapshot(struct daemon *d, int fd, const char *args)
 				? "the blocks alive when it began to shut down"
 				: "what was traced until then");
 		hk_warn_losses(h, r);
-		rc = hk_write_report(b, &o, &d->t, r, d->rootfd, d->cwdfd, true);
+		rc = hk_write_report(b, &o, &d->t, r, d->rootfd, d->cwdfd, &d->creds, true);
 		fprintf(h, rc ? "error cannot write the report\n" : "ok\n");
 	}
 	if (h)
@@ -289,6 +290,7 @@ static int daemon_main(const struct hk_options *o, int lock)
 	d.rootfd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	snprintf(p, sizeof(p), "/proc/%d/cwd", (int)o->pid);
 	d.cwdfd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	hk_creds_of(o->pid, &d.creds);
 	read_comm(o->pid, d.comm, sizeof(d.comm));
 	gmtime_r(&t0, &tm);
 	strftime(d.since, sizeof(d.since), "%Y-%m-%dT%H:%M:%SZ", &tm);

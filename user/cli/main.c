@@ -58,8 +58,10 @@ static void handle_signals(void)
 }
 
 /* The target's root and cwd, held open from the start so source lines
- * can still be read if the target exits during the window. */
+ * can still be read if the target exits during the window, and its
+ * credentials, which they are read with. */
 static int rootfd = -1, cwdfd = -1;
+static struct hk_creds creds;
 
 static void hold_dirs(pid_t pid)
 {
@@ -69,6 +71,7 @@ static void hold_dirs(pid_t pid)
 	rootfd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	snprintf(p, sizeof(p), "/proc/%d/cwd", (int)pid);
 	cwdfd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	hk_creds_of(pid, &creds);
 }
 
 int main(int argc, char **argv)
@@ -170,7 +173,7 @@ int main(int argc, char **argv)
 		clock_gettime(CLOCK_MONOTONIC, &a);
 		/* -o was opened without truncation, in case we never got here. */
 		rc = out != stdout && ftruncate(fileno(out), 0) ? -1 :
-		     hk_write_report(out, &o, &t, &r, rootfd, cwdfd, false);
+		     hk_write_report(out, &o, &t, &r, rootfd, cwdfd, &creds, false);
 		clock_gettime(CLOCK_MONOTONIC, &b);
 		if (getenv("HAWK_BPF_DEBUG"))
 			fprintf(stderr, "hawk-bpf: debug: report took %.3f s\n",

@@ -253,7 +253,8 @@ static json_t *sampling_info(const struct hk_options *o, const struct hk_result 
 
 int hk_write_report(FILE *out, const struct hk_options *o,
 		    const struct hk_pytarget *t, const struct hk_result *r,
-		    int rootfd, int cwdfd, bool point_in_time)
+		    int rootfd, int cwdfd, const struct hk_creds *creds,
+		    bool point_in_time)
 {
 	struct hk_snapshot snap = { r->traces, r->ntraces, o->frames };
 	struct hk_snapshot empty = { NULL, 0, o->frames };
@@ -279,7 +280,8 @@ int hk_write_report(FILE *out, const struct hk_options *o,
 	}
 	snprintf(root, sizeof(root), "/proc/self/fd/%d", rootfd);
 	snprintf(cwd, sizeof(cwd), "/proc/self/fd/%d", cwdfd);
-	src = hk_source_new(root, cwd);
+	if ((src = hk_source_new(root, cwd)))
+		hk_source_as(src, creds);
 	/* Hawk's fixed-duration profile: end.compare_to(start), where the
 	 * start snapshot is empty because tracing starts with the window; a
 	 * session's snapshot: the statistics of the blocks live now. */

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <sys/types.h>
+#include "creds.h"
 #include "options.h"
 #include "pytarget.h"
 #include "tracer.h"
@@ -48,12 +49,13 @@ void hk_socket_path(char *buf, size_t len, pid_t pid);
 
 /* The report of r in o->format (lineno/traceback JSON, pickle, or --stats
  * json/text). Source lines are read under rootfd/cwdfd (the target's, held
- * open). point_in_time: statistics of the live blocks (a session's
+ * open) with creds (the target's, taken at attach). point_in_time: statistics of the live blocks (a session's
  * snapshot); else Hawk's fixed-duration profile, compare_to an empty
  * start. 0, or -1 (errno set). */
 int hk_write_report(FILE *out, const struct hk_options *o,
 		    const struct hk_pytarget *t, const struct hk_result *r,
-		    int rootfd, int cwdfd, bool point_in_time);
+		    int rootfd, int cwdfd, const struct hk_creds *creds,
+		    bool point_in_time);
 /* One "hawk-bpf: warning: ..." line to f for each loss in r. */
 void hk_warn_losses(FILE *f, const struct hk_result *r);
 /* The sum of the loss counters. */

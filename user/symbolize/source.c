@@ -16,6 +16,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "creds.h"
 #include "source.h"
 
 #define MAX_FILE (256u << 20)
@@ -33,6 +34,7 @@ struct hk_source {
 	char *root;		/* "" for "/" */
 	char *cwd;		/* NULL: ours */
 	int rootfd;		/* -1 until opened, -2 when unusable */
+	const struct hk_creds *creds;	/* NULL: ours */
 	struct file **buckets;
 	size_t nbuckets, nfiles;
 };
@@ -426,14 +428,19 @@ static int split_lines(struct file *f, size_t n)
 /* Read and decode; leaves f without lines when Python would give []. */
 static int load(struct hk_source *src, struct file *f)
 {
-	char enc[64];
+	struct hk_creds_saved saved;
+	char enc[64], *raw = NULL;
 	size_t n, skip, tn;
-	int fd = open_source(src, f->name);
+	int fd;
 
-	if (fd < 0)
+	if (src->creds && hk_creds_enter(src->creds, &saved))
 		return 0;
-	char *raw = read_file(fd, &n);
-	close(fd);
+	if ((fd = open_source(src, f->name)) >= 0) {
+		raw = read_file(fd, &n);
+		close(fd);
+	}
+	if (src->creds)
+		hk_creds_leave(&saved);
 	if (!raw || !detect_encoding(raw, n, enc, sizeof(enc), &skip)) {
 		free(raw);
 		return 0;
@@ -509,6 +516,11 @@ struct hk_source *hk_source_new(const char *root, const char *cwd)
 		return NULL;
 	}
 	return src;
+}
+
+void hk_source_as(struct hk_source *src, const struct hk_creds *c)
+{
+	src->creds = c;
 }
 
 void hk_source_free(struct hk_source *src)

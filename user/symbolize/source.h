@@ -19,6 +19,12 @@ struct hk_source;
 struct hk_source *hk_source_new(const char *root, const char *cwd);
 void hk_source_free(struct hk_source *src);
 
+struct hk_creds;
+/* Files are opened, and their directories searched, with c (which must
+ * outlive src): the traced process's credentials, so that what it could not
+ * read gives "". Without: ours. */
+void hk_source_as(struct hk_source *src, const struct hk_creds *c);
+
 /* linecache.getline(filename, lineno).strip(), as UTF-8.  Never NULL: ""
  * when the file cannot be read or decoded, or lineno is out of range.
  * Each file is read and decoded once (failures too) and kept until
