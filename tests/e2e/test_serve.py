@@ -3,14 +3,15 @@
 The server runs hawk-bpf itself once per request, so a response must be
 what the CLI prints for the same options, byte for byte; these tests check
 that, the HTTP mapping of every failure, the security rules (token,
-loopback, methods, paths, the cap on concurrent runs) and that the server
-stops its children when it is stopped."""
+loopback, methods, paths, the cap on concurrent runs, the limits on
+connections) and that the server stops its children when it is stopped."""
 import http.client
 import io
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -452,3 +453,196 @@ def test_session_endpoints(procs, tmp_path, server, oracle):
     assert_json_error(*server.get("snapshot/", pid=wl.pid), 404, "no hawk-bpf session")
     assert_json_error(*server.get("stop/", pid=wl.pid), 404, "no hawk-bpf session")
     assert wl.alive()
+
+
+# -------------------------------------------------- slow and greedy clients
+#
+# All of 127.0.0.0/8 is loopback: a test's other clients connect from
+# addresses of their own (bound as the source), and the client that must
+# be served connects from 127.0.0.1 as usual.
+
+def serve_limits():
+    """The connection limits serve's --help gives, so that the tests follow
+    them: {"total", "per_ip"}."""
+    rc, out, err = run_hawk("--help")
+    assert rc == 0, err
+    text = " ".join(out.decode().split())
+    m = re.search(r"Connections: at most (\d+) at once and (\d+) from one client "
+                  r"address", text)
+    assert m, "serve's --help no longer gives its connection limits"
+    return {"total": int(m[1]), "per_ip": int(m[2])}
+
+
+def held_sockets(server):
+    """How many sockets the server process holds: connections it accepted
+    (and its listening socket), not those still waiting to be accepted."""
+    n = 0
+    fds = f"/proc/{server.proc.pid}/fd"
+    for fd in os.listdir(fds):
+        try:
+            n += os.readlink(f"{fds}/{fd}").startswith("socket:")
+        except OSError:
+            pass
+    return n
+
+
+def wait_held(server, want, timeout=10):
+    """Waits until the server holds want sockets; how many it holds."""
+    end = time.monotonic() + timeout
+    while (n := held_sockets(server)) != want and time.monotonic() < end:
+        time.sleep(0.05)
+    return n
+
+
+# A request head that never ends: what a slow-loris client sends.
+SLOW_HEAD = (f"GET {BASE}?pid=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ").encode()
+
+
+class Clients:
+    """TCP connections to the server, one from each source address given.
+    slow=True: a thread sends each connection one byte of SLOW_HEAD (then
+    of its endless last header) a second.  closed_at[i] is when the server
+    was seen closing connection i (EOF or reset), to within 0.1 s."""
+
+    def __init__(self, port, sources, slow=False):
+        self.socks, self.sent, self.closed_at = [], [], []
+        self.t0 = time.monotonic()
+        for src in sources:
+            s = socket.socket()
+            s.settimeout(5)
+            s.bind((src, 0))
+            s.connect(("127.0.0.1", port))
+            s.setblocking(False)        # the watcher must never wait on one
+            self.socks.append(s)
+            self.sent.append(0)
+            self.closed_at.append(None)
+        self.got = [b""] * len(self.socks)
+        self.stopping = threading.Event()
+        self.t = threading.Thread(target=self._watch, args=(slow,), daemon=True)
+        self.t.start()
+
+    def _watch(self, slow):
+        tick = 0
+        while not self.stopping.wait(0.1):
+            tick += 1
+            for i, s in enumerate(self.socks):
+                if self.closed_at[i] is not None:
+                    continue
+                try:
+                    if slow and tick % 10 == 0:
+                        k = self.sent[i]
+                        s.send(SLOW_HEAD[k:k + 1] if k < len(SLOW_HEAD) else b"a")
+                        self.sent[i] += 1
+                    data = s.recv(4096)
+                    self.got[i] += data
+                    if not data:
+                        self.closed_at[i] = time.monotonic()
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    self.closed_at[i] = time.monotonic()
+
+    def open(self):
+        return sum(c is None for c in self.closed_at)
+
+    def wait_closed(self, i, timeout):
+        end = time.monotonic() + timeout
+        while self.closed_at[i] is None and time.monotonic() < end:
+            time.sleep(0.05)
+        return self.closed_at[i] is not None
+
+    def close(self):
+        self.stopping.set()
+        self.t.join(5)
+        for s in self.socks:
+            s.close()
+
+
+@pytest.fixture
+def clients():
+    """clients(port, sources, slow=False) -> Clients; all closed at teardown."""
+    made = []
+
+    def make(*args, **kw):
+        made.append(Clients(*args, **kw))
+        return made[-1]
+
+    yield make
+    for c in made:
+        c.close()
+
+
+def timed_request(server, *args, **kw):
+    """(seconds until the answer, the answer or the error that came instead)."""
+    t0 = time.monotonic()
+    try:
+        r = server.request(*args, timeout=10, **kw)
+    except OSError as e:
+        r = e
+    return time.monotonic() - t0, r
+
+
+def test_idle_connections_of_one_client_block_no_other(server, clients):
+    """64 connections from one client that send nothing leave another
+    client's request answered within a second."""
+    base = held_sockets(server)
+    idle = clients(server.port, ["127.0.0.2"] * 64)
+    # The server took in what it takes (the rest it closed): it is not
+    # just slow to accept.
+    end = time.monotonic() + 10
+    while held_sockets(server) - base + 64 - idle.open() != 64 and time.monotonic() < end:
+        time.sleep(0.05)
+    assert held_sockets(server) > base, "the server took in none of the idle connections"
+    t, r = timed_request(server, BASE, f"pid={dead_pid()}")
+    assert t < 1 and not isinstance(r, OSError), (t, r)
+    assert_json_error(*r, 404, "no process with PID")
+
+
+def test_a_client_over_its_limit_is_refused(server, clients):
+    """A client's connections beyond its share are closed unanswered while
+    it keeps those it has, and the others are served; the share is of
+    connections open now."""
+    per_ip = serve_limits()["per_ip"]
+    base = held_sockets(server)
+    mine = clients(server.port, ["127.0.0.3"] * per_ip)
+    assert wait_held(server, base + per_ip) == base + per_ip
+    over = clients(server.port, ["127.0.0.3"])
+    assert over.wait_closed(0, timeout=5), "the connection over the limit stayed open"
+    assert over.got == [b""], over.got
+    assert mine.open() == per_ip
+    t, r = timed_request(server, BASE, f"pid={dead_pid()}")
+    assert t < 1 and not isinstance(r, OSError), (t, r)
+    assert_json_error(*r, 404, "no process with PID")
+    mine.socks[0].shutdown(socket.SHUT_RDWR)
+    assert wait_held(server, base + per_ip - 1) == base + per_ip - 1
+    again = clients(server.port, ["127.0.0.3"])
+    assert wait_held(server, base + per_ip) == base + per_ip
+    time.sleep(0.5)
+    assert again.open() == 1, "a connection within the limit was refused"
+
+
+@pytest.mark.parametrize("token", [False, True], ids=["no-token", "token"])
+def test_answered_within_a_second_beside_100_slow_connections(procs, tmp_path, clients,
+                                                              token):
+    """100 connections that send their request one byte a second, from as
+    many client addresses as it takes for the server to let each in, hold
+    up no other client: its request is answered within a second."""
+    args, headers = (), {}
+    if token:
+        (tmp_path / "token").write_text("s3cr3t-token\n")
+        args, headers = ("--token-file", tmp_path / "token"), {
+            "Authorization": "Bearer s3cr3t-token"}
+    srv = Server(procs, *args)
+    limits, n = serve_limits(), 100
+    assert limits["total"] > n, limits
+    k = -(-n // limits["per_ip"])
+    base = held_sockets(srv)
+    slow = clients(srv.port, [f"127.0.2.{1 + i % k}" for i in range(n)], slow=True)
+    held = wait_held(srv, base + n) - base
+    time.sleep(2.5)                     # they are under way: two bytes each
+    t, r = timed_request(srv, BASE, f"pid={dead_pid()}", headers=headers)
+    assert t < 1 and not isinstance(r, OSError), (t, r)
+    assert_json_error(*r, 404, "no process with PID")
+    # Not vacuous: all of them were in, sending, and none was closed.
+    assert held == n, held
+    assert slow.open() == n and min(slow.sent) >= 2, (slow.open(), min(slow.sent))

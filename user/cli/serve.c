@@ -824,10 +824,11 @@ int hk_serve_main(const struct hk_options *o)
 	}
 	if (o->token_file && read_token(o->token_file))
 		return 2;
-	/* Our own socket, for clear errors and the port of "ADDR:0". */
+	/* Our own socket, for clear errors and the port of "ADDR:0"; a
+	 * full backlog would drop a burst's SYNs, for a retry a second on. */
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    bind(fd, (struct sockaddr *)&ss, sslen) || listen(fd, 64) ||
+	    bind(fd, (struct sockaddr *)&ss, sslen) || listen(fd, SOMAXCONN) ||
 	    getsockname(fd, (struct sockaddr *)&ss, &len)) {
 		fprintf(stderr, "hawk-bpf: cannot listen on %s: %s\n", o->listen,
 			strerror(errno));
@@ -859,7 +860,10 @@ int hk_serve_main(const struct hk_options *o)
 			     (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
 			     (uint16_t)port, NULL, NULL, handle, NULL,
 			     MHD_OPTION_LISTEN_SOCKET, fd,
-			     MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+			     MHD_OPTION_CONNECTION_LIMIT,
+			     (unsigned)HK_SERVE_CONN_MAX,
+			     MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+			     (unsigned)HK_SERVE_CONN_PER_IP,
 			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
 			     MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 			     MHD_OPTION_END);

@@ -30,6 +30,10 @@
 #include "options.h"
 
 #define HK_SERVE_MAX_CHILDREN	4		/* running at once; then 503 */
+/* Connections at once, and from one client address: one client can hold
+ * a sixteenth of the server at most; beyond, MHD closes them unanswered. */
+#define HK_SERVE_CONN_MAX	256
+#define HK_SERVE_CONN_PER_IP	16
 #define HK_SERVE_DURATION_MS_MAX 300000UL	/* duration beyond: 400 */
 #define HK_SERVE_PATH		"/debug/prof/mem/tracemalloc/"
 
