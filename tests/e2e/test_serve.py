@@ -463,14 +463,15 @@ def test_session_endpoints(procs, tmp_path, server, oracle):
 
 def serve_limits():
     """The connection limits serve's --help gives, so that the tests follow
-    them: {"total", "per_ip"}."""
+    them: {"total", "per_ip", "request" (s), "idle" (s)}."""
     rc, out, err = run_hawk("--help")
     assert rc == 0, err
     text = " ".join(out.decode().split())
     m = re.search(r"Connections: at most (\d+) at once and (\d+) from one client "
-                  r"address", text)
+                  r"address .*?; a request must arrive whole within (\d+) s .*?"
+                  r"nothing moves for (\d+) s is closed", text)
     assert m, "serve's --help no longer gives its connection limits"
-    return {"total": int(m[1]), "per_ip": int(m[2])}
+    return dict(zip(("total", "per_ip", "request", "idle"), map(int, m.groups())))
 
 
 def held_sockets(server):
@@ -504,7 +505,8 @@ class Clients:
     of its endless last header) a second.  closed_at[i] is when the server
     was seen closing connection i (EOF or reset), to within 0.1 s."""
 
-    def __init__(self, port, sources, slow=False):
+    def __init__(self, port, sources, slow=False, socks=()):
+        """socks: connections made already, taken over as they are."""
         self.socks, self.sent, self.closed_at = [], [], []
         self.t0 = time.monotonic()
         for src in sources:
@@ -512,8 +514,10 @@ class Clients:
             s.settimeout(5)
             s.bind((src, 0))
             s.connect(("127.0.0.1", port))
-            s.setblocking(False)        # the watcher must never wait on one
             self.socks.append(s)
+        self.socks += socks
+        for s in self.socks:
+            s.setblocking(False)        # the watcher must never wait on one
             self.sent.append(0)
             self.closed_at.append(None)
         self.got = [b""] * len(self.socks)
@@ -646,3 +650,39 @@ def test_answered_within_a_second_beside_100_slow_connections(procs, tmp_path, c
     # Not vacuous: all of them were in, sending, and none was closed.
     assert held == n, held
     assert slow.open() == n and min(slow.sent) >= 2, (slow.open(), min(slow.sent))
+
+
+def test_a_slow_request_is_cut_at_its_deadline(server, clients):
+    """A client that sends its request a byte a second loses the connection
+    when the request deadline passes, counted from the connection, or on a
+    kept-alive connection from the previous answer; nothing is answered."""
+    deadline = serve_limits()["request"]
+    loris = clients(server.port, ["127.0.0.4"], slow=True)
+    kept = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10,
+                                      source_address=("127.0.0.5", 0))
+    kept.request("GET", BASE + "?pid=x")
+    r = kept.getresponse()
+    assert_json_error(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read(),
+                      400, "pid")
+    assert not r.will_close
+    answered = time.monotonic()
+    second = clients(server.port, [], slow=True, socks=[kept.sock])
+    kept.sock = None                    # the trickle owns it now
+    for c, t0 in ((loris, loris.t0), (second, answered)):
+        assert c.wait_closed(0, timeout=t0 + deadline + 5 - time.monotonic()), \
+            f"a request sent a byte a second was not cut {deadline} s on"
+        took = c.closed_at[0] - t0
+        assert deadline - 0.1 <= took <= deadline + 5, took
+        assert c.sent[0] >= deadline - 2 and c.got == [b""], (c.sent, c.got)
+
+
+def test_a_run_longer_than_the_time_limits_is_answered(procs, server):
+    """The request deadline and the idle timeout bound what a client sends
+    and its silence, not a run: a profile longer than both is answered."""
+    limits = serve_limits()
+    duration = max(limits["request"], limits["idle"]) + 1
+    py = idle_python(procs)
+    status, headers, body = server.request(BASE, f"pid={py.pid}&duration={duration}&gc=0",
+                                           timeout=duration + 60)
+    assert status == 200, body
+    assert json.loads(body)["hawk_bpf"]["window_seconds"] >= duration - 0.1

@@ -1,6 +1,7 @@
 /* hawk-bpf serve: Hawk's HTTP endpoints, one hawk-bpf child per request;
  * see serve.h.  HTTP is libmicrohttpd's, a thread per connection, so a
- * request that traces for a minute never holds up the others. */
+ * request that traces for a minute never holds up the others; a watchdog
+ * cuts connections whose request does not arrive in time. */
 #include "serve.h"
 
 #include <errno.h>
@@ -34,6 +35,8 @@
 #define SLACK_MS	120000		/* beyond --duration: attach and report */
 #define OTHER_MS	300000		/* start, snapshot, stop */
 #define AFTER_EXIT_MS	2000		/* pipes still open once the child exited */
+#define REQUEST_MS	(HK_SERVE_REQUEST_S * 1000)
+#define WATCH_MS	200		/* how late the watchdog may cut */
 
 #define GC_WARNING "gc=true was not applied: hawk-bpf cannot run the " \
 	"target's garbage collector from outside before CPython 3.14"
@@ -49,6 +52,22 @@ static struct {
 	int active;			/* requests read, answer not yet sent */
 	pthread_cond_t idle;		/* active fell to 0 */
 } S = { .lock = PTHREAD_MUTEX_INITIALIZER, .idle = PTHREAD_COND_INITIALIZER };
+
+/* One TCP connection, from accept to close (MHD_OPTION_NOTIFY_CONNECTION). */
+struct conn {
+	struct conn *prev, *next;	/* W.head's list */
+	int fd;
+	int64_t deadline;	/* ms: its request must be in by then; 0: it is */
+	bool cut;		/* shut down by the watchdog */
+	char addr[INET6_ADDRSTRLEN];
+};
+
+static struct {
+	pthread_mutex_t lock;		/* guards what follows, and each conn's
+					 * deadline and cut */
+	struct conn *head;
+	bool stop;
+} W = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* ------------------------------------------------------------ responses */
 
@@ -593,6 +612,128 @@ static enum MHD_Result answer(struct MHD_Connection *c, const struct cmdline *cl
 	return reply(c, MHD_HTTP_OK, body, len, ctype, hdrs);
 }
 
+/* ---------------------------------------------------------- connections */
+
+static struct conn *conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *i =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return i ? i->socket_context : NULL;
+}
+
+/* 0: the connection's request is in (the watchdog leaves it alone); else
+ * the next request must be in within REQUEST_MS from now. */
+static void set_deadline(struct MHD_Connection *c, bool armed)
+{
+	struct conn *k = conn_of(c);
+
+	if (!k)
+		return;
+	pthread_mutex_lock(&W.lock);
+	k->deadline = armed ? now_ms() + REQUEST_MS : 0;
+	pthread_mutex_unlock(&W.lock);
+}
+
+static void addr_text(struct MHD_Connection *c, char *dst, size_t n)
+{
+	const union MHD_ConnectionInfo *i =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = i ? i->client_addr : NULL;
+
+	snprintf(dst, n, "?");
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+			  dst, (socklen_t)n);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr,
+			  dst, (socklen_t)n);
+}
+
+/* Every connection is listed with its deadline from accept on.  MHD calls
+ * CLOSED before it closes the descriptor, so the watchdog never shuts down
+ * a descriptor that has been reused. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
+			  enum MHD_ConnectionNotificationCode what)
+{
+	const union MHD_ConnectionInfo *fd;
+	struct conn *k = *ctx;
+
+	(void)cls;
+	if (what == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (!k)
+			return;
+		pthread_mutex_lock(&W.lock);
+		if (k->prev)
+			k->prev->next = k->next;
+		else
+			W.head = k->next;
+		if (k->next)
+			k->next->prev = k->prev;
+		pthread_mutex_unlock(&W.lock);
+		free(k);
+		*ctx = NULL;
+		return;
+	}
+	fd = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!fd)
+		return;
+	k = calloc(1, sizeof(*k));
+	if (!k) {		/* one the watchdog cannot bound: none */
+		shutdown(fd->connect_fd, SHUT_RDWR);
+		return;
+	}
+	k->fd = fd->connect_fd;
+	addr_text(c, k->addr, sizeof(k->addr));
+	pthread_mutex_lock(&W.lock);
+	k->deadline = now_ms() + REQUEST_MS;
+	k->next = W.head;
+	if (W.head)
+		W.head->prev = k;
+	W.head = k;
+	pthread_mutex_unlock(&W.lock);
+	*ctx = k;
+}
+
+/* MHD's CONNECTION_TIMEOUT restarts with every byte received: a client
+ * sending a byte a second would hold its connection, and its thread, for
+ * ever.  A connection whose request is not in by its deadline is shut
+ * down here; MHD sees the end of its stream and closes it. */
+static void *watchdog(void *arg)
+{
+	const struct timespec tick = { 0, WATCH_MS * 1000000L };
+	char first[INET6_ADDRSTRLEN];
+	bool stop = false;
+	int cut;
+
+	(void)arg;
+	while (!stop) {
+		int64_t now = now_ms();
+
+		cut = 0;
+		pthread_mutex_lock(&W.lock);
+		for (struct conn *k = W.head; k; k = k->next) {
+			if (k->cut || !k->deadline || now < k->deadline)
+				continue;
+			shutdown(k->fd, SHUT_RDWR);
+			k->cut = true;
+			if (!cut++)
+				memcpy(first, k->addr, sizeof(first));
+		}
+		stop = W.stop;
+		pthread_mutex_unlock(&W.lock);
+		/* Logged unlocked: a stalled stderr must not stall accept(). */
+		if (cut)
+			fprintf(stderr, "hawk-bpf: serve: closed %d connection%s "
+				"without a whole request in %d s (from %s%s)\n",
+				cut, cut > 1 ? "s" : "", HK_SERVE_REQUEST_S, first,
+				cut > 1 ? ", ..." : "");
+		if (!stop)
+			nanosleep(&tick, NULL);
+	}
+	return NULL;
+}
+
 /* -------------------------------------------------------------- handler */
 
 /* Constant time in the token's content: every byte of the given value is
@@ -692,6 +833,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	set_deadline(c, false);	/* the request is in; a run may take minutes */
 
 	memset(&p, 0, sizeof(p));
 	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, one_param, &p);
@@ -747,11 +889,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 	return ret;
 }
 
-/* The answer is sent (or the client left): shutdown waits for these. */
+/* The answer is sent (or the client left): shutdown waits for these.  A
+ * kept-alive connection's next request has REQUEST_MS from now. */
 static void completed(void *cls, struct MHD_Connection *c, void **state,
 		      enum MHD_RequestTerminationCode why)
 {
-	(void)cls, (void)c, (void)why;
+	(void)cls, (void)why;
+	set_deadline(c, true);
 	if (!*state)
 		return;
 	*state = NULL;
@@ -806,6 +950,14 @@ static void *reaper(void *arg)
 	return NULL;
 }
 
+static void stop_watchdog(pthread_t t)
+{
+	pthread_mutex_lock(&W.lock);
+	W.stop = true;
+	pthread_mutex_unlock(&W.lock);
+	pthread_join(t, NULL);
+}
+
 int hk_serve_main(const struct hk_options *o)
 {
 	struct sockaddr_storage ss;
@@ -814,7 +966,7 @@ int hk_serve_main(const struct hk_options *o)
 	char err[256], host[INET6_ADDRSTRLEN];
 	struct MHD_Daemon *d;
 	sigset_t set;
-	pthread_t t;
+	pthread_t t, watch;
 	struct timespec until;
 	int fd, one = 1, sig, port;
 
@@ -855,6 +1007,12 @@ int hk_serve_main(const struct hk_options *o)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	if (pthread_create(&watch, NULL, watchdog, NULL)) {
+		fprintf(stderr, "hawk-bpf: cannot start the HTTP server on %s\n",
+			o->listen);
+		close(fd);
+		return 1;
+	}
 	d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION |
 			     MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
 			     (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
@@ -864,13 +1022,16 @@ int hk_serve_main(const struct hk_options *o)
 			     (unsigned)HK_SERVE_CONN_MAX,
 			     MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 			     (unsigned)HK_SERVE_CONN_PER_IP,
-			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+			     MHD_OPTION_CONNECTION_TIMEOUT,
+			     (unsigned)HK_SERVE_IDLE_S,
+			     MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
 			     MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 			     MHD_OPTION_END);
 	if (!d) {
 		fprintf(stderr, "hawk-bpf: cannot start the HTTP server on %s\n",
 			o->listen);
 		close(fd);
+		stop_watchdog(watch);
 		return 1;
 	}
 	fprintf(stderr, "hawk-bpf: serving http://%s%s%s:%d" HK_SERVE_PATH
@@ -901,6 +1062,7 @@ int hk_serve_main(const struct hk_options *o)
 		;
 	pthread_mutex_unlock(&S.lock);
 	MHD_stop_daemon(d);
+	stop_watchdog(watch);
 	if (fd >= 0)
 		close(fd);
 	fprintf(stderr, "hawk-bpf: serve stopped (%s)\n", strsignal(sig));

@@ -34,6 +34,12 @@
  * a sixteenth of the server at most; beyond, MHD closes them unanswered. */
 #define HK_SERVE_CONN_MAX	256
 #define HK_SERVE_CONN_PER_IP	16
+/* A request (head and any body) must arrive whole within this of its
+ * connection or of the previous answer: a request head is a few hundred
+ * bytes, one packet on any network. */
+#define HK_SERVE_REQUEST_S	10
+/* A connection on which nothing moves this long is closed. */
+#define HK_SERVE_IDLE_S		30
 #define HK_SERVE_DURATION_MS_MAX 300000UL	/* duration beyond: 400 */
 #define HK_SERVE_PATH		"/debug/prof/mem/tracemalloc/"
 

@@ -90,16 +90,19 @@ void hk_usage(FILE *f)
 "        responses then say so in \"warnings\", pickles in an\n"
 "        X-Hawk-Warning header.  At most %d runs at once (then 503),\n"
 "        duration at most %lu s.  Connections: at most %d at once and %d\n"
-"        from one client address (more are closed unanswered).  SIGINT\n"
-"        or SIGTERM stop the server and the runs under way.  Only\n"
-"        --listen and --token-file apply:\n"
+"        from one client address (more are closed unanswered); a request\n"
+"        must arrive whole within %d s of its connection or of the\n"
+"        previous answer, and a connection on which nothing moves for\n"
+"        %d s is closed.  SIGINT or SIGTERM stop the server and the runs\n"
+"        under way.  Only --listen and --token-file apply:\n"
 "        --listen ADDR:PORT: IPv4, [IPv6] or localhost, and a port (0: any\n"
 "        free one).  Default %s.\n"
 "        --token-file FILE: every request then needs the header\n"
 "        'Authorization: Bearer TOKEN', TOKEN being FILE's one line.\n"
 "        Required when ADDR is not a loopback address.\n"
 "\n", HK_SERVE_MAX_CHILDREN, HK_SERVE_DURATION_MS_MAX / 1000,
-	HK_SERVE_CONN_MAX, HK_SERVE_CONN_PER_IP, HK_LISTEN_DEFAULT);
+	HK_SERVE_CONN_MAX, HK_SERVE_CONN_PER_IP, HK_SERVE_REQUEST_S,
+	HK_SERVE_IDLE_S, HK_LISTEN_DEFAULT);
 	fputs(
 "OPTIONS\n"
 "    -p, --pid PID\n"
