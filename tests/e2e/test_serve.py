@@ -300,6 +300,38 @@ def test_unsupported_python(procs, server):
                       f"unsupported CPython {name}")
 
 
+def raw_request(port, target, headers=b"Host: 127.0.0.1\r\n", version=b"HTTP/1.1"):
+    """GET target (bytes, sent as they are: http.client refuses control
+    bytes) with the given header lines: (status, headers, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        s.sendall(b"GET " + target + b" " + version + b"\r\n" + headers +
+                  b"Connection: close\r\n\r\n")
+        r = http.client.HTTPResponse(s)
+        r.begin()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+
+
+@pytest.mark.parametrize("target", [
+    "start/%00x?pid={pid}", "start/%00?pid={pid}", "start/\0x?pid={pid}",
+    "%00?pid={pid}&duration=0.1", "\0?pid={pid}&duration=0.1",
+    "?duration=0.1&pid={pid}\0x",
+])
+def test_a_nul_in_the_request_target_is_refused(procs, server, target):
+    """A NUL, as %00 in the path or as a byte anywhere in the target, would
+    cut the path short where the server reads it (.../start/%00x would be
+    .../start/, and start a session): 400, and nothing runs."""
+    py = idle_python(procs)
+    try:
+        status, headers, body = raw_request(
+            server.port, (BASE + target.format(pid=py.pid)).encode())
+        assert_json_error(status, headers, body, 400, "NUL")
+        assert body.count(b"\n") == 3, body       # {, the one line, }
+        assert not server.children()
+        assert_json_error(*server.get("stop/", pid=py.pid), 404, "no hawk-bpf session")
+    finally:
+        run_hawk("stop", "-p", py.pid)
+
+
 def test_methods_and_paths(server):
     for method in ("POST", "PUT", "DELETE", "HEAD", "OPTIONS"):
         status, headers, body = server.request(BASE, "pid=1", method=method)

@@ -60,6 +60,11 @@ struct conn {
 	int64_t deadline;	/* ms: its request must be in by then; 0: it is */
 	bool cut;		/* shut down by the watchdog */
 	char addr[INET6_ADDRSTRLEN];
+	/* The request's target as it came, and whether a NUL was decoded
+	 * into its path: only the connection's own thread uses these. */
+	const char *target;
+	size_t target_len;
+	bool nul;
 };
 
 static struct {
@@ -734,6 +739,47 @@ static void *watchdog(void *arg)
 	return NULL;
 }
 
+/* The request target as it came, before MHD splits and decodes it in
+ * place: the last moment a NUL byte in it can be seen. */
+static void *saw_target(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct conn *k = conn_of(c);
+
+	(void)cls;
+	if (k) {
+		k->target = uri;
+		k->target_len = strlen(uri);
+		k->nul = false;
+	}
+	return NULL;
+}
+
+/* MHD's own decoding, of each parameter and of the path; the path is the
+ * string that starts where the target does. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	size_t n = MHD_http_unescape(s);
+	struct conn *k = conn_of(c);
+
+	(void)cls;
+	if (k && s == k->target && memchr(s, '\0', n))
+		k->nul = true;
+	return n;
+}
+
+/* A NUL in the path, as %00 or as a byte, would cut it short where it is
+ * read: ".../start/%00x" would be ".../start/".  A NUL byte anywhere in
+ * the target is no HTTP.  MHD 0.9.75 parses the request line in place,
+ * so the target ends just before the version unless a NUL byte ended it
+ * sooner; what cannot be checked is refused. */
+static bool nul_in_target(struct MHD_Connection *c, const char *version)
+{
+	const struct conn *k = conn_of(c);
+
+	return !k || !k->target || k->nul ||
+	       k->target + k->target_len + 1 != version;
+}
+
 /* -------------------------------------------------------------- handler */
 
 /* Constant time in the token's content: every byte of the given value is
@@ -802,8 +848,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 	int64_t t0 = now_ms();
 	enum MHD_Result ret;
 
-	(void)cls, (void)version, (void)upload;
-	/* Refusals go out at once, before any body is read. */
+	(void)cls, (void)upload;
+	/* Refusals go out at once, before any body is read; a request that
+	 * is not what it seems, before anything else. */
+	if (!*state && nul_in_target(c, version)) {
+		log_request(method, url, 400, t0);
+		return reply_error(c, MHD_HTTP_BAD_REQUEST,
+				   "the request target holds a NUL character (%00)",
+				   NULL);
+	}
 	if (!token_ok(c)) {
 		log_request(method, url, 401, t0);
 		return reply_error(c, MHD_HTTP_UNAUTHORIZED,
@@ -894,8 +947,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 static void completed(void *cls, struct MHD_Connection *c, void **state,
 		      enum MHD_RequestTerminationCode why)
 {
+	struct conn *k = conn_of(c);
+
 	(void)cls, (void)why;
 	set_deadline(c, true);
+	if (k)
+		k->target = NULL;	/* the next request's is its own */
 	if (!*state)
 		return;
 	*state = NULL;
@@ -1026,6 +1083,8 @@ int hk_serve_main(const struct hk_options *o)
 			     (unsigned)HK_SERVE_IDLE_S,
 			     MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
 			     MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+			     MHD_OPTION_URI_LOG_CALLBACK, saw_target, NULL,
+			     MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
 			     MHD_OPTION_END);
 	if (!d) {
 		fprintf(stderr, "hawk-bpf: cannot start the HTTP server on %s\n",
