@@ -332,6 +332,37 @@ def test_a_nul_in_the_request_target_is_refused(procs, server, target):
         run_hawk("stop", "-p", py.pid)
 
 
+@pytest.mark.parametrize("version,headers", [
+    (b"HTTP/1.1", b""),
+    (b"HTTP/1.1", b"Host: 127.0.0.1\r\nHost: 127.0.0.1\r\n"),
+    (b"HTTP/1.1", b"Host: 127.0.0.1\r\nhost: elsewhere\r\n"),
+    (b"HTTP/1.0", b"Host: 127.0.0.1\r\nHost: elsewhere\r\n"),
+    (b"HTTP/1.1", b"Host: two words\r\n"),
+    (b"HTTP/1.1", b"Host: 127.0.0.1/x\r\n"),
+    (b"HTTP/1.1", b"Host: user@127.0.0.1\r\n"),
+], ids=["none", "two", "two-cased", "two-in-1.0", "space", "path", "userinfo"])
+def test_a_bad_host_header_is_refused(server, version, headers):
+    """RFC 9112 3.2: 400 for an HTTP/1.1 request without Host, and for any
+    request with two, or with one that is no host[:port]; the request is
+    otherwise one that is answered (below)."""
+    target = f"{BASE}?pid={dead_pid()}".encode()
+    status, h, body = raw_request(server.port, target, headers, version)
+    assert_json_error(status, h, body, 400, "Host")
+    assert body.count(b"\n") == 3, body
+
+
+@pytest.mark.parametrize("version,headers", [
+    (b"HTTP/1.0", b""),
+    (b"HTTP/1.1", b"Host: 127.0.0.1\r\n"),
+    (b"HTTP/1.1", b"host: localhost:8000 \r\n"),
+    (b"HTTP/1.1", b"Host: [::1]:8000\r\n"),
+], ids=["none-in-1.0", "address", "name-port-blank", "ipv6"])
+def test_a_good_host_header_is_taken(server, version, headers):
+    target = f"{BASE}?pid={dead_pid()}".encode()
+    assert_json_error(*raw_request(server.port, target, headers, version), 404,
+                      "no process with PID")
+
+
 def test_methods_and_paths(server):
     for method in ("POST", "PUT", "DELETE", "HEAD", "OPTIONS"):
         status, headers, body = server.request(BASE, "pid=1", method=method)

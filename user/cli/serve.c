@@ -780,6 +780,52 @@ static bool nul_in_target(struct MHD_Connection *c, const char *version)
 	       k->target + k->target_len + 1 != version;
 }
 
+/* What uri-host [":" port] (RFC 3986) is made of. */
+#define HOST_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" \
+	"0123456789-._~!$&'()*+,;=%:[]"
+
+struct hosts {
+	int n;
+	bool bad;
+};
+
+static enum MHD_Result one_header(void *cls, enum MHD_ValueKind kind,
+				  const char *key, const char *value)
+{
+	struct hosts *h = cls;
+	size_t n;
+
+	(void)kind;
+	if (strcasecmp(key, MHD_HTTP_HEADER_HOST))
+		return MHD_YES;
+	h->n++;
+	value = value ? value : "";
+	n = strlen(value);
+	while (n && (value[n - 1] == ' ' || value[n - 1] == '\t'))
+		n--;		/* MHD strips only the leading blanks */
+	if (strspn(value, HOST_CHARS) < n)
+		h->bad = true;
+	return MHD_YES;
+}
+
+/* RFC 9112 3.2: 400 for an HTTP/1.1 request without Host, and for any
+ * with more than one or with one that no host[:port] can be.  MHD's
+ * STRICT_FOR_CLIENT checks only the first, and answers with a page of its
+ * own where every error here is JSON. */
+static const char *host_error(struct MHD_Connection *c, const char *version)
+{
+	struct hosts h = { 0, false };
+
+	MHD_get_connection_values(c, MHD_HEADER_KIND, one_header, &h);
+	if (h.n > 1)
+		return "more than one Host header";
+	if (h.bad)
+		return "the Host header is not a host[:port]";
+	if (!h.n && strcmp(version, MHD_HTTP_VERSION_1_0))
+		return "an HTTP/1.1 request needs a Host header";
+	return NULL;
+}
+
 /* -------------------------------------------------------------- handler */
 
 /* Constant time in the token's content: every byte of the given value is
@@ -842,6 +888,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 	struct params p;
 	struct cmdline cl;
 	struct result r;
+	const char *bad;
 	char err[1024];
 	bool busy;
 	int ep, status;
@@ -856,6 +903,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 		return reply_error(c, MHD_HTTP_BAD_REQUEST,
 				   "the request target holds a NUL character (%00)",
 				   NULL);
+	}
+	if (!*state && (bad = host_error(c, version))) {
+		log_request(method, url, 400, t0);
+		return reply_error(c, MHD_HTTP_BAD_REQUEST, bad, NULL);
 	}
 	if (!token_ok(c)) {
 		log_request(method, url, 401, t0);
