@@ -64,6 +64,7 @@ def check_run_info(info, wl, python, frames):
     assert info["frames"] == frames
     assert info["target_exited"] is False
     assert info["interrupted"] is True
+    assert info["tables_changed_at_s"] is None
     assert 0 < info["window_seconds"] < 120
     counters = info["counters"]
     assert all(type(v) is int and v >= 0 for v in counters.values()), counters

@@ -19,6 +19,7 @@
 #include "hawk.skel.h"
 #include "slots.h"
 #include "ring.h"
+#include "tablewatch.h"
 #include "trampoline_install.h"
 
 #define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -1)
@@ -445,6 +446,7 @@ struct hk_tracer {
 	bool ring_busy;		/* ring: read at RING_BUSY_NS */
 	double drain_s;		/* ring: time spent draining (debug) */
 	unsigned long drains;
+	struct hk_tablewatch watch;
 };
 
 /* How often the ring is read: every 5 ms, every 1 ms while a read finds
@@ -515,6 +517,15 @@ static void ring_counters(struct hk_tracer *tr, uint64_t *c)
  * then the probes; stacks still announced are resolved after. With res,
  * the record is frozen and collected first (rc 0 so far) and the probes
  * come off in the background (hk_result_free waits). Frees tr. */
+static void tables_changed(const struct hk_tracer *tr, struct hk_result *res)
+{
+	res->tables_changed = tr->watch.changed_at >= 0;
+	/* seen at the last check, a moment after the window's end */
+	res->tables_changed_at = res->seconds > 0 && tr->watch.changed_at > res->seconds ?
+				 res->seconds : tr->watch.changed_at;
+	res->tables_changed_slot = tr->watch.slot;
+}
+
 static int teardown(struct hk_tracer *tr, struct hk_result *res, int rc,
 		    char *err, size_t errlen)
 {
@@ -522,6 +533,10 @@ static int teardown(struct hk_tracer *tr, struct hk_result *res, int rc,
 	const struct hk_trace_opts *o = &tr->o;
 	char warning[256];
 
+	/* before our own switches back */
+	hk_tablewatch_check(&tr->watch, now(), true);
+	if (res)
+		tables_changed(tr, res);
 	if (!o->sample || hk_sampler_remove(&tr->sampler, tr->t, warning,
 					     sizeof(warning)) == 0)
 		warning[0] = 0;
@@ -717,6 +732,7 @@ int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
 	    (o->sample && hk_sampler_switch(&tr->sampler, t, err, errlen)))
 		return teardown(tr, NULL, -1, err, errlen);
 	tr->start = now();
+	hk_tablewatch_arm(&tr->watch, t->memfd, &tr->hooks, tr->start);
 	char window[32] = "until stopped";
 
 	if (o->duration_ms)
@@ -736,6 +752,7 @@ int hk_trace_poll(struct hk_tracer *tr, int timeout_ms)
 	/* ring: the timer in the epoll set wakes it every RING_PERIOD_NS */
 	ring_buffer__poll(tr->rb, timeout_ms);
 	ring_drain(tr);
+	hk_tablewatch_check(&tr->watch, now(), false);
 	return 0;
 }
 
@@ -758,6 +775,8 @@ int hk_trace_snapshot(struct hk_tracer *tr, struct hk_result *res, char *err,
 	res->sym_borrowed = true;
 	res->seconds = now() - tr->start;
 	res->target_exited = exited(tr->pidfd);
+	hk_tablewatch_check(&tr->watch, now(), true);
+	tables_changed(tr, res);
 	if (collect(&tr->run, res))
 		return ERR("cannot read the live blocks: %s", strerror(errno));
 	return 0;

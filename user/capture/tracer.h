@@ -32,6 +32,9 @@ struct hk_result {
 	char warning[256];		/* set if the sampler could not be undone */
 	bool interrupted;
 	double seconds;			/* length of the window */
+	bool tables_changed;		/* someone else changed a table slot */
+	double tables_changed_at;	/* seen then, s into the window */
+	int tables_changed_slot;	/* which (hk_tablewatch_slot_name) */
 	struct hk_hist_cell hist[HK_DK_MAX][HK_HIST_BUCKETS];	/* --stats */
 	struct hk_symbolizer *sym;	/* owns the tracebacks */
 	struct detach *detach;		/* probes still coming off */

@@ -1,6 +1,7 @@
 /* Sessions: the per-PID lock, the report writer and the client commands
  * (see session.h). */
 #include "session.h"
+#include "tablewatch.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -176,12 +177,16 @@ static json_t *run_info(const struct hk_pytarget *t, const struct hk_result *r,
 			    json_integer((json_int_t)r->unresolved));
 	json_object_set_new(c, "unreadable_code_objects",
 			    json_integer((json_int_t)hk_sym_failures(r->sym)));
-	return json_pack("{s:i, s:s, s:s, s:f, s:i, s:b, s:b, s:b, s:o}",
+	return json_pack("{s:i, s:s, s:s, s:f, s:i, s:b, s:b, s:b, s:o, s:o}",
 			 "pid", (int)t->pid, "python", t->version,
 			 "image", t->image_name, "window_seconds", r->seconds,
 			 "frames", (int)o->frames, "target_exited", r->target_exited,
 			 "frozen_at_finalize", r->finalizing,
-			 "interrupted", r->interrupted, "counters", c);
+			 "interrupted", r->interrupted,
+			 /* null, or seconds into the window: incomplete since */
+			 "tables_changed_at_s", r->tables_changed ?
+				json_real(r->tables_changed_at) : json_null(),
+			 "counters", c);
 }
 
 /* Losses are never silent: one stderr line each. */
@@ -203,6 +208,9 @@ void hk_warn_losses(FILE *f, const struct hk_result *r)
 	if (hk_sym_failures(r->sym))
 		fprintf(f, "hawk-bpf: warning: %llu frames had unreadable code objects (reported as <unknown>)\n",
 			(unsigned long long)hk_sym_failures(r->sym));
+	if (r->tables_changed)
+		fprintf(f, "hawk-bpf: warning: the report is incomplete from %.2f s into the window: the target changed its allocator table then (the %s; tracemalloc.start() or stop(), or PyMem_SetAllocator), so what its allocators do since is not what hawk-bpf traces\n",
+			r->tables_changed_at, hk_tablewatch_slot_name(r->tables_changed_slot));
 }
 
 /* A sampled block is written as one trace of size * 1/p, so that
