@@ -62,7 +62,8 @@ class Target:
         for pid in [self.pid, *map(int, kids)]:
             os.kill(pid, signal.SIGUSR1)
         time.sleep(1)
-        lines = []
+        lines = [describe(int(k)) + ": wchan " + read(f"/proc/{k}/wchan") + "\n" +
+                 read(f"/proc/{k}/stack") + gdb_bt(int(k)) for k in kids]
         while not self.err.q.empty():
             lines.append(self.err.q.get() or "")
         return "\n".join(lines)
@@ -83,6 +84,23 @@ def hawk_pids():
         except OSError:
             pass
     return out
+
+
+def read(path):
+    try:
+        return Path(path).read_text()
+    except OSError as e:
+        return str(e)
+
+
+def gdb_bt(pid):
+    """Its native stack, if gdb is there."""
+    try:
+        r = subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "bt 20"],
+                           capture_output=True, text=True, timeout=30)
+        return "\n".join(l for l in r.stdout.splitlines() if l.startswith("#"))
+    except (OSError, subprocess.TimeoutExpired):
+        return "(no gdb)"
 
 
 def describe(pid):
