@@ -403,3 +403,22 @@ def test_bad_ring_size_refused(procs, tmp_path, monkeypatch, kb):
     wl.go()
     wl.wait("allocated")
     assert wl.tables() == wl.tables_at_start
+
+
+def test_a_trampoline_keeps_its_bounds(procs, tmp_path):
+    """The first sampled run leaves its trampoline for the process's life
+    (its code holds the class BOUNDs): a later run may change every P, and
+    one with other BOUNDs is refused in one line that says why (--help)."""
+    wl = Workload(procs, PYTHONS["debian-3.11.2"][0], SCRIPT, tmp_path)
+    rc, _, err = run_hawk("-p", wl.pid, "--sample", "--duration", "0.3")
+    assert rc == 0, err
+    rc, out, err = run_hawk("-p", wl.pid, "--sample-rates", "256:0.5,4096:0.01",
+                            "--duration", "0.3")
+    assert (rc, out) == (1, b"") and len(err) == 1, (rc, err)
+    assert "keeps the sampling trampoline of an earlier hawk-bpf" in err[0] and \
+        "same BOUNDs (any P)" in err[0], err
+    rc, _, err = run_hawk("-p", wl.pid, "--sample-rates", "128:0.5,8192:0.5",
+                          "--duration", "0.3")
+    assert rc == 0, err
+    rc, out, _ = run_hawk("--help")
+    assert b"other BOUNDs are refused" in out
