@@ -235,19 +235,22 @@ class Workload:
 
 
 class Hawk:
-    """One hawk-bpf process."""
+    """One hawk-bpf process (stdout: a file for its standard output, which
+    is then not read)."""
 
-    def __init__(self, procs, pid, *args, user=None):
+    def __init__(self, procs, pid, *args, user=None, stdout=None):
         argv = [HAWK, "-p", pid, *args]
         if user:
             argv = ["setpriv", f"--reuid={user}", f"--regid={user}",
                     "--clear-groups", *argv]
-        self.proc = procs.popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL)
+        self.proc = procs.popen(argv, stdout=stdout or subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         self.err = Lines(_text(self.proc.stderr), "hawk-bpf stderr")
         self._stdout = []
-        self._t = threading.Thread(target=lambda: self._stdout.append(self.proc.stdout.read()),
-                                   daemon=True)
+        self._t = threading.Thread(
+            target=lambda: self._stdout.append(self.proc.stdout.read()
+                                               if self.proc.stdout else b""),
+            daemon=True)
         self._t.start()
         self.ids = None
         self.image = None

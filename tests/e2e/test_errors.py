@@ -4,15 +4,19 @@ the target as it found it (no breakpoint in its code, allocator tables never
 touched, checked by a thread in the target polling them every 0.5 ms, no
 hawk-bpf program left loaded).  A target exiting during the window is not an
 error: what was traced is reported."""
+import errno
 import json
+import os
+import stat
 import subprocess
 import time
 
 import pytest
 
-from helpers import (HAWK, PYTHONS, UNSUPPORTED, WORKLOADS, Hawk, Procs, Workload,
-                     assert_bpf_gone, assert_lines_match, assert_no_orphan_programs,
-                     exit_during_window, patched_bytes, run_hawk)
+from helpers import (HAWK, PYTHONS, TRACING, UNSUPPORTED, WORKLOADS, Hawk, Procs,
+                     Workload, assert_bpf_gone, assert_detached, assert_lines_match,
+                     assert_no_orphan_programs, exit_during_window, patched_bytes,
+                     run_hawk)
 
 DEBIAN = PYTHONS["debian-3.11.2"][0]
 NOBODY = 65534
@@ -220,3 +224,110 @@ def test_build_whose_debug_offsets_differ_is_refused(procs, field):
     assert_one_error_line(err, "refusing an unknown build")
     assert py.poll() is None
     assert_no_orphan_programs()
+
+
+# ------------------------------------------------------------ -o FILE
+
+def error_lines(err):
+    """stderr but for the tracing line."""
+    return [l for l in err if not TRACING.match(l)]
+
+
+def traced_then_stopped(procs, tmp_path, *args, stdout=None):
+    """retain.py traced with args until it has allocated, then SIGINT:
+    (rc, stderr lines); hawk-bpf is checked to have left nothing behind."""
+    wl = Workload(procs, DEBIAN, "retain.py", tmp_path)
+    hawk = Hawk(procs, wl.pid, "--duration", "600", *args, stdout=stdout)
+    hawk.wait_tracing()
+    wl.go()
+    wl.wait("allocated")
+    rc, _, err = hawk.stop()
+    assert wl.alive(), "the target died"
+    assert_detached(hawk, wl)
+    return rc, err
+
+
+@pytest.mark.parametrize("where", ["-o /dev/full", "stdout on /dev/full"])
+def test_output_device_full(procs, tmp_path, where):
+    """A device that takes no data can only fail at the end: one line that
+    names it and the reason, exit 1, the target as it was."""
+    if where == "stdout on /dev/full":
+        with open("/dev/full", "wb") as full:
+            rc, err = traced_then_stopped(procs, tmp_path, stdout=full)
+        name = "standard output"
+    else:
+        rc, err = traced_then_stopped(procs, tmp_path, "-o", "/dev/full")
+        name = "/dev/full"
+    assert rc == 1, err
+    assert error_lines(err) == \
+        [f"hawk-bpf: cannot write the report to {name}: No space left on device"], err
+
+
+@pytest.fixture
+def full_fs(tmp_path):
+    """A 64 KiB tmpfs holding report.pickle ("previous report") and a
+    filler that takes every other byte."""
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", fs], check=True)
+    try:
+        (fs / "report.pickle").write_text("previous report")
+        fd = os.open(fs / "fill", os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError as e:
+            assert e.errno == errno.ENOSPC, e
+        finally:
+            os.close(fd)
+        yield fs
+    finally:
+        subprocess.run(["umount", "-l", fs], check=True)
+
+
+def test_full_disk_keeps_the_previous_report(procs, tmp_path, full_fs):
+    """The disk fills while the report is written: one line naming the file
+    and the reason, and the report that was there is still there, whole
+    (it is replaced only by a whole new one), with nothing else left."""
+    report = full_fs / "report.pickle"
+    rc, err = traced_then_stopped(procs, tmp_path, "--format", "pickle", "-o", report)
+    assert rc == 1, err
+    assert report.read_bytes() == b"previous report", "the previous report was lost"
+    assert sorted(os.listdir(full_fs)) == ["fill", "report.pickle"]
+    assert error_lines(err) == \
+        [f"hawk-bpf: cannot write the report to {report}: No space left on device"], err
+
+
+def test_report_replaces_a_file_whole(procs, tmp_path):
+    """An existing report is replaced by the new one, keeping its mode;
+    through a symlink, the file it points to is replaced."""
+    report = tmp_path / "report.json"
+    report.write_text("previous report")
+    report.chmod(0o640)
+    link = tmp_path / "link.json"
+    link.symlink_to(report)
+    rc, err = traced_then_stopped(procs, tmp_path, "-o", link)
+    assert rc == 0, err
+    assert link.is_symlink()
+    assert json.loads(report.read_text())["hawk_bpf"]["pid"] > 0
+    assert stat.S_IMODE(report.stat().st_mode) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".json")) == \
+        ["link.json", "report.json"]
+
+
+def test_refused_runs_create_no_output(procs, tmp_path):
+    """A run refused after its -o was checked (here: the process is already
+    traced) creates no file, and leaves the first tracer alone."""
+    wl = Workload(procs, DEBIAN, "retain.py", tmp_path)
+    first = Hawk(procs, wl.pid, "--duration", "600")
+    first.wait_tracing()
+    never = tmp_path / "never.json"
+    rc, out, err = run_hawk("-p", wl.pid, "--duration", "1", "-o", never)
+    assert rc == 1
+    assert_one_error_line(err, "already tracing")
+    assert not never.exists(), "a refused run created its -o file"
+    wl.go()
+    wl.wait("allocated")   # the workload answers "tables" from then on
+    rc, _, err = first.stop()
+    assert rc == 0, err
+    assert_detached(first, wl)

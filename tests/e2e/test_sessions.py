@@ -203,6 +203,9 @@ def test_no_session(procs, tmp_path):
     precious.write_text("keep me")
     assert_refused(["snapshot", "-p", wl.pid, "-o", precious], "no hawk-bpf session")
     assert precious.read_text() == "keep me", "a refused snapshot clobbered its -o file"
+    never = tmp_path / "never.pickle"
+    assert_refused(["snapshot", "-p", wl.pid, "-o", never], "no hawk-bpf session")
+    assert not never.exists(), "a refused snapshot created its -o file"
     assert status_of(wl.pid) == []
     # start on what is not a CPython process: the daemon's error, rc 1,
     # and no session.

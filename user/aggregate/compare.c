@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "outfile.h"
 #include "pickle.h"
 #include "report.h"
 #include "source.h"
@@ -128,22 +129,23 @@ static char *render(const struct hk_options *o, const struct hk_snapshot *new,
 	return text;
 }
 
+/* -o as the tracing commands treat it (outfile.h): an existing file is
+ * replaced whole, or not at all. */
 static int write_out(const char *path, const char *text)
 {
-	FILE *f = path ? fopen(path, "w") : stdout;
-	int e;
+	struct hk_out out;
+	char err[512];
 
-	if (!f)
-		return hk_fail("cannot write %s: %s", path, strerror(errno));
-	if (fputs(text, f) < 0 || fputc('\n', f) == EOF || fflush(f)) {
-		e = errno;
-		if (path)
-			fclose(f);
-		return hk_fail("cannot write %s: %s", path ? path : "the report",
-			    strerror(e));
+	if (hk_out_open(&out, path, err, sizeof(err)))
+		return hk_fail("%s", err);
+	errno = 0;
+	if (fputs(text, out.f) < 0 || fputc('\n', out.f) == EOF) {
+		hk_out_error(&out, errno, err, sizeof(err));
+		hk_out_discard(&out);
+		return hk_fail("%s", err);
 	}
-	if (path && fclose(f))
-		return hk_fail("cannot write %s: %s", path, strerror(errno));
+	if (hk_out_commit(&out, err, sizeof(err)))
+		return hk_fail("%s", err);
 	return 0;
 }
 

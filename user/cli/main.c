@@ -16,6 +16,7 @@
 #include "compare.h"
 #include "daemon.h"
 #include "options.h"
+#include "outfile.h"
 #include "pickle.h"
 #include "pytarget.h"
 #include "session.h"
@@ -74,6 +75,47 @@ static void hold_dirs(pid_t pid)
 	hk_creds_of(pid, &creds);
 }
 
+/* The report into out, put in place: 0, or 1 with one line naming the
+ * file and the reason. */
+static int write_out(struct hk_out *out, const struct hk_options *o,
+		     const struct hk_pytarget *t, const struct hk_result *r)
+{
+	struct timespec a, b;
+	char err[512];
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	errno = 0;
+	rc = hk_write_report(out->f, o, t, r, rootfd, cwdfd, &creds, false);
+	if (rc) {
+		hk_out_error(out, errno, err, sizeof(err));
+		hk_out_discard(out);
+	} else {
+		rc = hk_out_commit(out, err, sizeof(err));
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	if (getenv("HAWK_BPF_DEBUG"))
+		fprintf(stderr, "hawk-bpf: debug: report took %.3f s\n",
+			b.tv_sec - a.tv_sec + (b.tv_nsec - a.tv_nsec) / 1e9);
+	return rc ? hk_fail("%s", err) : 0;
+}
+
+static void summary(const struct hk_options *o, const struct hk_result *r)
+{
+	uint64_t n = 0;
+
+	if (!o->stats) {
+		fprintf(stderr, "hawk-bpf: %zu live blocks traced over %.1f s\n",
+			r->ntraces, r->seconds);
+		return;
+	}
+	for (int d = 0; d < HK_DK_MAX; d++)
+		for (int b = 0; b < HK_HIST_BUCKETS; b++)
+			n += r->hist[d][b].count;
+	fprintf(stderr, "hawk-bpf: %llu allocations counted over %.1f s\n",
+		(unsigned long long)n, r->seconds);
+}
+
 int main(int argc, char **argv)
 {
 	struct hk_options o;
@@ -81,7 +123,7 @@ int main(int argc, char **argv)
 	struct hk_result r;
 	struct hk_trace_opts to;
 	char err[512];
-	FILE *out = stdout;
+	struct hk_out out;
 	int lock, rc;
 
 	if (hk_options_parse(&o, argc, argv, err, sizeof(err))) {
@@ -127,20 +169,15 @@ int main(int argc, char **argv)
 		hk_pytarget_close(&t);
 		return hk_fail("%s", err);
 	}
-	if (o.output) {
-		/* Checked before attaching; truncated only once we have a
-		 * report to write. */
-		int fd = open(o.output, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-
-		if (fd < 0 || !(out = fdopen(fd, "w"))) {
-			snprintf(err, sizeof(err), "cannot write %s: %s", o.output,
-				 strerror(errno));
-			hk_pytarget_close(&t);
-			return hk_fail("%s", err);
-		}
+	/* Checked before attaching; nothing is created until the report is
+	 * whole (outfile.h). */
+	if (hk_out_open(&out, o.output, err, sizeof(err))) {
+		hk_pytarget_close(&t);
+		return hk_fail("%s", err);
 	}
 	lock = hk_lock_or_refuse(o.pid, "profile");
 	if (lock < 0) {
+		hk_out_discard(&out);
 		hk_pytarget_close(&t);
 		return 1;
 	}
@@ -154,6 +191,7 @@ int main(int argc, char **argv)
 				     .sample = o.sample ? &o.rates : NULL,
 				     .stop = &stop_flag };
 	if (hk_trace_run(&t, &to, &r, err, sizeof(err))) {
+		hk_out_discard(&out);
 		hk_result_free(&r);
 		hk_pytarget_close(&t);
 		hk_lock_release(lock, o.pid);
@@ -167,34 +205,10 @@ int main(int argc, char **argv)
 	if (r.warning[0] && !r.target_exited)
 		fprintf(stderr, "hawk-bpf: warning: %s (the sampling trampoline stays; it works without hawk-bpf)\n",
 			r.warning);
-	{
-		struct timespec a, b;
-
-		clock_gettime(CLOCK_MONOTONIC, &a);
-		/* -o was opened without truncation, in case we never got here. */
-		rc = out != stdout && ftruncate(fileno(out), 0) ? -1 :
-		     hk_write_report(out, &o, &t, &r, rootfd, cwdfd, &creds, false);
-		clock_gettime(CLOCK_MONOTONIC, &b);
-		if (getenv("HAWK_BPF_DEBUG"))
-			fprintf(stderr, "hawk-bpf: debug: report took %.3f s\n",
-				b.tv_sec - a.tv_sec + (b.tv_nsec - a.tv_nsec) / 1e9);
-	}
-	if (fflush(out) || rc)
-		rc = hk_fail("cannot write the report");
-	if (o.stats) {
-		uint64_t n = 0;
-
-		for (int d = 0; d < HK_DK_MAX; d++)
-			for (int b = 0; b < HK_HIST_BUCKETS; b++)
-				n += r.hist[d][b].count;
-		fprintf(stderr, "hawk-bpf: %llu allocations counted over %.1f s\n",
-			(unsigned long long)n, r.seconds);
-	} else {
-		fprintf(stderr, "hawk-bpf: %zu live blocks traced over %.1f s\n",
-			r.ntraces, r.seconds);
-	}
-	if (out != stdout)
-		fclose(out);
+	rc = write_out(&out, &o, &t, &r);
+	/* a lost report's error line is the last word, not a summary */
+	if (!rc)
+		summary(&o, &r);
 	hk_result_free(&r);
 	hk_pytarget_close(&t);
 	/* Nothing of ours stays on disk: the lock file goes with the lock. */

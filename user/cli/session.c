@@ -20,6 +20,7 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include "outfile.h"
 #include "pickle.h"
 #include "report.h"
 #include "sizestats.h"
@@ -406,19 +407,15 @@ static int request(int fd, pid_t pid, const char *req)
 
 int hk_session_snapshot(const struct hk_options *o)
 {
-	char req[128], buf[65536];
-	FILE *out = stdout;
+	char req[128], buf[65536], err[512];
+	struct hk_out out;
 	pid_t daemon;
-	int fd, rc = 0;
+	int fd, rc = 0, e = 0;
 	ssize_t n;
 
-	if (o->output) {
-		/* Checked first; truncated only once there is a report. */
-		int ofd = open(o->output, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-
-		if (ofd < 0 || !(out = fdopen(ofd, "w")))
-			return hk_fail("cannot write %s: %s", o->output, strerror(errno));
-	}
+	/* Checked first; nothing is created until the report is whole. */
+	if (hk_out_open(&out, o->output, err, sizeof(err)))
+		return hk_fail("%s", err);
 	fd = session_connect(o->pid, &daemon);
 	if (fd < 0) {
 		rc = no_session(o->pid);
@@ -429,21 +426,22 @@ int hk_session_snapshot(const struct hk_options *o)
 	rc = request(fd, o->pid, req);
 	if (rc)
 		goto out;
-	if (out != stdout && ftruncate(fileno(out), 0))
-		rc = hk_fail("cannot write %s: %s", o->output, strerror(errno));
-	while (!rc && ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)))
-		if (n > 0 && fwrite(buf, 1, (size_t)n, out) != (size_t)n)
-			rc = hk_fail("cannot write the report: %s", strerror(errno));
-	if (!rc && n < 0)
+	while (!e && ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)))
+		if (n > 0 && fwrite(buf, 1, (size_t)n, out.f) != (size_t)n)
+			e = errno ? errno : EIO;
+	if (e) {
+		hk_out_error(&out, e, err, sizeof(err));
+		rc = hk_fail("%s", err);
+	} else if (n < 0) {
 		rc = hk_fail("the hawk-bpf session for PID %d broke off: %s",
 			  (int)o->pid, strerror(errno));
-	if (!rc && fflush(out))
-		rc = hk_fail("cannot write the report: %s", strerror(errno));
+	} else if (hk_out_commit(&out, err, sizeof(err))) {
+		rc = hk_fail("%s", err);
+	}
 out:
 	if (fd >= 0)
 		close(fd);
-	if (out != stdout)
-		fclose(out);
+	hk_out_discard(&out);
 	return rc;
 }
 
