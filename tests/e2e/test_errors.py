@@ -10,13 +10,14 @@ import os
 import stat
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
-from helpers import (HAWK, PYTHONS, TRACING, UNSUPPORTED, WORKLOADS, Hawk, Procs,
-                     Workload, assert_bpf_gone, assert_detached, assert_lines_match,
-                     assert_no_orphan_programs, exit_during_window, patched_bytes,
-                     run_hawk)
+from helpers import (HAWK, PYTHONS, TIMEOUT, TRACING, UNSUPPORTED, WORKLOADS, Hawk,
+                     Procs, Workload, assert_bpf_gone, assert_detached,
+                     assert_lines_match, assert_no_orphan_programs,
+                     exit_during_window, patched_bytes, run_hawk)
 
 DEBIAN = PYTHONS["debian-3.11.2"][0]
 NOBODY = 65534
@@ -331,3 +332,40 @@ def test_refused_runs_create_no_output(procs, tmp_path):
     rc, _, err = first.stop()
     assert rc == 0, err
     assert_detached(first, wl)
+
+
+# ------------------------------------- processes with no Python to find
+
+def zombie(procs):
+    p = procs.popen(["true"])
+    end = time.monotonic() + TIMEOUT
+    while Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < end, "true never became a zombie"
+        time.sleep(0.01)
+    return p.pid, "true"
+
+
+def init():
+    comm = Path("/proc/1/comm").read_text().strip()
+    cmdline = Path("/proc/1/cmdline").read_bytes()
+    assert b"python" not in cmdline.lower() and "python" not in comm.lower(), \
+        "PID 1 is a Python here: this test needs one that is not"
+    return 1, comm
+
+
+@pytest.mark.parametrize("what", ["kernel thread", "zombie", "PID 1"])
+def test_process_without_python_is_not_a_cpython_process(procs, what):
+    """A kernel thread (kthreadd), a zombie, and PID 1 (some init, which
+    root may not even be allowed to read) are refused as any process that
+    is not CPython is: one line naming the process, exit 1."""
+    if what == "kernel thread":
+        pid, comm = 2, Path("/proc/2/comm").read_text().strip()
+        assert comm == "kthreadd"
+    elif what == "zombie":
+        pid, comm = zombie(procs)
+    else:
+        pid, comm = init()
+    rc, out, err = run_hawk("-p", pid, "--duration", "1")
+    assert (rc, out) == (1, b""), err
+    assert_one_error_line(err, f"process {pid} ({comm}) is not a CPython process")
+    assert_no_orphan_programs()

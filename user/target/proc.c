@@ -49,6 +49,8 @@ int hk_maps_read(pid_t pid, struct hk_maps *m)
 	}
 	free(line);
 	fclose(f);
+	if (!m->n)
+		errno = 0;	/* readable, and empty: no user memory */
 	return m->n ? 0 : -1;
 }
 
@@ -151,4 +153,29 @@ pid_t hk_proc_tgid(pid_t pid)
 
 	return status_field(pid, "Tgid:", v, sizeof(v)) == 0 &&
 	       sscanf(v, "%d", &tgid) == 1 && tgid > 0 ? (pid_t)tgid : pid;
+}
+
+int hk_proc_stat(pid_t pid, struct hk_proc_stat *st)
+{
+	char path[64], buf[1024], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	/* comm may hold spaces and parentheses: the fields follow the last ')' */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %lu %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+			 &st->state, &st->flags, &st->start) != 3) {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
 }

@@ -39,6 +39,21 @@ int hk_proc_nspid(pid_t pid, pid_t *nspid);
  * process, or when that is not known. */
 pid_t hk_proc_tgid(pid_t pid);
 
+/* What /proc/PID/stat says of a process. */
+struct hk_proc_stat {
+	char state;			/* R, S, D, T, t, Z, X, ... */
+	unsigned long flags;		/* the kernel's PF_* */
+	unsigned long long start;	/* start time, clock ticks after boot:
+					 * with the PID, names one process
+					 * however PIDs are reused */
+};
+
+/* PF_KTHREAD: a kernel thread, which has no user memory. */
+#define HK_PF_KTHREAD 0x00200000UL
+
+/* 0, or -1 (errno: ENOENT once the process is gone). */
+int hk_proc_stat(pid_t pid, struct hk_proc_stat *st);
+
 /* The process's command name (comm), or "?" */
 void hk_proc_comm(pid_t pid, char *buf, size_t len);
 

@@ -175,22 +175,57 @@ static int check_debug_offsets(struct hk_pytarget *t, char *err, size_t errlen)
 	return 0;
 }
 
-int hk_pytarget_open(struct hk_pytarget *t, pid_t pid, char *err, size_t errlen)
+/* A kernel thread or a zombie has no user memory to look at: said so,
+ * as for any other process that is not CPython. */
+static int not_a_program(struct hk_pytarget *t, char *err, size_t errlen)
+{
+	struct hk_proc_stat st;
+	char comm[64];
+
+	if (hk_proc_stat(t->pid, &st))
+		return 0;	/* reading its maps will say why */
+	hk_proc_comm(t->pid, comm, sizeof(comm));
+	if (st.flags & HK_PF_KTHREAD)
+		return ERR("process %d (%s) is not a CPython process: it is a kernel thread",
+			   (int)t->pid, comm);
+	if (st.state == 'Z' || st.state == 'X')
+		return ERR("process %d (%s) is not a CPython process: it has exited (a zombie its parent has not reaped)",
+			   (int)t->pid, comm);
+	return 0;
+}
+
+/* /proc/PID/maps, or one line: a process root may not read (held by a
+ * security module, or with capabilities beyond ours) cannot be seen to
+ * be a CPython process. */
+static int read_maps(struct hk_pytarget *t, struct hk_maps *maps, char *err,
+		     size_t errlen)
+{
+	char comm[64];
+	int e;
+
+	if (hk_maps_read(t->pid, maps) == 0)
+		return 0;
+	e = errno;
+	hk_proc_comm(t->pid, comm, sizeof(comm));
+	if (e == EACCES || e == EPERM)
+		return ERR("process %d (%s) is not a CPython process that hawk-bpf may read (/proc/%d/maps: %s)",
+			   (int)t->pid, comm, (int)t->pid, strerror(e));
+	if (!e)
+		return ERR("process %d (%s) is not a CPython process: it has no memory mappings",
+			   (int)t->pid, comm);
+	return ERR("cannot read /proc/%d/maps: %s", (int)t->pid, strerror(e));
+}
+
+static int open_interpreter(struct hk_pytarget *t, char *err, size_t errlen)
 {
 	struct hk_maps maps;
 	uint64_t vaddr;
 	uint32_t hex;
+	pid_t pid = t->pid;
 	int maj = 0, min = 0, found = 0, named = 0;
 
-	memset(t, 0, sizeof(*t));
-	t->pid = pid;
-	t->memfd = -1;
-	t->elf.fd = -1;
-	if (kill(pid, 0) && errno == ESRCH)
-		return ERR("no process with PID %d", (int)pid);
-	if (hk_maps_read(pid, &maps))
-		return ERR("cannot read /proc/%d/maps: %s", (int)pid,
-			   strerror(errno ? errno : EACCES));
+	if (read_maps(t, &maps, err, errlen))
+		return -1;
 	/* The image that defines _PyRuntime: the executable for a static
 	 * libpython, libpython3.X.so otherwise. */
 	for (size_t i = 0; i < maps.n && !found; i++) {
@@ -270,6 +305,19 @@ int hk_pytarget_open(struct hk_pytarget *t, pid_t pid, char *err, size_t errlen)
 		}
 	}
 	return 0;
+}
+
+int hk_pytarget_open(struct hk_pytarget *t, pid_t pid, char *err, size_t errlen)
+{
+	memset(t, 0, sizeof(*t));
+	t->pid = pid;
+	t->memfd = -1;
+	t->elf.fd = -1;
+	if (kill(pid, 0) && errno == ESRCH)
+		return ERR("no process with PID %d", (int)pid);
+	if (not_a_program(t, err, errlen))
+		return -1;
+	return open_interpreter(t, err, errlen);
 }
 
 void hk_pytarget_close(struct hk_pytarget *t)
