@@ -7,6 +7,8 @@ error: what was traced is reported."""
 import errno
 import json
 import os
+import shutil
+import signal
 import stat
 import subprocess
 import time
@@ -16,7 +18,7 @@ import pytest
 
 from helpers import (HAWK, PYTHONS, TIMEOUT, TRACING, UNSUPPORTED, WORKLOADS, Hawk,
                      Procs, Workload, assert_bpf_gone, assert_detached,
-                     assert_lines_match, assert_no_orphan_programs,
+                     assert_lines_match, assert_no_orphan_programs, bpf_ids_of,
                      exit_during_window, patched_bytes, run_hawk)
 
 DEBIAN = PYTHONS["debian-3.11.2"][0]
@@ -332,6 +334,75 @@ def test_refused_runs_create_no_output(procs, tmp_path):
     rc, _, err = first.stop()
     assert rc == 0, err
     assert_detached(first, wl)
+
+
+# --------------------------------------------- a target that goes away
+
+def perf_events(pid):
+    n = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            n += os.readlink(fd) == "anon_inode:[perf_event]"
+        except OSError:
+            pass
+    return n
+
+
+def held_at_third_uprobe(pid, timeout=TIMEOUT):
+    """The hawk-bpf process tracing pid (the profile, or start's daemon)
+    once strace holds it stopped after its third perf_event_open: two
+    uprobes live and a third made. Its PID."""
+    exe = os.path.realpath(HAWK)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for d in Path("/proc").iterdir():
+            try:
+                if not d.name.isdigit() or os.path.realpath(d / "exe") != exe or \
+                        str(pid).encode() not in (d / "cmdline").read_bytes().split(b"\0"):
+                    continue
+                n = perf_events(d.name)
+            except OSError:
+                continue
+            assert n <= 3, f"hawk-bpf {d.name} was not held at its third uprobe ({n})"
+            if n == 3:
+                time.sleep(0.3)
+                assert perf_events(d.name) == 3, "hawk-bpf was not held at its third uprobe"
+                return int(d.name)
+        time.sleep(0.02)
+    raise AssertionError("hawk-bpf never reached its third uprobe")
+
+
+@pytest.mark.parametrize("command", ["profile", "start"])
+def test_target_exits_during_attach(procs, tmp_path, command):
+    """The target exits while hawk-bpf attaches (held by strace between
+    two uprobes, then let go once the target is gone): one line saying so,
+    exit 1, no -o file, no lock or socket, and none of the BPF objects it
+    held then is left loaded."""
+    assert shutil.which("strace"), "strace is not installed (scripts/install-deps)"
+    wl = Workload(procs, DEBIAN, "retain.py", tmp_path)
+    never = tmp_path / "never.json"
+    args = (["-p", wl.pid, "--duration", "600", "-o", never] if command == "profile"
+            else ["start", "-p", wl.pid])
+    tracer = procs.popen(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=perf_event_open",
+                          "-e", "inject=perf_event_open:signal=SIGSTOP:when=3", HAWK, *args],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL)
+    held = held_at_third_uprobe(wl.pid)
+    ids = bpf_ids_of(held)
+    assert ids["link"] and ids["prog"], ids
+    wl.proc.kill()
+    wl.proc.wait(10)
+    os.kill(held, signal.SIGCONT)
+    rc = tracer.wait(TIMEOUT)
+    out, err = tracer.stdout.read(), tracer.stderr.read().decode().splitlines()
+    assert (rc, out) == (1, b""), (rc, err)
+    assert err == [f"hawk-bpf: process {wl.pid} exited during attach; nothing was traced"], err
+    assert not never.exists(), "-o created by a run that traced nothing"
+    left = [p for p in (Path(f"/run/hawk-bpf/{wl.pid}.lock"),
+                        Path(f"/run/hawk-bpf/{wl.pid}.sock")) if p.exists()]
+    assert not left, f"hawk-bpf left files behind: {left}"
+    assert_bpf_gone(ids)
+    assert_no_orphan_programs()
 
 
 # ------------------------------------- processes with no Python to find

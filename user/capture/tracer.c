@@ -3,8 +3,10 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -608,8 +610,20 @@ static int teardown(struct hk_tracer *tr, struct hk_result *res, int rc,
 	return rc;
 }
 
-int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
-		   const struct hk_trace_opts *o, char *err, size_t errlen)
+/* libbpf's own messages go to stderr only with HAWK_BPF_DEBUG: each
+ * failure they tell of is also ours to say, in one line of our own (a
+ * target that exits during attach made libbpf spill its warnings). */
+static int libbpf_print(enum libbpf_print_level level, const char *fmt,
+			va_list ap)
+{
+	if (level == LIBBPF_DEBUG || !getenv("HAWK_BPF_DEBUG"))
+		return 0;
+	fputs("hawk-bpf: debug: libbpf: ", stderr);
+	return vfprintf(stderr, fmt, ap);
+}
+
+static int start(struct hk_tracer **out, struct hk_pytarget *t,
+		 const struct hk_trace_opts *o, char *err, size_t errlen)
 {
 	struct hk_tracer *tr;
 	struct run *run;
@@ -692,7 +706,8 @@ int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
 		free(tr);
 		if (e == EPERM || e == EACCES)
 			return ERR("permission denied loading BPF programs: run as root (CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE)");
-		return ERR("cannot load the BPF programs: %s", strerror(e));
+		return ERR("cannot load the BPF programs: %s (HAWK_BPF_DEBUG=1 shows libbpf's messages)",
+			   strerror(e));
 	}
 	run->stacks_fd = bpf_map__fd(run->skel->maps.stacks);
 	run->rates = o->sample;
@@ -700,7 +715,9 @@ int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
 	run->sym = hk_sym_new(t->memfd, t->layout, o->frames);
 	tr->rb = ring_buffer__new(bpf_map__fd(run->skel->maps.new_stacks),
 				  on_new_stack, run, NULL);
-	tr->pidfd = (int)syscall(SYS_pidfd_open, t->pid, 0);
+	/* the process hk_pytarget_open found, even if its PID is reused */
+	tr->pidfd = t->pidfd >= 0 ? fcntl(t->pidfd, F_DUPFD_CLOEXEC, 0)
+				  : (int)syscall(SYS_pidfd_open, t->pid, 0);
 	if (!run->buf || !run->sym || !tr->rb) {
 		snprintf(err, errlen, "out of memory");
 		return teardown(tr, NULL, -1, err, errlen);
@@ -743,6 +760,16 @@ int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
 	fflush(stderr);
 	*out = tr;
 	return 0;
+}
+
+int hk_trace_start(struct hk_tracer **out, struct hk_pytarget *t,
+		   const struct hk_trace_opts *o, char *err, size_t errlen)
+{
+	libbpf_set_print(libbpf_print);
+	if (start(out, t, o, err, errlen) == 0)
+		return 0;
+	/* whatever failed, the reason is then that the target went away */
+	return hk_pytarget_gone(t) ? hk_pytarget_gone_err(t, err, errlen) : -1;
 }
 
 int hk_trace_poll(struct hk_tracer *tr, int timeout_ms)

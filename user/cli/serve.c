@@ -973,6 +973,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 		status = strstr(err, "not implemented yet")
 			 ? MHD_HTTP_NOT_IMPLEMENTED : MHD_HTTP_BAD_REQUEST;
 	} else if (r.status == 1 && (strstr(err, "no process with PID") ||
+				     strstr(err, "exited during attach") ||
 				     strstr(err, "is not a CPython process") ||
 				     strstr(err, "no hawk-bpf session"))) {
 		status = MHD_HTTP_NOT_FOUND;

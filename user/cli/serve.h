@@ -18,8 +18,8 @@
  * those that apply); any other parameter is refused.
  *
  * Exit status to HTTP: 0 -> 200 with the output; 2 -> 400 (501 for a
- * subcommand "not implemented yet"); 1 -> 404 (no such process, not
- * CPython), 422 (unsupported CPython) or 500.  Errors are {"error": "..."}.
+ * subcommand "not implemented yet"); 1 -> 404 (no such process, one that
+ * exited during attach, not CPython), 422 (unsupported CPython) or 500.  Errors are {"error": "..."}.
  * gc=true (Hawk's default) cannot be honoured from outside the target
  * before CPython 3.14: JSON responses then carry a "warnings" array, other
  * responses an X-Hawk-Warning header.

@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "disasm.h"
 
@@ -313,11 +315,29 @@ int hk_pytarget_open(struct hk_pytarget *t, pid_t pid, char *err, size_t errlen)
 	t->pid = pid;
 	t->memfd = -1;
 	t->elf.fd = -1;
-	if (kill(pid, 0) && errno == ESRCH)
+	/* first: every later read is then known to be of this process */
+	t->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if ((t->pidfd < 0 && errno == ESRCH) || (kill(pid, 0) && errno == ESRCH))
 		return ERR("no process with PID %d", (int)pid);
 	if (not_a_program(t, err, errlen))
 		return -1;
-	return open_interpreter(t, err, errlen);
+	if (open_interpreter(t, err, errlen) == 0)
+		return 0;
+	return hk_pytarget_gone(t) ? hk_pytarget_gone_err(t, err, errlen) : -1;
+}
+
+bool hk_pytarget_gone(const struct hk_pytarget *t)
+{
+	struct pollfd p = { .fd = t->pidfd, .events = POLLIN };
+
+	if (t->pidfd < 0)
+		return kill(t->pid, 0) && errno == ESRCH;
+	return poll(&p, 1, 0) == 1;
+}
+
+int hk_pytarget_gone_err(const struct hk_pytarget *t, char *err, size_t errlen)
+{
+	return ERR("process %d exited during attach; nothing was traced", (int)t->pid);
 }
 
 void hk_pytarget_close(struct hk_pytarget *t)
@@ -325,5 +345,8 @@ void hk_pytarget_close(struct hk_pytarget *t)
 	if (t->memfd >= 0)
 		close(t->memfd);
 	t->memfd = -1;
+	if (t->pidfd >= 0)
+		close(t->pidfd);
+	t->pidfd = -1;
 	hk_elf_close(&t->elf);
 }

@@ -4,6 +4,7 @@
 #ifndef HAWK_PYTARGET_H
 #define HAWK_PYTARGET_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include "elfimg.h"
@@ -14,6 +15,9 @@ enum { HK_DOM_RAW, HK_DOM_MEM, HK_DOM_OBJ, HK_NDOMAINS };
 
 struct hk_pytarget {
 	pid_t pid;
+	int pidfd;			/* the process itself, from the start:
+					 * tells its exit, whatever reuses
+					 * its PID (-1 if the kernel has none) */
 	int memfd;			/* /proc/PID/mem, read-write */
 	char image_path[128];		/* path a uprobe attaches to */
 	char image_name[256];		/* as the target maps it */
@@ -27,8 +31,16 @@ struct hk_pytarget {
 					 * PyMemAllocatorEx tables */
 };
 
-/* 0 on success; -1 with one line in err. */
+/* 0 on success; -1 with one line in err. A process that exits meanwhile
+ * is said to have "exited during attach" (hk_pytarget_gone_err). */
 int hk_pytarget_open(struct hk_pytarget *t, pid_t pid, char *err, size_t errlen);
 void hk_pytarget_close(struct hk_pytarget *t);
+
+/* Whether the process has exited since hk_pytarget_open began. */
+bool hk_pytarget_gone(const struct hk_pytarget *t);
+/* "process PID exited during attach; nothing was traced" into err: what
+ * every failure to attach becomes once the process is gone (its reads
+ * and writes fail then, and libbpf's with ESRCH). Returns -1. */
+int hk_pytarget_gone_err(const struct hk_pytarget *t, char *err, size_t errlen);
 
 #endif
