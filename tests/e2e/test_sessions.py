@@ -2,6 +2,7 @@
 tracing the target, `snapshot` reports its live blocks as often as asked
 without disturbing it, `status` lists the sessions, `stop` ends one and
 leaves nothing behind."""
+import fcntl
 import json
 import os
 import re
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (PYTHONS, TRACING, WORKLOADS, Workload, assert_bpf_gone,
+from helpers import (PYTHONS, TRACING, WORKLOADS, Hawk, Workload, assert_bpf_gone,
                      assert_lines_match, bpf_ids_of, patched_bytes, run_hawk)
 
 RUN = Path("/run/hawk-bpf")
@@ -43,8 +44,9 @@ def start(sessions, wl, *args):
 
 
 def daemon_of(pid):
-    """The daemon's PID, as it wrote it in the lock file."""
-    owner, role = (RUN / f"{pid}.lock").read_text().split()
+    """The daemon's PID, as it wrote it in the lock file (with its start
+    time and the target's)."""
+    owner, role, *_ = (RUN / f"{pid}.lock").read_text().split()
     assert role == "daemon"
     return int(owner)
 
@@ -259,3 +261,49 @@ def test_target_exited(procs, tmp_path, sessions):
     stop(wl.pid, daemon)
     assert_bpf_gone(ids)
     assert status_of(wl.pid) == []
+
+
+def test_killed_profile_lock_is_cleaned(procs, tmp_path):
+    """kill -9 of a one-shot run leaves its lock file; once its target is
+    gone, status removes it, and so does the next run (on any process)."""
+    locks = []
+    for _ in range(2):
+        wl = Workload(procs, DEBIAN, "retain.py", tmp_path)
+        hawk = Hawk(procs, wl.pid, "--duration", "600")
+        hawk.wait_tracing()
+        hawk.proc.kill()
+        hawk.proc.wait(10)
+        wl.proc.kill()
+        wl.proc.wait(10)
+        locks.append(RUN / f"{wl.pid}.lock")
+        assert locks[-1].exists(), "the killed run left no lock: nothing to test"
+    status_lines()
+    assert not locks[0].exists(), "status left a stale lock"
+    rc, _, err = run_hawk("-p", Workload(procs, DEBIAN, "retain.py", tmp_path).pid,
+                          "--duration", "0.2")
+    assert rc == 0, err
+    assert not locks[1].exists(), "the next run left a stale lock"
+
+
+def test_live_locks_are_never_cleaned(procs):
+    """Whether a lock is stale is the kernel's word (its flock), never the
+    PID written in it, which may have been reused: a held lock naming a
+    dead owner stays; a free one naming a live process goes."""
+    held_for, free_for = procs.popen(["sleep", "60"]), procs.popen(["sleep", "60"])
+    RUN.mkdir(mode=0o700, exist_ok=True)
+    held, free = RUN / f"{held_for.pid}.lock", RUN / f"{free_for.pid}.lock"
+    held.write_text("999999999 profile\n")
+    free.write_text(f"{os.getpid()} profile\n")
+    fd = os.open(held, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        status_lines()
+        assert held.exists(), "a held lock was removed"
+        assert not free.exists(), "a stale lock stayed"
+        rc, _, err = run_hawk("start", "-p", held_for.pid)
+        assert rc == 1 and "already tracing" in err[-1], err
+        assert held.exists(), "a held lock was removed"
+    finally:
+        os.close(fd)
+        held.unlink(missing_ok=True)
+        free.unlink(missing_ok=True)

@@ -280,7 +280,7 @@ static int daemon_main(const struct hk_options *o, int lock)
 	umask(077);
 	if (chdir("/"))
 		return 1;
-	hk_lock_owner(lock, getpid(), "daemon");
+	hk_lock_owner(lock, o->pid, "daemon");
 	if (hk_pytarget_open(&d.t, o->pid, err, sizeof(err))) {
 		fprintf(stderr, "hawk-bpf: %s\n", err);
 		hk_pytarget_close(&d.t);

@@ -1,5 +1,4 @@
-/* Sessions: the per-PID lock, the report writer and the client commands
- * (see session.h). */
+/* Sessions: the report writer and the client commands (see session.h). */
 #include "session.h"
 #include "tablewatch.h"
 #include "util.h"
@@ -25,107 +24,6 @@
 #include "report.h"
 #include "sizestats.h"
 #include "source.h"
-
-/* ---- the lock ----------------------------------------------------------- */
-
-static void lock_path(char *buf, size_t len, pid_t pid)
-{
-	snprintf(buf, len, HK_RUN_DIR "/%d.lock", (int)pid);
-}
-
-void hk_socket_path(char *buf, size_t len, pid_t pid)
-{
-	snprintf(buf, len, HK_RUN_DIR "/%d.sock", (int)pid);
-}
-
-void hk_lock_owner(int fd, pid_t owner, const char *role)
-{
-	char buf[64];
-	int n = snprintf(buf, sizeof(buf), "%d %s\n", (int)owner, role);
-
-	if (ftruncate(fd, 0) == 0 && pwrite(fd, buf, (size_t)n, 0) != n)
-		return;
-}
-
-static void read_owner(int fd, pid_t *holder, bool *daemon)
-{
-	char buf[64] = "";
-	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-	int p = 0;
-	char role[16] = "";
-
-	*holder = 0;
-	*daemon = false;
-	if (n > 0) {
-		buf[n] = 0;
-		if (sscanf(buf, "%d %15s", &p, role) >= 1 && p > 0) {
-			*holder = p;
-			*daemon = strcmp(role, "daemon") == 0;
-		}
-	}
-}
-
-int hk_lock_target(pid_t pid, const char *role, pid_t *holder,
-		   bool *holder_daemon)
-{
-	char path[64];
-
-	*holder = 0;
-	*holder_daemon = false;
-	if (mkdir(HK_RUN_DIR, 0700) && errno != EEXIST)
-		return -1;
-	lock_path(path, sizeof(path), pid);
-	/* A stopping daemon removes the file while it holds the lock: a
-	 * lock won on a removed file is retried on the new one. */
-	for (int tries = 0; tries < 100; tries++) {
-		struct stat a, b;
-		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-
-		if (fd < 0)
-			return -1;
-		if (flock(fd, LOCK_EX | LOCK_NB)) {
-			read_owner(fd, holder, holder_daemon);
-			close(fd);
-			return -2;
-		}
-		if (fstat(fd, &a) == 0 && stat(path, &b) == 0 &&
-		    a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
-			hk_lock_owner(fd, getpid(), role);
-			return fd;
-		}
-		close(fd);
-	}
-	errno = EAGAIN;
-	return -1;
-}
-
-int hk_lock_or_refuse(pid_t pid, const char *role)
-{
-	pid_t holder;
-	bool daemon;
-	int fd = hk_lock_target(pid, role, &holder, &daemon);
-
-	if (fd == -2 && holder > 0)
-		fprintf(stderr, "hawk-bpf: already tracing PID %d (hawk-bpf%s PID %d)%s\n",
-			(int)pid, daemon ? " daemon" : "", (int)holder,
-			daemon ? ": hawk-bpf stop -p ends it" : "");
-	else if (fd == -2)
-		fprintf(stderr, "hawk-bpf: already tracing PID %d (another hawk-bpf)\n",
-			(int)pid);
-	else if (fd < 0)
-		fprintf(stderr, "hawk-bpf: cannot create " HK_RUN_DIR ": %s\n",
-			strerror(errno));
-	return fd < 0 ? -1 : fd;
-}
-
-void hk_lock_release(int fd, pid_t pid)
-{
-	char path[64];
-
-	lock_path(path, sizeof(path), pid);
-	unlink(path);
-	close(fd);
-}
 
 /* ---- the report --------------------------------------------------------- */
 
@@ -319,9 +217,8 @@ int hk_write_report(FILE *out, const struct hk_options *o,
 static void remove_stale_socket(pid_t pid)
 {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	pid_t holder;
-	bool daemon;
-	int fd = hk_lock_target(pid, "status", &holder, &daemon);
+	struct hk_lock_rec rec;
+	int fd = hk_lock_target(pid, "status", &rec);
 
 	if (fd < 0)
 		return;
@@ -560,6 +457,7 @@ int hk_session_status(const struct hk_options *o)
 		close(fd);
 	}
 	free(pids);
+	hk_lock_sweep();	/* what killed one-shot runs left */
 	fflush(stdout);
 	return rc;
 }

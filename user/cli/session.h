@@ -12,8 +12,8 @@
  *                                      restored and detached everything
  *                                      and exits right after
  *
- * Also here, shared by the one-shot profile and the daemon: the per-PID
- * lock and the report writer. */
+ * Also here, shared by the one-shot profile and the daemon: the report
+ * writer. The per-PID lock is lock.h's. */
 #ifndef HAWK_SESSION_H
 #define HAWK_SESSION_H
 
@@ -21,36 +21,15 @@
 #include <stdio.h>
 #include <sys/types.h>
 #include "creds.h"
+#include "lock.h"
 #include "options.h"
 #include "pytarget.h"
 #include "tracer.h"
 
-#define HK_RUN_DIR "/run/hawk-bpf"
-
-/* One tracer per target: a second would see the first restore the
- * allocator tables under it. Takes /run/hawk-bpf/PID.lock and writes
- * "OWNER ROLE" in it (role "daemon" or "profile"). Returns the fd, -1
- * (errno set) when the directory or file cannot be made, -2 when another
- * hawk-bpf holds it: then *holder is its PID (0 if unknown) and
- * *holder_daemon tells whether it is a daemon. The lock dies with the
- * last fd of its open file (inherited across fork), even on kill -9. */
-int hk_lock_target(pid_t pid, const char *role, pid_t *holder,
-		   bool *holder_daemon);
-/* hk_lock_target, or one stderr line saying who holds the lock (or why
- * it could not be taken) and -1. */
-int hk_lock_or_refuse(pid_t pid, const char *role);
-/* Rewrites the owner written in the lock file (after a fork). */
-void hk_lock_owner(int fd, pid_t owner, const char *role);
-/* Removes the lock file, then releases the lock. */
-void hk_lock_release(int fd, pid_t pid);
-
-/* "/run/hawk-bpf/PID.sock" into buf. */
-void hk_socket_path(char *buf, size_t len, pid_t pid);
-
 /* The report of r in o->format (lineno/traceback JSON, pickle, or --stats
  * json/text). Source lines are read under rootfd/cwdfd (the target's, held
- * open) with creds (the target's, taken at attach). point_in_time: statistics of the live blocks (a session's
- * snapshot); else Hawk's fixed-duration profile, compare_to an empty
+ * open) with creds (the target's, taken at attach). point_in_time:
+ * statistics of the live blocks (a session's snapshot); else Hawk's fixed-duration profile, compare_to an empty
  * start. 0, or -1 (errno set). */
 int hk_write_report(FILE *out, const struct hk_options *o,
 		    const struct hk_pytarget *t, const struct hk_result *r,

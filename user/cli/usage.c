@@ -75,7 +75,8 @@ void hk_usage(FILE *f)
 "        One line per session: PID, command, start time (UTC), blocks\n"
 "        and bytes traced, losses, the daemon's PID; \"exited\" once the\n"
 "        target has exited (snapshot then gives its last record, and\n"
-"        stop cleans up).\n"
+"        stop cleans up).  Also removes the lock files that one-shot runs\n"
+"        killed with -9 left in /run/hawk-bpf.\n"
 "\n", f);
 	fprintf(f,
 "    serve [--listen ADDR:PORT] [--token-file FILE]\n"
