@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import re
+import signal
 import stat
 import time
 import tracemalloc
@@ -13,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (PYTHONS, TRACING, WORKLOADS, Hawk, Workload, assert_bpf_gone,
-                     assert_lines_match, bpf_ids_of, patched_bytes, run_hawk)
+from helpers import (PYTHONS, TIMEOUT, TRACING, WORKLOADS, Hawk, Workload,
+                     assert_bpf_gone, assert_lines_match, bpf_ids_of, patched_bytes,
+                     run_hawk)
 
 RUN = Path("/run/hawk-bpf")
 DEBIAN = PYTHONS["debian-3.11.2"][0]
@@ -261,6 +263,128 @@ def test_target_exited(procs, tmp_path, sessions):
     stop(wl.pid, daemon)
     assert_bpf_gone(ids)
     assert status_of(wl.pid) == []
+
+
+# ----------------------------------------------- what kill -9 leaves behind
+
+def wait_gone(pid, timeout=TIMEOUT):
+    """Until pid has exited (gone, or a zombie: its files are closed)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX":
+                return
+        except OSError:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"process {pid} did not exit")
+
+
+def killed_session(procs, tmp_path, sessions, *args):
+    """A session on retain.py that has allocated, then its daemon killed
+    with -9: (workload, daemon PID, its BPF ids, the image)."""
+    wl = Workload(procs, DEBIAN, "retain.py", tmp_path)
+    image = TRACING.match(start(sessions, wl, *args)).group(3)
+    daemon = daemon_of(wl.pid)
+    ids = bpf_ids_of(daemon)
+    wl.go()
+    wl.wait("allocated")
+    assert wl.tables() != wl.tables_at_start, "the session switched no slot"
+    os.kill(daemon, signal.SIGKILL)
+    return wl, daemon, ids, image
+
+
+def assert_cleaned_after(wl, ids, image):
+    assert not (RUN / f"{wl.pid}.sock").exists(), "socket left behind"
+    assert not (RUN / f"{wl.pid}.lock").exists(), "lock file left behind"
+    assert_bpf_gone(ids)
+    assert not patched_bytes(wl.pid, image), "breakpoints left in the target's code"
+    assert wl.alive()
+    assert wl.tables() == wl.tables_at_start, "allocator tables not restored"
+    assert_refused(["stop", "-p", wl.pid], f"no hawk-bpf session for PID {wl.pid}")
+
+
+def assert_died_line(err, daemon, *words):
+    assert len(err) == 1 and err[0].startswith("hawk-bpf: "), err
+    for w in (f"daemon (PID {daemon})", "had died", *words):
+        assert w in err[0], (w, err)
+
+
+@pytest.mark.parametrize("when", ["at once", "once it is gone"])
+@pytest.mark.parametrize("mode", ["exact", "sample"])
+def test_stop_after_the_daemon_was_killed(procs, tmp_path, sessions, mode, when):
+    """kill -9 of the daemon: stop (while it is still dying, or once it is
+    gone) puts back the table slots it had switched (the padding, or the
+    sampling trampoline), removes its socket and lock, says so in one
+    line and exits 3; nothing of hawk-bpf stays loaded or in the code."""
+    wl, daemon, ids, image = killed_session(procs, tmp_path, sessions,
+                                            *(["--sample"] if mode == "sample" else []))
+    if when == "once it is gone":
+        wait_gone(daemon)
+    rc, out, err = run_hawk("stop", "-p", wl.pid)
+    assert (rc, out) == (3, b""), (rc, err)
+    assert_died_line(err, daemon, "allocator table slots restored")
+    assert_cleaned_after(wl, ids, image)
+
+
+def test_snapshot_after_the_daemon_was_killed(procs, tmp_path, sessions):
+    """snapshot finds the daemon dead: no snapshot and no -o file, the same
+    clean-up as stop, one line, exit 3."""
+    wl, daemon, ids, image = killed_session(procs, tmp_path, sessions)
+    never = tmp_path / "never.pickle"
+    rc, out, err = run_hawk("snapshot", "-p", wl.pid, "--format", "pickle", "-o", never)
+    assert (rc, out) == (3, b""), (rc, err)
+    assert_died_line(err, daemon, "no snapshot")
+    assert not never.exists(), "a snapshot that got nothing created its -o file"
+    assert_cleaned_after(wl, ids, image)
+
+
+def test_status_shows_a_killed_daemon(procs, tmp_path, sessions):
+    """status lists a session whose daemon died and leaves it to stop."""
+    wl, daemon, ids, image = killed_session(procs, tmp_path, sessions)
+    wait_gone(daemon)
+    lines = status_of(wl.pid)
+    assert len(lines) == 1, status_lines()
+    assert f"daemon PID {daemon} died" in lines[0] and \
+        f"hawk-bpf stop -p {wl.pid}" in lines[0], lines[0]
+    assert (RUN / f"{wl.pid}.sock").exists() and (RUN / f"{wl.pid}.lock").exists()
+    rc, out, err = run_hawk("stop", "-p", wl.pid)
+    assert rc == 3, err
+    assert_cleaned_after(wl, ids, image)
+
+
+def test_stop_after_the_daemon_and_its_target_died(procs, tmp_path, sessions):
+    wl, daemon, ids, image = killed_session(procs, tmp_path, sessions)
+    wl.proc.kill()
+    wl.proc.wait(10)
+    rc, out, err = run_hawk("stop", "-p", wl.pid)
+    assert (rc, out) == (3, b""), (rc, err)
+    assert_died_line(err, daemon, "the process has exited")
+    assert not (RUN / f"{wl.pid}.sock").exists() and not (RUN / f"{wl.pid}.lock").exists()
+    assert_bpf_gone(ids)
+
+
+def test_stop_never_writes_into_a_reused_pid(procs, tmp_path, sessions):
+    """The lock file names the traced process by PID and start time: when
+    the process under that PID started at another time (as it would if the
+    PID had been reused), stop cleans the files and leaves it alone."""
+    wl, daemon, ids, image = killed_session(procs, tmp_path, sessions)
+    wait_gone(daemon)
+    lock = RUN / f"{wl.pid}.lock"
+    fields = lock.read_text().split()
+    assert len(fields) == 4, fields     # owner, role, owner's start, target's start
+    fields[3] = str(int(fields[3]) + 1)
+    lock.write_text(" ".join(fields) + "\n")
+    left = wl.tables()
+    rc, out, err = run_hawk("stop", "-p", wl.pid)
+    assert rc == 3, err
+    assert_died_line(err, daemon, "another process", "left alone")
+    assert wl.tables() == left, "stop wrote into a process it did not trace"
+    assert not (RUN / f"{wl.pid}.sock").exists() and not lock.exists()
+    # what the killed daemon left is harmless; a run puts it back
+    rc, _, err = run_hawk("-p", wl.pid, "--duration", "0.2")
+    assert rc == 0, err
+    assert wl.tables() == wl.tables_at_start
 
 
 def test_killed_profile_lock_is_cleaned(procs, tmp_path):

@@ -132,6 +132,16 @@ int hk_lock_target(pid_t pid, const char *role, struct hk_lock_rec *rec)
 	return -1;
 }
 
+int hk_lock_wait(pid_t pid, struct hk_lock_rec *rec, double seconds)
+{
+	const struct timespec pause = { .tv_nsec = 50000000 };
+	int fd;
+
+	for (int i = 0; (fd = hk_lock_target(pid, NULL, rec)) == -2 && i < seconds * 20; i++)
+		nanosleep(&pause, NULL);
+	return fd;
+}
+
 int hk_lock_or_refuse(pid_t pid, const char *role)
 {
 	struct hk_lock_rec rec;
@@ -176,7 +186,7 @@ static pid_t lock_name_pid(const char *name)
 
 /* Removes PID.lock if nobody holds it. Its socket is looked at with the
  * lock held, when no daemon can be starting for PID: a socket left then is
- * a killed daemon's, whose record is its session's. */
+ * a killed daemon's, whose record stop and snapshot need. */
 static void sweep_one(pid_t pid)
 {
 	char path[64];
@@ -206,4 +216,14 @@ void hk_lock_sweep(void)
 			sweep_one(pid);
 	}
 	closedir(d);
+}
+
+bool hk_lock_owner_alive(const struct hk_lock_rec *rec)
+{
+	struct hk_proc_stat st;
+
+	/* without its start time, a PID alone could be anyone's by now */
+	if (rec->owner <= 0 || !rec->owner_start || hk_proc_stat(rec->owner, &st))
+		return false;
+	return st.start == rec->owner_start && st.state != 'Z' && st.state != 'X';
 }

@@ -13,7 +13,8 @@
  * removed file is retried on the new one: so a stale file can be cleaned
  * at any time. A killed one-shot run leaves its file; the next run (on any
  * process) and status remove it. A killed daemon leaves its file and its
- * socket: sweeps leave those alone, the record being its session's. */
+ * socket, which stop and snapshot clean up (orphan.h) with what it left in
+ * its target; sweeps leave those alone. */
 #ifndef HAWK_LOCK_H
 #define HAWK_LOCK_H
 
@@ -36,6 +37,9 @@ struct hk_lock_rec {
  * file cannot be made; -2 when another process holds it, with *rec its
  * record. */
 int hk_lock_target(pid_t pid, const char *role, struct hk_lock_rec *rec);
+/* hk_lock_target(pid, NULL, rec), waiting up to seconds for a holder to
+ * let go (a daemon that is stopping, or dying). */
+int hk_lock_wait(pid_t pid, struct hk_lock_rec *rec, double seconds);
 /* Removes stale lock files, then hk_lock_target; or one stderr line
  * saying who holds the lock (or why it could not be taken) and -1. */
 int hk_lock_or_refuse(pid_t pid, const char *role);
@@ -45,6 +49,8 @@ void hk_lock_owner(int fd, pid_t target, const char *role);
 void hk_lock_release(int fd, pid_t pid);
 /* Removes every lock file nobody holds and no session socket goes with. */
 void hk_lock_sweep(void);
+/* Whether the owner a record names still runs (a zombie does not). */
+bool hk_lock_owner_alive(const struct hk_lock_rec *rec);
 
 /* "/run/hawk-bpf/PID.sock" into buf. */
 void hk_socket_path(char *buf, size_t len, pid_t pid);

@@ -26,6 +26,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "orphan.h"
 #include "report.h"
 
 #define TOKEN_MAX	4096
@@ -520,6 +521,17 @@ static void error_line(const struct result *r, char *dst, size_t n)
 	snprintf(dst, n, "%.*s", (int)(end - b), b);
 }
 
+/* 404: no such process (or it exited during attach), not CPython, no
+ * session, or one whose daemon had died (cleaned up now). */
+static bool not_found(int status, const char *err)
+{
+	return status == HK_EXIT_ORPHAN ||
+	       (status == 1 && (strstr(err, "no process with PID") ||
+				strstr(err, "exited during attach") ||
+				strstr(err, "is not a CPython process") ||
+				strstr(err, "no hawk-bpf session")));
+}
+
 /* ---------------------------------------------------------------- output */
 
 /* body + "warnings": [warning], re-serialized as hk_report_dumps writes
@@ -972,10 +984,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 	} else if (r.status == 2) {
 		status = strstr(err, "not implemented yet")
 			 ? MHD_HTTP_NOT_IMPLEMENTED : MHD_HTTP_BAD_REQUEST;
-	} else if (r.status == 1 && (strstr(err, "no process with PID") ||
-				     strstr(err, "exited during attach") ||
-				     strstr(err, "is not a CPython process") ||
-				     strstr(err, "no hawk-bpf session"))) {
+	} else if (not_found(r.status, err)) {
 		status = MHD_HTTP_NOT_FOUND;
 	} else if (r.status == 1 && strstr(err, "already tracing")) {
 		status = MHD_HTTP_CONFLICT;

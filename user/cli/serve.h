@@ -19,7 +19,8 @@
  *
  * Exit status to HTTP: 0 -> 200 with the output; 2 -> 400 (501 for a
  * subcommand "not implemented yet"); 1 -> 404 (no such process, one that
- * exited during attach, not CPython), 422 (unsupported CPython) or 500.  Errors are {"error": "..."}.
+ * exited during attach, not CPython), 422 (unsupported CPython) or 500;
+ * 3 (the session's daemon had died: cleaned up) -> 404.  Errors are {"error": "..."}.
  * gc=true (Hawk's default) cannot be honoured from outside the target
  * before CPython 3.14: JSON responses then carry a "warnings" array, other
  * responses an X-Hawk-Warning header.

@@ -19,8 +19,10 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include "orphan.h"
 #include "outfile.h"
 #include "pickle.h"
+#include "proc.h"
 #include "report.h"
 #include "sizestats.h"
 #include "source.h"
@@ -211,24 +213,9 @@ int hk_write_report(FILE *out, const struct hk_options *o,
 
 /* ---- the client --------------------------------------------------------- */
 
-/* A socket nobody listens on was left by a daemon killed with -9: remove
- * it, but only while holding the target's lock, so that a daemon starting
- * right now (which binds while holding it) is never robbed of its own. */
-static void remove_stale_socket(pid_t pid)
-{
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	struct hk_lock_rec rec;
-	int fd = hk_lock_target(pid, "status", &rec);
-
-	if (fd < 0)
-		return;
-	hk_socket_path(path, sizeof(path), pid);
-	unlink(path);
-	hk_lock_release(fd, pid);
-}
-
-/* Connected to PID's daemon, or -1 (errno ENOENT/ECONNREFUSED: no
- * session). *daemon: the daemon's PID, from the socket's credentials. */
+/* Connected to PID's daemon, or -1 (errno ENOENT: no session;
+ * ECONNREFUSED: its daemon died). *daemon: the daemon's PID, from the
+ * socket's credentials. */
 static int session_connect(pid_t pid, pid_t *daemon)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
@@ -243,8 +230,6 @@ static int session_connect(pid_t pid, pid_t *daemon)
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
 		e = errno;
 		close(fd);
-		if (e == ECONNREFUSED)
-			remove_stale_socket(pid);
 		errno = e;
 		return -1;
 	}
@@ -263,9 +248,23 @@ static int no_session(pid_t pid)
 		    (int)pid, strerror(errno));
 }
 
+/* The daemon refused us or closed without an answer: it died (orphan.h). */
+static int dead_session(pid_t pid, bool snapshot)
+{
+	int rc = hk_orphan_clean(pid, snapshot);
+
+	if (rc >= 0)
+		return rc;
+	errno = ENOENT;
+	return no_session(pid);
+}
+
+/* request(): the connection closed before "ok" or "error". */
+#define NO_ANSWER 2
+
 /* Sends req and reads the answer's header: relays "hawk-bpf: " lines to
- * stderr; 0 on "ok" (the payload follows on fd), else 1 with the error
- * printed. */
+ * stderr; 0 on "ok" (the payload follows on fd), NO_ANSWER (nothing
+ * printed), else 1 with the error printed. */
 static int request(int fd, pid_t pid, const char *req)
 {
 	char line[1024];
@@ -281,8 +280,7 @@ static int request(int fd, pid_t pid, const char *req)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
-			return hk_fail("the hawk-bpf session for PID %d ended without an answer",
-				    (int)pid);
+			return NO_ANSWER;
 		if (c != '\n') {
 			if (n < sizeof(line) - 1)
 				line[n++] = c;
@@ -315,12 +313,15 @@ int hk_session_snapshot(const struct hk_options *o)
 		return hk_fail("%s", err);
 	fd = session_connect(o->pid, &daemon);
 	if (fd < 0) {
-		rc = no_session(o->pid);
+		rc = errno == ECONNREFUSED ? dead_session(o->pid, true)
+					   : no_session(o->pid);
 		goto out;
 	}
 	snprintf(req, sizeof(req), "snapshot %s %u %d\n", hk_format_name(o->format),
 		 o->count, o->cumulative ? 1 : 0);
 	rc = request(fd, o->pid, req);
+	if (rc == NO_ANSWER)
+		rc = dead_session(o->pid, true);
 	if (rc)
 		goto out;
 	while (!e && ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)))
@@ -350,7 +351,8 @@ int hk_session_stop(const struct hk_options *o)
 
 	fd = session_connect(o->pid, &daemon);
 	if (fd < 0)
-		return no_session(o->pid);
+		return errno == ECONNREFUSED ? dead_session(o->pid, false)
+					     : no_session(o->pid);
 	if (daemon > 0)
 		pidfd = (int)syscall(SYS_pidfd_open, daemon, 0);
 	rc = request(fd, o->pid, "stop\n");
@@ -358,7 +360,7 @@ int hk_session_stop(const struct hk_options *o)
 	if (rc) {
 		if (pidfd >= 0)
 			close(pidfd);
-		return rc;
+		return rc == NO_ANSWER ? dead_session(o->pid, false) : rc;
 	}
 	/* Everything is restored and detached; wait for the daemon to be
 	 * gone so its BPF objects are too. */
@@ -412,6 +414,40 @@ static void status_line(pid_t pid, json_t *j, pid_t daemon)
 	       exited ? " (hawk-bpf stop cleans up)" : "");
 }
 
+/* A session socket nobody answers on: its daemon is stopping (it removes
+ * the socket, then lets go of the lock), died (the lock is free and the
+ * socket left: its record stays for stop), or is stuck. Exit status. */
+static int status_dead(pid_t pid)
+{
+	struct hk_lock_rec rec;
+	struct hk_proc_stat st;
+	char comm[64] = "(exited)", who[32] = "its daemon";
+	int fd = hk_lock_wait(pid, &rec, 10);
+
+	if (rec.owner)
+		snprintf(who, sizeof(who), "daemon PID %d", (int)rec.owner);
+	if (fd == -2) {
+		printf("PID %d: %s does not answer\n", (int)pid, who);
+		return 1;
+	}
+	if (fd < 0)
+		return 1;
+	if (!hk_socket_exists(pid)) {
+		hk_lock_release(fd, pid);	/* it stopped: nothing to list */
+		return 0;
+	}
+	if (rec.target_start && hk_proc_stat(pid, &st) == 0 &&
+	    st.start == rec.target_start)
+		hk_proc_comm(pid, comm, sizeof(comm));
+	printf("PID %d %s: %s died; its session is lost (hawk-bpf stop -p %d cleans up)\n",
+	       (int)pid, comm, who, (int)pid);
+	if (rec.owner)
+		close(fd);
+	else
+		hk_lock_release(fd, pid);	/* the file was not there: ours */
+	return 0;
+}
+
 int hk_session_status(const struct hk_options *o)
 {
 	DIR *d = opendir(HK_RUN_DIR);
@@ -443,16 +479,20 @@ int hk_session_status(const struct hk_options *o)
 	qsort(pids, n, sizeof(*pids), cmp_pid);
 	for (size_t i = 0; i < n; i++) {
 		pid_t daemon;
-		int fd = session_connect(pids[i], &daemon);
+		int fd = session_connect(pids[i], &daemon), r;
 		json_t *j;
 
-		if (fd < 0)
-			continue;	/* a daemon killed with -9: no session */
-		if (request(fd, pids[i], "status\n") == 0 && (j = read_json(fd))) {
+		if (fd < 0) {
+			if (errno == ECONNREFUSED)
+				rc |= status_dead(pids[i]);
+			continue;
+		}
+		r = request(fd, pids[i], "status\n");
+		if (r == 0 && (j = read_json(fd))) {
 			status_line(pids[i], j, daemon);
 			json_decref(j);
 		} else {
-			rc = 1;
+			rc |= r == NO_ANSWER ? status_dead(pids[i]) : 1;
 		}
 		close(fd);
 	}

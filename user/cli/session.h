@@ -12,6 +12,10 @@
  *                                      restored and detached everything
  *                                      and exits right after
  *
+ * A daemon killed with -9 leaves its socket and lock behind (and, in its
+ * target, the table slots it had switched): snapshot and stop then clean
+ * up after it (orphan.h) and exit 3.
+ *
  * Also here, shared by the one-shot profile and the daemon: the report
  * writer. The per-PID lock is lock.h's. */
 #ifndef HAWK_SESSION_H

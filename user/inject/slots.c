@@ -113,3 +113,35 @@ void hk_hooks_restore(struct hk_hooks *h, struct hk_pytarget *t)
 
 	switch_all(h, t, false, false, err, sizeof(err));
 }
+
+int hk_hooks_reset(struct hk_hooks *h, struct hk_pytarget *t, char *err,
+		   size_t errlen)
+{
+	int n = 0;
+
+	err[0] = 0;
+	for (int i = 0; i < h->nslots; i++) {
+		struct hk_slot *s = &h->slots[i];
+		uint64_t cur, fn;
+
+		if (hk_mem_read(t->memfd, s->addr, &cur, sizeof(cur)))
+			return ERR("cannot read allocator table slot %#llx",
+				   (unsigned long long)s->addr);
+		/* a sampling trampoline: back to its function, frozen */
+		if (cur != s->orig && cur != s->redirect &&
+		    hk_sampler_function(t, cur, i % 4 + 1, &fn) == 0) {
+			if (hk_sampler_reset_slot(t, s->addr, cur, fn, err, errlen))
+				return -1;
+			n++;
+		} else if (s->redirect && cur == s->redirect) {
+			s->redirected = true;	/* the padding: undone below */
+			n++;
+		}
+	}
+	switch_all(h, t, false, false, err, errlen);
+	for (int i = 0; i < h->nslots; i++)
+		if (h->slots[i].redirected)
+			return err[0] ? -1 : ERR("cannot switch allocator table slot %#llx back",
+						 (unsigned long long)h->slots[i].addr);
+	return n;
+}

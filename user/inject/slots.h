@@ -13,5 +13,11 @@ int hk_hooks_redirect(struct hk_hooks *h, struct hk_pytarget *t, bool raw_only,
 		      char *err, size_t errlen);
 /* Put back what hk_hooks_redirect changed, if it is still ours. */
 void hk_hooks_restore(struct hk_hooks *h, struct hk_pytarget *t);
+/* Put back what a killed hawk-bpf left (h planned on the target as it is
+ * now): every slot on a padding entry or a sampling trampoline goes back
+ * to its function. The number of slots put back, or -1 with one line in
+ * err. */
+int hk_hooks_reset(struct hk_hooks *h, struct hk_pytarget *t, char *err,
+		   size_t errlen);
 
 #endif
