@@ -150,7 +150,13 @@ def one_cycle(t, mode, rng, image):
             owner = int((RUN / f"{t.pid}.lock").read_text().split()[0])
             os.kill(owner, signal.SIGKILL)
             until(lambda: not Path(f"/proc/{owner}").exists(), 10)
-            hawk("stop", "-p", t.pid)   # cleans what the daemon left, if anything
+            # stop cleans what the dead daemon left and says so (exit 3)
+            rc, _, err = hawk("stop", "-p", t.pid)
+            if rc != 3 or "cleaned up after it" not in err:
+                bad.append(f"stop after the daemon's kill -9: rc {rc}: {err.strip()[-300:]}")
+            left = [p.name for p in (RUN / f"{t.pid}.lock", RUN / f"{t.pid}.sock") if p.exists()]
+            if left:
+                bad.append(f"files left in {RUN} after stop: {left}")
     if t.p.poll() is not None:
         bad.append(f"the target died: {t.p.returncode}")
         return bad

@@ -57,7 +57,8 @@ def child_ok():
     return work(3) == EXPECTED[3]
 
 
-def forker(pool):
+def forker():
+    ctx = multiprocessing.get_context("fork")
     n = 0
     while not stop.is_set():
         pid = os.fork()
@@ -72,8 +73,14 @@ def forker(pool):
         if r.returncode:
             note("failed", f"preexec_fn child returned {r.returncode}")
         if n % 5 == 0:
+            # Made here, in this thread, each time: a pool that forks its
+            # replacement workers from its own thread could fork while
+            # subprocess.run above holds its exec-error pipe open, and the
+            # worker, which never execs, would keep that pipe from ever
+            # ending (a hang of Python's, traced or not).
             try:
-                got = pool.map(work, range(4), chunksize=1)
+                with ctx.Pool(2) as pool:
+                    got = pool.map(work, range(4), chunksize=1)
                 ok = got == EXPECTED[:4]
             except Exception as e:      # BrokenProcessPool and the like
                 ok, got = False, repr(e)
@@ -99,11 +106,8 @@ def main():
     # The soak asks for every thread's stack (the children's too) if the
     # forker stalls.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    # Made before the threads, as a pre-fork server makes its workers; it
-    # forks replacements meanwhile (maxtasksperchild), from its own thread.
-    pool = multiprocessing.get_context("fork").Pool(2, maxtasksperchild=2)
     threads = [threading.Thread(target=churn) for _ in range(3)]
-    threads.append(threading.Thread(target=forker, args=(pool,)))
+    threads.append(threading.Thread(target=forker))
     print(f"ready {os.getpid()}", flush=True)   # before any thread forks
     for t in threads:
         t.start()
@@ -119,8 +123,6 @@ def main():
     stop.set()
     for t in threads:
         t.join()
-    pool.close()
-    pool.join()
     say_status()
     return 0
 
