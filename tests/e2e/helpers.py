@@ -198,6 +198,8 @@ class Workload:
         if python in (p for p, _ in SID.values()):
             assert self.nspid == 1, "a sid target is PID 1 of its namespace"
             self.pid = host_pid(self.proc.pid, self.nspid)
+        elif prefix and self.nspid != self.proc.pid:
+            self.pid = host_pid(self.proc.pid, self.nspid)   # a PID namespace of its own
         else:
             self.pid = self.nspid
             assert self.pid == self.proc.pid

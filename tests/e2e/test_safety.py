@@ -5,10 +5,11 @@ while the first runs, and works once the first is gone."""
 import json
 import os
 import signal
+import subprocess
 import time
 import tracemalloc
 
-from helpers import TRACING, run_hawk
+from helpers import HAWK, TRACING, host_pid, run_hawk
 from helpers import (PYTHONS, WORKLOADS, Hawk, Workload, assert_bpf_gone,
                      assert_detached, assert_lines_match, assert_no_orphan_programs,
                      patched_bytes, untraced_checksum)
@@ -172,4 +173,44 @@ def test_a_thread_id_stands_for_its_process(procs, tmp_path, oracle):
                for l in first.err.seen), first.err.seen
     rc, out, err = run_hawk("-p", tids[-1], "--duration", "1")
     assert rc == 1 and "already tracing" in err[-1], err
+    first_is_unharmed(first, wl, oracle, python, tmp_path)
+
+
+def test_second_tracer_from_another_mount_namespace_refused(procs, tmp_path, oracle):
+    """A second hawk-bpf with a /run of its own (another mount namespace,
+    as in a container) sees no lock file there, and is refused all the
+    same: the lock every namespace sees is taken with it (issue #14 §3)."""
+    python = PYTHONS["debian-3.11.2"][0]
+    wl = Workload(procs, python, "retain.py", tmp_path)
+    first = Hawk(procs, wl.pid, "--duration", "600", "--format", "pickle",
+                 "-o", tmp_path / "first.pickle")
+    first.wait_tracing()
+    script = f"mount -t tmpfs none /run && ! ls /run/hawk-bpf 2>/dev/null && exec {HAWK} -p {wl.pid} --duration 1"
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and r.stdout == "", (r.returncode, r.stderr)
+    assert r.stderr.splitlines() == [
+        f"hawk-bpf: already tracing PID {wl.pid} (a hawk-bpf in another mount or PID namespace)"], r.stderr
+    first_is_unharmed(first, wl, oracle, python, tmp_path)
+
+
+def test_second_tracer_from_another_pid_namespace_refused(procs, tmp_path, oracle):
+    """The target is PID 1 of a PID namespace of its own; the second
+    hawk-bpf runs inside that namespace (and its mount namespace, with its
+    own /proc and /run) and is refused, the first tracing it from outside."""
+    python = PYTHONS["debian-3.11.2"][0]
+    wl = Workload(procs, python, "retain.py", tmp_path,
+                  prefix=("unshare", "--pid", "--fork", "--mount", "--mount-proc",
+                          "--propagation", "private"))
+    assert wl.nspid == 1
+    pid = wl.pid
+    first = Hawk(procs, pid, "--duration", "600", "--format", "pickle",
+                 "-o", tmp_path / "first.pickle")
+    first.wait_tracing()
+    script = f"mount -t tmpfs none /run && exec {HAWK} -p 1 --duration 1"
+    r = subprocess.run(["nsenter", "-t", str(pid), "--pid", "--mount", "sh", "-c", script],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and r.stdout == "", (r.returncode, r.stderr)
+    assert r.stderr.splitlines() == [
+        "hawk-bpf: already tracing PID 1 (a hawk-bpf in another mount or PID namespace)"], r.stderr
     first_is_unharmed(first, wl, oracle, python, tmp_path)

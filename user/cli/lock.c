@@ -14,7 +14,31 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include "pidlock.h"
 #include "proc.h"
+
+/* The pidfd lock (pidlock.h) taken with each /run lock fd we hold. */
+static struct { int fd, pidfd; } held[8];
+
+static void hold_pidfd(int fd, int pidfd)
+{
+	for (size_t i = 0; pidfd >= 0 && i < sizeof(held) / sizeof(held[0]); i++)
+		if (!held[i].fd) {
+			held[i].fd = fd + 1;	/* 0: a free entry */
+			held[i].pidfd = pidfd;
+			return;
+		}
+	/* more locks at once than any command takes: kept until exit */
+}
+
+static void drop_pidfd(int fd)
+{
+	for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++)
+		if (held[i].fd == fd + 1) {
+			close(held[i].pidfd);
+			held[i].fd = 0;
+		}
+}
 
 static void lock_path(char *buf, size_t len, pid_t pid)
 {
@@ -121,7 +145,18 @@ int hk_lock_target(pid_t pid, const char *role, struct hk_lock_rec *rec)
 			return -1;
 		}
 		if (same_file(fd, path)) {
+			int pidfd = hk_pidlock_take(pid);
+
 			read_rec(fd, rec);
+			if (pidfd == -2) {
+				/* ours here, held in another namespace */
+				memset(rec, 0, sizeof(*rec));
+				rec->elsewhere = true;
+				unlink(path);
+				close(fd);
+				return -2;
+			}
+			hold_pidfd(fd, pidfd);
 			if (role)
 				hk_lock_owner(fd, pid, role);
 			return fd;
@@ -153,6 +188,9 @@ int hk_lock_or_refuse(pid_t pid, const char *role)
 		fprintf(stderr, "hawk-bpf: already tracing PID %d (hawk-bpf%s PID %d)%s\n",
 			(int)pid, rec.daemon ? " daemon" : "", (int)rec.owner,
 			rec.daemon ? ": hawk-bpf stop -p ends it" : "");
+	else if (fd == -2 && rec.elsewhere)
+		fprintf(stderr, "hawk-bpf: already tracing PID %d (a hawk-bpf in another mount or PID namespace)\n",
+			(int)pid);
 	else if (fd == -2)
 		fprintf(stderr, "hawk-bpf: already tracing PID %d (another hawk-bpf)\n",
 			(int)pid);
@@ -168,6 +206,7 @@ void hk_lock_release(int fd, pid_t pid)
 
 	lock_path(path, sizeof(path), pid);
 	unlink(path);
+	drop_pidfd(fd);
 	close(fd);
 }
 

@@ -14,7 +14,9 @@
  * at any time. A killed one-shot run leaves its file; the next run (on any
  * process) and status remove it. A killed daemon leaves its file and its
  * socket, which stop and snapshot clean up (orphan.h) with what it left in
- * its target; sweeps leave those alone. */
+ * its target; sweeps leave those alone. With each lock goes one every
+ * namespace sees (pidlock.h): a hawk-bpf with another /run, or another
+ * PID namespace, is refused too. */
 #ifndef HAWK_LOCK_H
 #define HAWK_LOCK_H
 
@@ -29,6 +31,7 @@ struct hk_lock_rec {
 	bool daemon;			/* role "daemon" */
 	unsigned long long owner_start;	/* 0: not written (older hawk-bpf) */
 	unsigned long long target_start;
+	bool elsewhere;			/* held in another namespace (pidlock.h) */
 };
 
 /* Takes the lock of target pid. With a role, writes this process as its
