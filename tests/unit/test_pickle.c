@@ -621,6 +621,16 @@ Test(pickle, refuses_other_pickles)
 	REFUSED("\x80\x04X\xff\xff\xff\x7f", "truncated");
 }
 
+/* MARK with nothing on the stack, then the ops that pop to it: the stack
+ * has no array yet (the UBSan build caught NULL + 0 there). */
+Test(pickle, mark_on_an_empty_stack)
+{
+	REFUSED("\x80\x05(t.", "not a tracemalloc.Snapshot");
+	REFUSED("\x80\x04(e.", "stack underflow");
+	REFUSED("\x80\x04(u.", "stack underflow");
+	REFUSED("\x80\x05((t.", "not a tracemalloc.Snapshot");
+}
+
 Test(pickle, writer_errors)
 {
 	struct hk_frame bad = { "bad\xff.py", 1 };

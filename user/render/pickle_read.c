@@ -112,7 +112,8 @@ static int pr_pop_mark(struct pr *r, struct rv **items, size_t *n)
 	if (!r->marks.n)
 		return pr_fail(r, "no MARK to pop");
 	at = r->marks.v[--r->marks.n];
-	*items = r->stack.v + at;
+	/* MARK on an empty stack: no array yet, and NULL + 0 is undefined */
+	*items = r->stack.v ? r->stack.v + at : NULL;
 	*n = r->stack.n - at;
 	r->stack.n = at;	/* items stay readable until the next push */
 	return 0;
