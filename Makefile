@@ -39,7 +39,8 @@ SAN_LIB   := $(addprefix user/render/,pickle_read.c pickle_map.c pickle_utf8.c \
              pickle_write.c format.c report.c report_dump.c) user/aggregate/stats.c \
              user/symbolize/source.c
 SAN_UNIT  := $(addprefix tests/unit/,oracle.c test_pickle.c test_format.c \
-             test_stats.c test_weights.c test_report.c test_source.c)
+             test_stats.c test_weights.c test_report.c test_source.c \
+             test_bigsizes.c)
 SAN_OBJS  := $(patsubst %.c,$(OUT)/san/%.o,$(SAN_LIB) $(SAN_UNIT))
 # ASan's leak check in Criterion's workers would flag what a failed
 # assertion leaves; leaks are the fuzz harness's to find.

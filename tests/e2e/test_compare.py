@@ -267,6 +267,47 @@ def test_hawk_bpf_pickles(procs, tmp_path):
         check_report(rep, sa, sb, "traceback", count=200)
 
 
+# ------------------------------------------------------- sizes near 2**64
+
+# A trace's size is a size_t, so a pickle may hold any size up to 2**64 - 1
+# (tracemalloc.Snapshot takes any int); statistics add sizes past 2**64,
+# once per frame when cumulative, and differences go below -2**64.  Every
+# figure must print as Python prints it: it once wrapped to "size=-2 B".
+TOP = 2**64 - 1
+A = (("/srv/big/a.py", 1),)
+B = (("/srv/big/b.py", 2), ("/srv/big/a.py", 9))
+REC = (("/srv/big/r.py", 5), ("/srv/big/r.py", 5), ("/srv/big/a.py", 1))
+
+
+@pytest.fixture(scope="module")
+def big_dumps(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bigsizes")
+    old = tracemalloc.Snapshot([(0, TOP, A, 1), (0, TOP - 1, B, 2),
+                                (0, 2**63, REC, 3), (0, 5, B, 2)], 3)
+    new = tracemalloc.Snapshot([(0, TOP - 1, A, 1), (0, 2**63 + 1, (("/srv/big/c.py", 4),), 1)]
+                               + [(0, TOP, REC, 3)] * 3 + [(0, 7, B, 2)], 3)
+    paths = d / "old.pickle", d / "new.pickle"
+    old.dump(str(paths[0]))
+    new.dump(str(paths[1]))
+    return paths[0], paths[1], old, new
+
+
+@pytest.mark.parametrize("args, key, cumulative", [
+    ([], "lineno", False), (["--cumulative"], "lineno", True),
+    (["--format", "traceback"], "traceback", False)])
+def test_sizes_near_2_64(big_dumps, args, key, cumulative):
+    old, new, so, sn = big_dumps
+    for a, b, sa, sb in ((old, new, so, sn), (new, old, sn, so), (new, new, sn, sn)):
+        rep, _ = compare(a, b, "--count", "100", *args)
+        check_report(rep, sa, sb, key, cumulative, count=100)
+    # the figures do pass 2**64, both ways
+    rep, _ = compare(old, new, *args)
+    assert rep["stats"][0]["mem_blocks_size_bytes"] > 2**64
+    assert rep["heap_current_bytes"] > 2**64
+    rep, _ = compare(new, old, *args)
+    assert rep["heap_diff_bytes"] < -2**64
+
+
 # ------------------------------------------------------------------ errors
 
 def assert_one_error(rc, out, err, status, *needles):

@@ -198,3 +198,36 @@ Test(report, extra_keys_and_write)
 	tsnap_free(&old);
 	json_decref(doc);
 }
+
+/* Sizes past 64 bits come to the writer as digit strings under the size
+ * keys and leave it as bare ints; the same text anywhere else stays a
+ * string. */
+Test(report, sizes_past_64_bits_are_bare_ints)
+{
+	json_t *r = json_pack("{s:s, s:s, s:[s, s], s:{s:s}, s:i, s:s}",
+			      "mem_blocks_size_bytes", "36893488147419103230",
+			      "heap_current", "mem_blocks_size_bytes",
+			      "list", "heap_diff_bytes", "-18446744073709551616",
+			      "nested", "heap_current_bytes", "18446744073709551616",
+			      "heap_diff_bytes", -5,
+			      "code", "x = {\"heap_diff_bytes\": \"1\"}");
+	char *text = hk_report_dumps(r);
+
+	cr_assert(text);
+	cr_expect_str_eq(text,
+		"{\n"
+		"  \"mem_blocks_size_bytes\": 36893488147419103230,\n"
+		"  \"heap_current\": \"mem_blocks_size_bytes\",\n"
+		"  \"list\": [\n"
+		"    \"heap_diff_bytes\",\n"
+		"    \"-18446744073709551616\"\n"
+		"  ],\n"
+		"  \"nested\": {\n"
+		"    \"heap_current_bytes\": 18446744073709551616\n"
+		"  },\n"
+		"  \"heap_diff_bytes\": -5,\n"
+		"  \"code\": \"x = {\\\"heap_diff_bytes\\\": \\\"1\\\"}\"\n"
+		"}");
+	free(text);
+	json_decref(r);
+}

@@ -117,7 +117,7 @@ static size_t check_stats(const struct hk_stats *st, const json_t *want, bool di
 			if (v[k] != json_integer_value(json_array_get(w, k + 1)))
 				FAIL("%s[%zu]: field %zu is %lld, want %lld", what, i, k,
 				     (long long)v[k], (long long)json_integer_value(json_array_get(w, k + 1)));
-		if (!diff && (s->size_diff != s->size || s->count_diff != s->count))
+		if (!diff && (s->size_diff != (hk_i128)s->size || s->count_diff != s->count))
 			FAIL("%s[%zu]: statistics() diff fields differ", what, i);
 		if (s->tb.nframe != json_array_size(frames) || s->tb.total_nframe != s->tb.nframe)
 			FAIL("%s[%zu]: %u frames, want %zu", what, i, s->tb.nframe,

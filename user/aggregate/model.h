@@ -35,6 +35,14 @@ struct hk_trace {
 	double weight;
 };
 
+/* Sums of sizes.  A trace's size is a size_t, as tracemalloc records it;
+ * a statistic adds up to 2^32 of them (once per frame when cumulative)
+ * and compare_to subtracts two such sums: 128 bits hold all of them
+ * exactly, as Python's ints do, where 64 would wrap (a sum passes 2^127
+ * only past 2^63 trace-frames, a pickle of a hundred GiB). */
+__extension__ typedef unsigned __int128 hk_u128;
+__extension__ typedef __int128 hk_i128;
+
 struct hk_snapshot {
 	const struct hk_trace *traces;
 	size_t ntraces;

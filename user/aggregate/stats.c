@@ -177,7 +177,8 @@ struct group {
 	size_t off;		/* into gtab.keys, in uint32 units */
 	uint32_t len;		/* frames */
 	bool matched;		/* compare_to: found in the new snapshot */
-	int64_t size, count;
+	hk_u128 size;
+	int64_t count;
 	double wsize, wcount;	/* sampled traces, rounded in at the end */
 };
 
@@ -445,7 +446,7 @@ static int group_by(const struct hk_snapshot *snap, enum hk_key_type key,
 				g->wsize += (double)tr->size * tr->weight;
 				g->wcount += tr->weight;
 			} else {
-				g->size += (int64_t)tr->size;
+				g->size += tr->size;
 				g->count++;
 			}
 		}
@@ -454,7 +455,7 @@ static int group_by(const struct hk_snapshot *snap, enum hk_key_type key,
 			use_cache = false;
 	}
 	for (size_t i = 0; i < gt->n; i++) {
-		gt->g[i].size += llround(gt->g[i].wsize);
+		gt->g[i].size += (hk_u128)llround(gt->g[i].wsize);
 		gt->g[i].count += llround(gt->g[i].wcount);
 	}
 	err = 0;
@@ -471,12 +472,20 @@ out:
 struct sref {
 	const uint32_t *key;
 	uint32_t len;
-	int64_t size, count, size_diff, count_diff;
+	hk_u128 size;
+	int64_t count;
+	hk_i128 size_diff;
+	int64_t count_diff;
 };
 
 #define CMP(a, b) (((a) > (b)) - ((a) < (b)))
 
 static int64_t abs64(int64_t v)
+{
+	return v < 0 ? -v : v;
+}
+
+static hk_i128 abs128(hk_i128 v)
 {
 	return v < 0 ? -v : v;
 }
@@ -514,7 +523,7 @@ static int stat_cmp(const void *pa, const void *pb, void *rank)
 static int diff_cmp(const void *pa, const void *pb, void *rank)
 {
 	const struct sref *a = pa, *b = pb;
-	int c = CMP(abs64(b->size_diff), abs64(a->size_diff));
+	int c = CMP(abs128(b->size_diff), abs128(a->size_diff));
 
 	if (!c)
 		c = CMP(b->size, a->size);
@@ -662,7 +671,8 @@ int hk_compare_to(const struct hk_snapshot *snap, const struct hk_snapshot *old,
 		const struct group *g = &ng.g[i];
 		const uint32_t *gkey = ng.keys + g->off;
 		ssize_t k = gtab_find(&og, gkey, g->len, g->hash, NULL);
-		int64_t osize = 0, ocount = 0;
+		hk_u128 osize = 0;
+		int64_t ocount = 0;
 
 		if (k >= 0) {
 			og.g[k].matched = true;
@@ -670,14 +680,15 @@ int hk_compare_to(const struct hk_snapshot *snap, const struct hk_snapshot *old,
 			ocount = og.g[k].count;
 		}
 		refs[n++] = (struct sref){ gkey, g->len, g->size, g->count,
-					   g->size - osize, g->count - ocount };
+					   (hk_i128)g->size - (hk_i128)osize,
+					   g->count - ocount };
 	}
 	for (size_t i = 0; i < og.n; i++) {
 		const struct group *g = &og.g[i];
 
 		if (!g->matched)
 			refs[n++] = (struct sref){ og.keys + g->off, g->len, 0, 0,
-						   -g->size, -g->count };
+						   -(hk_i128)g->size, -g->count };
 	}
 	err = build(refs, n, true, &st, out);
 out:
@@ -712,12 +723,14 @@ int hk_stat_str(char *buf, size_t len, const struct hk_stat *s, bool diff)
 	/* str(Traceback) is str(self[0]): the oldest frame */
 	const struct hk_frame *f = &s->tb.frames[s->tb.nframe ? s->tb.nframe - 1 : 0];
 
+	/* (double) of a 128-bit int rounds to nearest, as Python's float(int) */
 	hk_format_size(size, sizeof(size), (double)s->size, false);
 	if (s->count) {
 		char a[HK_SIZE_BUFLEN];
 
 		/* size / count: one correctly rounded division, as in Python */
-		hk_format_size(a, sizeof(a), (double)s->size / (double)s->count, false);
+		hk_format_size(a, sizeof(a), hk_size_ratio(s->size, (uint64_t)s->count),
+			       false);
 		snprintf(avg, sizeof(avg), ", average=%s", a);
 	}
 	if (!diff)
@@ -738,9 +751,9 @@ char *hk_stat_strdup(const struct hk_stat *stat, bool diff)
 	return buf;
 }
 
-uint64_t hk_snapshot_total(const struct hk_snapshot *snap)
+hk_u128 hk_snapshot_total(const struct hk_snapshot *snap)
 {
-	uint64_t total = 0;
+	hk_u128 total = 0;
 	double wtotal = 0;
 
 	for (size_t i = 0; i < snap->ntraces; i++) {
@@ -749,7 +762,7 @@ uint64_t hk_snapshot_total(const struct hk_snapshot *snap)
 		else
 			total += snap->traces[i].size;
 	}
-	return total + (uint64_t)llround(wtotal);
+	return total + (hk_u128)llround(wtotal);
 }
 
 int hk_key_type_parse(const char *name)

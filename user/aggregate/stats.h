@@ -24,9 +24,9 @@ enum hk_key_type {
  * For statistics(), size_diff == size and count_diff == count. */
 struct hk_stat {
 	struct hk_traceback tb;
-	int64_t size;
+	hk_u128 size;
 	int64_t count;
-	int64_t size_diff;
+	hk_i128 size_diff;
 	int64_t count_diff;
 };
 
@@ -65,6 +65,6 @@ int hk_stat_str(char *buf, size_t len, const struct hk_stat *stat, bool diff);
 char *hk_stat_strdup(const struct hk_stat *stat, bool diff);
 
 /* Sum of the trace sizes (Hawk's heap_current_bytes). */
-uint64_t hk_snapshot_total(const struct hk_snapshot *snap);
+hk_u128 hk_snapshot_total(const struct hk_snapshot *snap);
 
 #endif

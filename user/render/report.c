@@ -62,12 +62,30 @@ static json_t *str(const char *s)
 	return str_n(s, strlen(s));
 }
 
-static json_t *bytes_str(int64_t v)
+static json_t *bytes_str(hk_i128 v)
 {
 	char buf[HK_SIZE_BUFLEN];
 
-	hk_format_bytes(buf, sizeof(buf), v);
+	hk_format_bytes(buf, sizeof(buf), (double)v);
 	return json_string(buf);
+}
+
+/* A size as Python's int: a JSON integer, or past jansson's 64 bits its
+ * decimal digits in a string, which hk_report_dumps writes bare. */
+static json_t *size_int(hk_i128 v)
+{
+	hk_u128 u = v < 0 ? -(hk_u128)v : (hk_u128)v;
+	char buf[48], *p = buf + sizeof(buf);
+
+	if (v >= INT64_MIN && v <= INT64_MAX)
+		return json_integer((json_int_t)v);
+	*--p = 0;
+	do
+		*--p = (char)('0' + (int)(u % 10));
+	while (u /= 10);
+	if (v < 0)
+		*--p = '-';
+	return json_string(p);
 }
 
 /* Adds key: value, stealing value; counts failures in *err. */
@@ -95,8 +113,8 @@ static json_t *lineno_entry(const struct hk_stat *s, bool diff, struct hk_source
 	if (o) {
 		put(o, "stat", text ? str(text) : NULL, &err);
 		put(o, "mem_blocks_count", json_integer(s->count), &err);
-		put(o, "mem_blocks_size_bytes", json_integer(s->size), &err);
-		put(o, "mem_blocks_size", bytes_str(s->size), &err);
+		put(o, "mem_blocks_size_bytes", size_int((hk_i128)s->size), &err);
+		put(o, "mem_blocks_size", bytes_str((hk_i128)s->size), &err);
 		put(o, "filename", str(f->filename), &err);
 		put(o, "lineno", json_integer(f->lineno), &err);
 		put(o, "code", code_line(src, f), &err);
@@ -151,8 +169,8 @@ static json_t *traceback_entry(const struct hk_stat *s, struct hk_source *src)
 
 	if (o) {
 		put(o, "mem_blocks_count", json_integer(s->count), &err);
-		put(o, "mem_blocks_size_bytes", json_integer(s->size), &err);
-		put(o, "mem_blocks_size", bytes_str(s->size), &err);
+		put(o, "mem_blocks_size_bytes", size_int((hk_i128)s->size), &err);
+		put(o, "mem_blocks_size", bytes_str((hk_i128)s->size), &err);
 		put(o, "traceback", format_traceback(&s->tb, src), &err);
 	}
 	if (err) {
@@ -179,10 +197,10 @@ json_t *hk_report_render(const struct hk_stats *stats, size_t count,
 	}
 	if (root) {
 		put(root, "stats", list, &err);
-		put(root, "heap_current_bytes", json_integer(heap->current), &err);
-		put(root, "heap_current", bytes_str(heap->current), &err);
+		put(root, "heap_current_bytes", size_int((hk_i128)heap->current), &err);
+		put(root, "heap_current", bytes_str((hk_i128)heap->current), &err);
 		if (heap->has_diff) {
-			put(root, "heap_diff_bytes", json_integer(heap->diff), &err);
+			put(root, "heap_diff_bytes", size_int(heap->diff), &err);
 			put(root, "heap_diff", bytes_str(heap->diff), &err);
 		}
 	} else {
@@ -201,7 +219,7 @@ json_t *hk_report_build(const struct hk_snapshot *snap, const struct hk_snapshot
 			struct hk_source *src)
 {
 	struct hk_stats *stats;
-	struct hk_heap heap = { .current = (int64_t)hk_snapshot_total(snap) };
+	struct hk_heap heap = { .current = hk_snapshot_total(snap) };
 	int err = old ? hk_compare_to(snap, old, key, cumulative, &stats)
 		      : hk_statistics(snap, key, cumulative, &stats);
 
@@ -210,7 +228,7 @@ json_t *hk_report_build(const struct hk_snapshot *snap, const struct hk_snapshot
 		return NULL;
 	}
 	if (old) {
-		heap.diff = heap.current - (int64_t)hk_snapshot_total(old);
+		heap.diff = (hk_i128)heap.current - (hk_i128)hk_snapshot_total(old);
 		heap.has_diff = true;
 	}
 	json_t *r = hk_report_render(stats, count,

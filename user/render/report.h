@@ -29,8 +29,8 @@ enum hk_report_style {
 };
 
 struct hk_heap {
-	int64_t current;	/* heap_current_bytes */
-	int64_t diff;		/* heap_diff_bytes, when has_diff */
+	hk_u128 current;	/* heap_current_bytes */
+	hk_i128 diff;		/* heap_diff_bytes, when has_diff */
 	bool has_diff;		/* interval profile */
 };
 
