@@ -338,6 +338,10 @@ def bad_files(dumps, tmp_path):
     put("head.pickle", data[:3], "not a tracemalloc snapshot pickle")
     put("dict.pickle", pickle.dumps({"traces": []}, protocol=4),
         "not a tracemalloc snapshot pickle")
+    # Snapshot.dump() takes any int, but a trace's size is a size_t
+    for name, size in (("toobig.pickle", 2**64), ("negsize.pickle", -1)):
+        snap = tracemalloc.Snapshot([(0, 1, A, 1), (0, size, A, 1)], 1)
+        put(name, pickle.dumps(snap, protocol=5), "trace size out of range (0 to 18446744073709551615)")
     files["missing.pickle"] = (tmp_path / "missing.pickle", ("No such file",))
     files["directory"] = (tmp_path, ("Is a directory",))
     return files
@@ -345,6 +349,7 @@ def bad_files(dumps, tmp_path):
 
 @pytest.mark.parametrize("name", ["garbage.pickle", "empty.pickle", "half.pickle",
                                   "nostop.pickle", "head.pickle", "dict.pickle",
+                                  "toobig.pickle", "negsize.pickle",
                                   "missing.pickle", "directory"])
 @pytest.mark.parametrize("which", ["OLD", "NEW"])
 def test_bad_file(dumps, bad_files, tmp_path, name, which):

@@ -10,7 +10,9 @@
  *
  * The reader accepts exactly the opcodes this writer and CPython's
  * Snapshot.dump() (protocol 4 or 5) emit for a snapshot, and refuses
- * anything else with a message; it bounds-checks all input.
+ * anything else with a message; it bounds-checks all input.  Numbers
+ * must fit their C fields: a trace size is a size_t, 0 to 2^64 - 1 (any
+ * other int is refused, naming the field).
  */
 #ifndef HAWK_PICKLE_H
 #define HAWK_PICKLE_H

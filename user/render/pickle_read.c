@@ -17,6 +17,7 @@ enum { CLS_SNAPSHOT, CLS_TRACES };
 struct rv {
 	uint8_t kind;
 	bool neg;	/* V_INT: u holds an int64 < 0 */
+	bool big;	/* V_INT: beyond 64 bits (sign in neg); u unused */
 	uint32_t a;	/* STR: length; FRAME: lineno; TRACE: domain;
 			 * SEQ/LIST/DICT/OBJ: pool index; CLASS: CLS_* */
 	uint32_t c;	/* TRACE: seq index */
@@ -179,12 +180,13 @@ static int pr_long1(struct pr *r)
 		uint8_t ext = neg ? 0xff : 0;
 
 		/* fits when bytes past 8 only extend the sign; a negative one
-		 * must also fit int64 */
+		 * must also fit int64.  Python ints have no bound: one that
+		 * does not fit is refused where it is used, naming the field */
 		for (int i = 8; i < *n; i++)
 			if (b[i] != ext)
-				return pr_fail(r, "LONG1 out of range");
+				v.big = true;
 		if (neg && *n > 8 && !(b[7] & 0x80))
-			return pr_fail(r, "LONG1 out of range");
+			v.big = true;
 		v.u = get_le(b, *n < 8 ? *n : 8);
 		if (neg && *n < 8)
 			v.u |= ~0ULL << (8 * *n);
@@ -199,8 +201,9 @@ static int pr_uint(struct pr *r, const struct rv *v, uint64_t max,
 {
 	if (v->kind != V_INT)
 		return pr_fail(r, "%s is not an int", what);
-	if (v->neg || v->u > max)
-		return pr_fail(r, "%s out of range", what);
+	if (v->big || v->neg || v->u > max)
+		return pr_fail(r, "%s out of range (0 to %llu)", what,
+			       (unsigned long long)max);
 	*out = v->u;
 	return 0;
 }
@@ -223,7 +226,8 @@ static int pr_tuple(struct pr *r, const struct rv *it, size_t n)
 		if (pr_uint(r, &it[0], UINT32_MAX, "domain", &x))
 			return -1;
 		v.a = (uint32_t)x;
-		if (pr_uint(r, &it[1], UINT64_MAX, "size", &v.u) ||
+		/* tracemalloc records a size_t: 2^64 and up is no size */
+		if (pr_uint(r, &it[1], UINT64_MAX, "trace size", &v.u) ||
 		    pr_uint(r, &it[3], UINT32_MAX, "total_nframe", &x))
 			return -1;
 		v.d = (uint32_t)x;
