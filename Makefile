@@ -88,7 +88,7 @@ $(OUT)/unit-tests: $(UNIT_OBJS) $(OUT)/libhawk.a
 
 $(OUT)/san/%.o: %.c $(HEADERS)
 	@mkdir -p $(@D)
-	$(CLANG) $(SAN_CFLAGS) $(SAN) -Itests/unit -c $< -o $@
+	$(CLANG) $(SAN_CFLAGS) $(SAN) -DHK_SANITIZED -Itests/unit -c $< -o $@
 
 $(OUT)/unit-tests-san: $(SAN_OBJS)
 	$(CLANG) $(SAN) $^ $(LDLIBS) -lcriterion -o $@
