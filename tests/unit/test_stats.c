@@ -182,8 +182,8 @@ static size_t check_document(const json_t *doc, bool interned, const char *label
 Test(stats, matches_tracemalloc, .timeout = 120)
 {
 	/* odd seeds: interned names and shared tracebacks; the 70000-trace
-	 * run has unshared ones, past the point where the traceback cache
-	 * gives up (stats.c, group_by) */
+	 * run has unshared ones: one traceback sum per trace (stats.c,
+	 * group_by) */
 	static const struct { int seed, n; const char *mode, *keys; } runs[] = {
 		{ 1, 0, "mixed", "" }, { 2, 1, "mixed", "" }, { 3, 30, "mixed", "" },
 		{ 4, 300, "mixed", "" }, { 5, 3000, "mixed", "" }, { 6, 200, "same", "" },
