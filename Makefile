@@ -47,7 +47,7 @@ SAN_OBJS  := $(patsubst %.c,$(OUT)/san/%.o,$(SAN_LIB) $(SAN_UNIT))
 SAN_ENV   := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
              UBSAN_OPTIONS=print_stacktrace=1
 
-.PHONY: all deps install uninstall test unit e2e sid demo bench clean
+.PHONY: all deps install uninstall test unit e2e sid demo bench clean fuzz fuzz-build
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -93,6 +93,29 @@ $(OUT)/san/%.o: %.c $(HEADERS)
 $(OUT)/unit-tests-san: $(SAN_OBJS)
 	$(CLANG) $(SAN) $^ $(LDLIBS) -lcriterion -o $@
 
+# The fuzz harness (tests/fuzz/README.md): the same sources instrumented
+# for libFuzzer; seeds and regression inputs made by tracemalloc's Python.
+FUZZ_OBJS := $(patsubst %.c,$(OUT)/fuzz/%.o,$(SAN_LIB))
+
+$(OUT)/fuzz/%.o: %.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(CLANG) $(SAN_CFLAGS) $(SAN) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(OUT)/fuzz/pickle_read_fuzz: tests/fuzz/pickle_read_fuzz.c $(FUZZ_OBJS) $(HEADERS)
+	$(CLANG) $(SAN_CFLAGS) $(SAN) -fsanitize=fuzzer $< $(FUZZ_OBJS) $(LDLIBS) -o $@
+
+$(OUT)/fuzz/seeds/.made: tests/fuzz/seeds.py tests/fuzz/regressions.txt
+	rm -rf $(OUT)/fuzz/seeds $(OUT)/fuzz/regress
+	/usr/bin/python3.11 tests/fuzz/seeds.py $(OUT)/fuzz/seeds $(OUT)/fuzz/regress
+	touch $@
+
+fuzz-build: $(OUT)/fuzz/pickle_read_fuzz $(OUT)/fuzz/seeds/.made
+
+# A brief run (make test's); scripts/fuzz SECONDS for a longer one.
+FUZZ_SECONDS ?= 20
+fuzz: fuzz-build
+	@sh scripts/fuzz $(FUZZ_SECONDS)
+
 install: $(OUT)/hawk-bpf
 	install -D -m 0755 $(OUT)/hawk-bpf $(DESTDIR)$(PREFIX)/sbin/hawk-bpf
 
@@ -117,6 +140,7 @@ e2e: $(OUT)/hawk-bpf sid
 test: deps
 	$(MAKE) --no-print-directory all $(OUT)/unit-tests $(OUT)/unit-tests-san
 	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory e2e
 
 demo: deps
