@@ -13,44 +13,84 @@
  * Traceback is oldest first), i.e. tb.frames[nframe - 1] here.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "format.h"
 #include "report.h"
+#include "standin.h"
 
 /* ---- building ----------------------------------------------------------- */
 
-/* A JSON string even from invalid UTF-8 (bad bytes become U+FFFD; Python
- * would show surrogate escapes, which jansson cannot hold). */
+static size_t put_utf8(char *o, uint32_t c)
+{
+	if (c < 0x10000) {
+		o[0] = (char)(0xe0 | c >> 12);
+		o[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+		o[2] = (char)(0x80 | (c & 0x3f));
+		return 3;
+	}
+	o[0] = (char)(0xf0 | c >> 18);
+	o[1] = (char)(0x80 | ((c >> 12) & 0x3f));
+	o[2] = (char)(0x80 | ((c >> 6) & 0x3f));
+	o[3] = (char)(0x80 | (c & 0x3f));
+	return 4;
+}
+
+/* The code point of the valid UTF-8 sequence s[0..k). */
+static uint32_t code_point(const unsigned char *s, size_t k)
+{
+	uint32_t c = s[0] & (0x7f >> k);
+
+	for (size_t i = 1; i < k; i++)
+		c = c << 6 | (s[i] & 0x3f);
+	return c;
+}
+
+/* A JSON string of s as Python holds it: lone surrogates as stand-ins
+ * (standin.h), other bytes that are not UTF-8 as U+FFFD. */
 static json_t *str_n(const char *s, size_t n)
 {
-	json_t *j = json_stringn(s, n);
+	const unsigned char *u = (const unsigned char *)s;
+	json_t *j;
 
-	if (j)
+	if (!memchr(s, 0xed, n) && !memchr(s, 0xf4, n) && (j = json_stringn(s, n)))
 		return j;
-	char *t = malloc(3 * n + 1), *o = t;
+	char *t = malloc(8 * n + 1), *o = t;
 	if (!t)
 		return NULL;
 	for (size_t i = 0; i < n;) {
-		/* keep the longest valid prefix of a sequence, else U+FFFD */
 		size_t k = 1;
 
-		if ((unsigned char)s[i] >= 0x80) {
-			k = 0;
-			for (size_t l = 4; l >= 2 && !k; l--)
-				if (i + l <= n && (j = json_stringn(s + i, l)))
-					json_decref(j), k = l;
+		if (u[i] < 0x80) {
+			*o++ = s[i++];
+			continue;
 		}
-		if (k) {
-			memcpy(o, s + i, k);
-			o += k;
-			i += k;
-		} else {
+		if (u[i] == 0xed && i + 2 < n &&
+		    (u[i + 1] & 0xe0) == 0xa0 && (u[i + 2] & 0xc0) == 0x80) {
+			o += put_utf8(o, 0x100000 + code_point(u + i, 3));
+			i += 3;
+			continue;
+		}
+		/* the longest valid sequence here, else U+FFFD */
+		k = 0;
+		for (size_t l = 4; l >= 2 && !k; l--)
+			if (i + l <= n && (j = json_stringn(s + i, l)))
+				json_decref(j), k = l;
+		if (!k) {
 			memcpy(o, "\xEF\xBF\xBD", 3);
 			o += 3;
 			i++;
+			continue;
 		}
+		uint32_t c = code_point(u + i, k);
+
+		if ((c >= HK_SI_LO && c <= HK_SI_HI) || c == HK_SI_LITERAL)
+			o += put_utf8(o, HK_SI_LITERAL);
+		memcpy(o, s + i, k);
+		o += k;
+		i += k;
 	}
 	j = json_stringn(t, (size_t)(o - t));
 	free(t);
