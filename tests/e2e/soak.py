@@ -180,6 +180,15 @@ def soak(n, python=None, seed=None, log=print):
     seed = int(time.time()) if seed is None else seed
     rng = random.Random(seed)
     t = Target(python)
+    try:
+        return _soak(t, n, python, seed, rng, log)
+    finally:
+        if t.p.poll() is None:      # an error of the soak's own: no target left behind
+            t.p.kill()
+            t.p.wait(30)
+
+
+def _soak(t, n, python, seed, rng, log):
     image = os.path.realpath(python)
     failures, modes, took = [], collections.Counter(), collections.Counter()
     t0 = time.monotonic()

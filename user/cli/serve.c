@@ -766,15 +766,15 @@ static void *saw_target(void *cls, const char *uri, struct MHD_Connection *c)
 	return NULL;
 }
 
-/* MHD's own decoding, of each parameter and of the path; the path is the
- * string that starts where the target does. */
+/* MHD's own decoding, of each parameter and of the path: a NUL in either
+ * would cut it short (pid=1%00x read as pid=1). */
 static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 {
 	size_t n = MHD_http_unescape(s);
 	struct conn *k = conn_of(c);
 
 	(void)cls;
-	if (k && s == k->target && memchr(s, '\0', n))
+	if (k && memchr(s, '\0', n))
 		k->nul = true;
 	return n;
 }
