@@ -20,23 +20,9 @@
 #include "format.h"
 #include "report.h"
 #include "standin.h"
+#include "utf8.h"
 
 /* ---- building ----------------------------------------------------------- */
-
-static size_t put_utf8(char *o, uint32_t c)
-{
-	if (c < 0x10000) {
-		o[0] = (char)(0xe0 | c >> 12);
-		o[1] = (char)(0x80 | ((c >> 6) & 0x3f));
-		o[2] = (char)(0x80 | (c & 0x3f));
-		return 3;
-	}
-	o[0] = (char)(0xf0 | c >> 18);
-	o[1] = (char)(0x80 | ((c >> 12) & 0x3f));
-	o[2] = (char)(0x80 | ((c >> 6) & 0x3f));
-	o[3] = (char)(0x80 | (c & 0x3f));
-	return 4;
-}
 
 /* The code point of the valid UTF-8 sequence s[0..k). */
 static uint32_t code_point(const unsigned char *s, size_t k)
@@ -69,7 +55,7 @@ static json_t *str_n(const char *s, size_t n)
 		}
 		if (u[i] == 0xed && i + 2 < n &&
 		    (u[i + 1] & 0xe0) == 0xa0 && (u[i + 2] & 0xc0) == 0x80) {
-			o += put_utf8(o, 0x100000 + code_point(u + i, 3));
+			o += hk_put_utf8(o, 0x100000 + code_point(u + i, 3));
 			i += 3;
 			continue;
 		}
@@ -87,7 +73,7 @@ static json_t *str_n(const char *s, size_t n)
 		uint32_t c = code_point(u + i, k);
 
 		if ((c >= HK_SI_LO && c <= HK_SI_HI) || c == HK_SI_LITERAL)
-			o += put_utf8(o, HK_SI_LITERAL);
+			o += hk_put_utf8(o, HK_SI_LITERAL);
 		memcpy(o, s + i, k);
 		o += k;
 		i += k;

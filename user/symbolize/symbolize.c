@@ -5,6 +5,7 @@
 #include "linetable.h"
 #include "proc.h"
 #include "u64map.h"
+#include "utf8.h"
 
 struct code_info {
 	uint64_t filename_ptr, linetable_ptr;
@@ -63,30 +64,6 @@ static const char *intern(struct hk_symbolizer *s, const char *str)
 	return n->s;
 }
 
-static size_t put_utf8(char *o, uint32_t c)
-{
-	if (c < 0x80) {
-		o[0] = (char)c;
-		return 1;
-	}
-	if (c < 0x800) {
-		o[0] = (char)(0xc0 | c >> 6);
-		o[1] = (char)(0x80 | (c & 0x3f));
-		return 2;
-	}
-	if (c < 0x10000) {
-		o[0] = (char)(0xe0 | c >> 12);
-		o[1] = (char)(0x80 | ((c >> 6) & 0x3f));
-		o[2] = (char)(0x80 | (c & 0x3f));
-		return 3;
-	}
-	o[0] = (char)(0xf0 | c >> 18);
-	o[1] = (char)(0x80 | ((c >> 12) & 0x3f));
-	o[2] = (char)(0x80 | ((c >> 6) & 0x3f));
-	o[3] = (char)(0x80 | (c & 0x3f));
-	return 4;
-}
-
 /* A str object as UTF-8 (compact strings: all code object filenames). */
 static const char *read_str(struct hk_symbolizer *s, uint64_t addr)
 {
@@ -115,7 +92,7 @@ static const char *read_str(struct hk_symbolizer *s, uint64_t addr)
 			uint32_t c = kind == 1 ? raw[i] :
 				     kind == 2 ? ((uint16_t *)raw)[i] :
 						 ((uint32_t *)raw)[i];
-			o += put_utf8(out + o, c);
+			o += hk_put_utf8(out + o, c);
 		}
 		out[o] = 0;
 		res = intern(s, out);
