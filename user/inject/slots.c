@@ -72,28 +72,40 @@ static int switch_all(struct hk_hooks *h, struct hk_pytarget *t, bool raw_only,
 	return rc;
 }
 
+/* What slot s (the i-th) holds, once a trampoline a killed sampling run
+ * left there is put back on its function (an 8-byte switch, made with the
+ * target frozen): 1 if it was one, 0 if not, -1 with err set. */
+static int read_slot(struct hk_pytarget *t, const struct hk_slot *s, int i,
+		     uint64_t *cur, char *err, size_t errlen)
+{
+	uint64_t fn;
+
+	if (hk_mem_read(t->memfd, s->addr, cur, sizeof(*cur)))
+		return ERR("cannot read allocator table slot %#llx",
+			   (unsigned long long)s->addr);
+	if (*cur == s->orig || *cur == s->redirect ||
+	    hk_sampler_function(t, *cur, i % 4 + 1, &fn))
+		return 0;
+	if (hk_sampler_reset_slot(t, s->addr, *cur, fn, err, errlen))
+		return -1;
+	*cur = fn;
+	return 1;
+}
+
 int hk_hooks_redirect(struct hk_hooks *h, struct hk_pytarget *t, bool raw_only,
 		      char *err, size_t errlen)
 {
 	err[0] = 0;
 	for (int i = 0; i < h->nslots; i++) {
 		struct hk_slot *s = &h->slots[i];
-		uint64_t cur, fn;
+		uint64_t cur;
 
 		if (!s->redirect || (raw_only && i >= 4))
 			continue;
-		if (hk_mem_read(t->memfd, s->addr, &cur, sizeof(cur)))
-			return ERR("cannot read allocator table slot %#llx",
-				   (unsigned long long)s->addr);
-		/* A killed sampling run left a trampoline here: back to the
-		 * function first (an 8-byte switch, made with the target
-		 * frozen), then the usual switch. */
-		if (cur != s->orig && cur != s->redirect &&
-		    hk_sampler_function(t, cur, i % 4 + 1, &fn) == 0) {
-			if (hk_sampler_reset_slot(t, s->addr, cur, fn, err, errlen))
-				return -1;
-			cur = fn;
-		}
+		/* a killed sampling run's trampoline: back to the function
+		 * first, then the usual switch */
+		if (read_slot(t, s, i, &cur, err, errlen) < 0)
+			return -1;
 		/* a killed exact run left it on the padding: already ours */
 		if (cur == s->redirect)
 			s->redirected = true;
@@ -122,16 +134,12 @@ int hk_hooks_reset(struct hk_hooks *h, struct hk_pytarget *t, char *err,
 	err[0] = 0;
 	for (int i = 0; i < h->nslots; i++) {
 		struct hk_slot *s = &h->slots[i];
-		uint64_t cur, fn;
+		uint64_t cur;
+		int r;
 
-		if (hk_mem_read(t->memfd, s->addr, &cur, sizeof(cur)))
-			return ERR("cannot read allocator table slot %#llx",
-				   (unsigned long long)s->addr);
-		/* a sampling trampoline: back to its function, frozen */
-		if (cur != s->orig && cur != s->redirect &&
-		    hk_sampler_function(t, cur, i % 4 + 1, &fn) == 0) {
-			if (hk_sampler_reset_slot(t, s->addr, cur, fn, err, errlen))
-				return -1;
+		if ((r = read_slot(t, s, i, &cur, err, errlen)) < 0)
+			return -1;
+		if (r) {
 			n++;
 		} else if (s->redirect && cur == s->redirect) {
 			s->redirected = true;	/* the padding: undone below */
