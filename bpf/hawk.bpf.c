@@ -65,6 +65,9 @@ volatile __u64 frozen_pos = ~0ULL;
 /* Ring mode: the ring's head as the target called exit_group(2) (0: not
  * seen); then records up to it are all there was. */
 volatile __u64 exit_pos = 0;
+/* Set when the target execs: its old image's blocks are what the report
+ * holds, and nothing is recorded with the new one's addresses. */
+volatile __u32 execd = 0;
 
 /* Next dense stack id (0 means "no Python frames"). */
 __u32 next_stack_id = 0;
@@ -778,6 +781,21 @@ int target_exit(void *ctx)
 	if (!bpf_probe_read_user(&ring, sizeof(ring), (void *)ring_word) && ring > 3 &&
 	    !bpf_probe_read_user(&head, sizeof(head), (void *)(ring + HK_RING_HEAD)))
 		exit_pos = head + 1;	/* + 1: 0 means unknown */
+	return 0;
+}
+
+/* The target execs (any thread: the kernel makes it the leader): the
+ * record stops here, since every probe and address is the old image's. */
+SEC("tracepoint/sched/sched_process_exec")
+int target_exec(void *ctx)
+{
+	struct bpf_pidns_info ns;
+
+	if (bpf_get_ns_current_pid_tgid(pidns_dev, pidns_ino, &ns, sizeof(ns)) ||
+	    ns.tgid != target_tgid)
+		return 0;
+	execd = 1;
+	frozen = 1;
 	return 0;
 }
 

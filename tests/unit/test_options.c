@@ -281,16 +281,68 @@ Test(options, output_errors)
 	EXPECT_ERR("--output", "-p", "1", "--output=", NULL);
 }
 
-Test(options, missing_pid)
+/* Without -p the profile is host-wide: every CPython process. */
+Test(options, no_pid_is_hostwide)
 {
 	struct hk_options o;
 
-	cr_assert_eq(PARSE(&o, NULL), -1);
-	cr_assert_str_eq(err, "missing -p PID");
-	EXPECT_ERR("missing -p PID", "--count", "3", NULL);
+	EXPECT_OK(&o, NULL);
+	cr_assert(o.hostwide);
+	cr_assert_eq(o.npids, 0);
+	EXPECT_OK(&o, "--count", "3", NULL);
+	cr_assert(o.hostwide);
+	cr_assert_eq(o.count, 3);
+	EXPECT_OK(&o, "-p", "7", NULL);
+	cr_assert(!o.hostwide);
 	cr_assert_eq(hk_options_parse(&o, 0, (char *[]){ NULL }, err,
 				      sizeof err), -1);
 	cr_assert_str_eq(err, "missing -p PID");
+}
+
+Test(options, pid_lists)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "-p", "7,8", "--pid", "9,7", NULL);
+	cr_assert(o.hostwide);
+	cr_assert_eq(o.npids, 3);
+	cr_assert_eq(o.pids[0], 7);
+	cr_assert_eq(o.pids[1], 8);
+	cr_assert_eq(o.pids[2], 9);
+	cr_assert_eq(o.pid, 7);
+	/* the same PID twice is one process */
+	EXPECT_OK(&o, "-p", "7,7", NULL);
+	cr_assert(!o.hostwide);
+	cr_assert_eq(o.npids, 1);
+	EXPECT_ERR("-p/--pid: expected a process ID from 1 to", "-p", "7,", NULL);
+	EXPECT_ERR("got ',7'", "-p", ",7", NULL);
+	EXPECT_ERR("got '7,x'", "-p", "7,x", NULL);
+	EXPECT_ERR("got '7,0'", "-p", "7,0", NULL);
+	EXPECT_ERR("start takes one -p PID", "start", "-p", "7,8", NULL);
+	EXPECT_ERR("stop takes one -p PID", "stop", "-p", "7,8", NULL);
+}
+
+Test(options, selectors)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "--match", "gunicorn.*worker", NULL);
+	cr_assert(o.hostwide);
+	cr_assert_str_eq(o.match, "gunicorn.*worker");
+	EXPECT_OK(&o, "--container", "3f2a", "--cgroup", "/system.slice", NULL);
+	cr_assert_str_eq(o.container, "3f2a");
+	cr_assert_str_eq(o.cgroup, "/system.slice");
+	/* one PID with a selector: host-wide, narrowed to it */
+	EXPECT_OK(&o, "-p", "7", "--merge", NULL);
+	cr_assert(o.hostwide);
+	cr_assert(o.merge);
+	EXPECT_ERR("--cgroup: expected a cgroup path from the root", "--cgroup", "x", NULL);
+	EXPECT_ERR("--container: expected a container ID", "--container", "", NULL);
+	EXPECT_ERR("--stats takes one -p PID", "--stats", NULL);
+	EXPECT_ERR("--match can only be used with the one-shot profile", "start",
+		   "-p", "1", "--match", "x", NULL);
+	EXPECT_ERR("--merge can only be used with the one-shot profile", "snapshot",
+		   "-p", "1", "--merge", NULL);
 }
 
 Test(options, missing_argument)

@@ -135,6 +135,13 @@ static int attach(struct hawk_bpf *skel, struct hk_pytarget *t,
 				   strerror(errno));
 		links[(*nlinks)++] = l;
 	}
+	/* its exec ends the window (see target_exec) */
+	l = bpf_program__attach_tracepoint(skel->progs.target_exec, "sched",
+					   "sched_process_exec");
+	if (!l)
+		return ERR("cannot attach to the sched_process_exec tracepoint: %s",
+			   strerror(errno));
+	links[(*nlinks)++] = l;
 	if (ring) {
 		l = bpf_program__attach_tracepoint(skel->progs.target_exit, "syscalls",
 						   "sys_enter_exit_group");
@@ -408,7 +415,7 @@ static void detach_all(struct bpf_link **links, int n)
 struct detach {
 	pthread_t thread;
 	struct hawk_bpf *skel;
-	struct bpf_link *links[2 * HK_MAX_PROBES + 2];
+	struct bpf_link *links[2 * HK_MAX_PROBES + 3];
 	int nlinks;
 };
 
@@ -436,7 +443,7 @@ struct hk_tracer {
 	struct hk_trace_opts o;
 	struct hk_hooks hooks;
 	struct hk_sampler sampler;
-	struct bpf_link *links[2 * HK_MAX_PROBES + 2];
+	struct bpf_link *links[2 * HK_MAX_PROBES + 3];
 	int nlinks;
 	struct ring_buffer *rb;
 	int pidfd;
@@ -552,7 +559,8 @@ static int teardown(struct hk_tracer *tr, struct hk_result *res, int rc,
 		double t0;
 
 		ring_drain(tr);
-		res->finalizing = run->skel->bss->frozen != 0;
+		res->execd = run->skel->bss->execd != 0;
+		res->finalizing = run->skel->bss->frozen != 0 && !res->execd;
 		run->skel->bss->frozen = 1;
 		ring_buffer__consume(tr->rb);
 		read_counters(run->skel, res->counters);
@@ -754,7 +762,8 @@ static int start(struct hk_tracer **out, struct hk_pytarget *t,
 
 	if (o->duration_ms)
 		snprintf(window, sizeof(window), "for %.3g s", o->duration_ms / 1000.0);
-	fprintf(stderr, "hawk-bpf: tracing PID %d (CPython %s, %s), %d probes, %s%s\n",
+	if (!o->quiet)
+		fprintf(stderr, "hawk-bpf: tracing PID %d (CPython %s, %s), %d probes, %s%s\n",
 		(int)t->pid, t->version, t->image_name, tr->nlinks, window,
 		o->sample ? ", sampling" : "");
 	fflush(stderr);
@@ -776,6 +785,8 @@ int hk_trace_poll(struct hk_tracer *tr, int timeout_ms)
 {
 	if (exited(tr->pidfd))
 		return 1;
+	if (tr->run.skel->bss->execd)
+		return 2;
 	/* ring: the timer in the epoll set wakes it every RING_PERIOD_NS */
 	ring_buffer__poll(tr->rb, timeout_ms);
 	ring_drain(tr);
@@ -801,6 +812,7 @@ int hk_trace_snapshot(struct hk_tracer *tr, struct hk_result *res, char *err,
 	res->sym = tr->run.sym;
 	res->sym_borrowed = true;
 	res->seconds = now() - tr->start;
+	res->began = tr->start;
 	res->target_exited = exited(tr->pidfd);
 	hk_tablewatch_check(&tr->watch, now(), true);
 	tables_changed(tr, res);
@@ -844,8 +856,10 @@ int hk_trace_count(struct hk_tracer *tr, uint64_t *blocks, double *bytes,
 int hk_trace_stop(struct hk_tracer *tr, struct hk_result *res, char *err,
 		  size_t errlen)
 {
-	if (res)
+	if (res) {
 		res->seconds = now() - tr->start;
+		res->began = tr->start;
+	}
 	return teardown(tr, res, 0, err, errlen);
 }
 
@@ -864,8 +878,10 @@ int hk_trace_run(struct hk_pytarget *t, const struct hk_trace_opts *o,
 
 		if (left <= 0)
 			break;
-		if (hk_trace_poll(tr, left < 0.05 ? (int)(left * 1000) + 1 : 50)) {
-			res->target_exited = true;
+		int gone = hk_trace_poll(tr, left < 0.05 ? (int)(left * 1000) + 1 : 50);
+
+		if (gone) {
+			res->target_exited = gone == 1;
 			break;
 		}
 	}

@@ -20,6 +20,7 @@ struct hk_trace_opts {
 	bool stats;			/* --stats: size histogram only */
 	const struct hk_sample_rates *sample;	/* --sample, else NULL */
 	volatile sig_atomic_t *stop;	/* set by a signal handler */
+	bool quiet;			/* no "tracing" line (host-wide) */
 };
 
 struct hk_result {
@@ -29,9 +30,11 @@ struct hk_result {
 	uint64_t unresolved;		/* blocks whose stack was lost */
 	bool target_exited;
 	bool finalizing;		/* record frozen at Py_FinalizeEx */
+	bool execd;			/* record frozen at its exec */
 	char warning[256];		/* set if the sampler could not be undone */
 	bool interrupted;
 	double seconds;			/* length of the window */
+	double began;			/* CLOCK_MONOTONIC s when probes were live */
 	bool tables_changed;		/* someone else changed a table slot */
 	double tables_changed_at;	/* seen then, s into the window */
 	int tables_changed_slot;	/* which (hk_tablewatch_slot_name) */
@@ -49,7 +52,8 @@ struct hk_result {
  * is left attached or redirected then).
  *
  * hk_trace_poll resolves newly announced stacks, waiting up to timeout_ms
- * for them; 1 once the target has exited, else 0. hk_trace_fd is a file
+ * for them; 1 once the target has exited, 2 once it has exec'd (the
+ * record stopped there), else 0. hk_trace_fd is a file
  * descriptor that polls readable when hk_trace_poll has work.
  *
  * hk_trace_snapshot collects the live blocks now into *r while the probes

@@ -322,10 +322,12 @@ static int daemon_main(const struct hk_options *o, int lock)
 		};
 
 		poll(pf, 2, 200);
-		if (d.tr && hk_trace_poll(d.tr, 0)) {
+		int gone = d.tr ? hk_trace_poll(d.tr, 0) : 0;
+
+		if (gone) {
 			/* Keep its last record for snapshots and status. */
 			memset(&d.last, 0, sizeof(d.last));
-			d.last.target_exited = true;
+			d.last.target_exited = gone == 1;
 			hk_trace_stop(d.tr, &d.last, err, sizeof(err));
 			d.tr = NULL;
 			d.exited = true;

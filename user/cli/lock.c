@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,27 +18,37 @@
 #include "pidlock.h"
 #include "proc.h"
 
-/* The pidfd lock (pidlock.h) taken with each /run lock fd we hold. */
-static struct { int fd, pidfd; } held[8];
+/* The pidfd lock (pidlock.h) taken with each /run lock fd we hold; a
+ * host-wide run takes its locks from several threads. */
+static struct held { int fd, pidfd; } *held;
+static size_t nheld;
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void hold_pidfd(int fd, int pidfd)
 {
-	for (size_t i = 0; pidfd >= 0 && i < sizeof(held) / sizeof(held[0]); i++)
-		if (!held[i].fd) {
-			held[i].fd = fd + 1;	/* 0: a free entry */
-			held[i].pidfd = pidfd;
-			return;
-		}
-	/* more locks at once than any command takes: kept until exit */
+	struct held *h;
+
+	if (pidfd < 0)
+		return;
+	pthread_mutex_lock(&held_mu);
+	h = realloc(held, (nheld + 1) * sizeof(*held));
+	if (h) {
+		held = h;
+		held[nheld++] = (struct held){ fd, pidfd };
+	}
+	/* else kept until exit: the lock then lasts as long as we do */
+	pthread_mutex_unlock(&held_mu);
 }
 
 static void drop_pidfd(int fd)
 {
-	for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++)
-		if (held[i].fd == fd + 1) {
+	pthread_mutex_lock(&held_mu);
+	for (size_t i = 0; i < nheld; i++)
+		if (held[i].fd == fd) {
 			close(held[i].pidfd);
-			held[i].fd = 0;
+			held[i--] = held[--nheld];
 		}
+	pthread_mutex_unlock(&held_mu);
 }
 
 static void lock_path(char *buf, size_t len, pid_t pid)

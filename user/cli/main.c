@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include "compare.h"
 #include "daemon.h"
+#include "hostwide.h"
 #include "options.h"
 #include "outfile.h"
 #include "pickle.h"
@@ -144,6 +145,10 @@ int main(int argc, char **argv)
 		return hk_serve_main(&o);
 	if (!privileged())
 		return hk_fail("must run as root (or with CAP_SYS_ADMIN and CAP_SYS_PTRACE)");
+	if (o.hostwide) {
+		handle_signals();
+		return hk_hostwide_main(&o, &stop_flag);
+	}
 	/* A thread stands for its process: one tracer, one lock, per process */
 	pid_t tgid = o.pid ? hk_proc_tgid(o.pid) : 0;
 
@@ -201,8 +206,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "hawk-bpf: process %d exited during the window; reporting %s\n",
 			(int)o.pid, r.finalizing ? "the blocks alive when it began to shut down"
 						 : "what was traced until then");
+	if (r.execd)
+		fprintf(stderr, "hawk-bpf: process %d exec'd during the window; reporting what was traced until then\n",
+			(int)o.pid);
 	hk_warn_losses(stderr, &r);
-	if (r.warning[0] && !r.target_exited)
+	if (r.warning[0] && !r.target_exited && !r.execd)
 		fprintf(stderr, "hawk-bpf: warning: %s (the sampling trampoline stays; it works without hawk-bpf)\n",
 			r.warning);
 	rc = write_out(&out, &o, &t, &r);

@@ -26,6 +26,10 @@ enum {
 	OPT_SAMPLE_RATES,
 	OPT_LISTEN,
 	OPT_TOKEN_FILE,
+	OPT_MATCH,
+	OPT_CONTAINER,
+	OPT_CGROUP,
+	OPT_MERGE,
 };
 
 static const struct option longopts[] = {
@@ -42,6 +46,10 @@ static const struct option longopts[] = {
 	{ "output",	required_argument,	NULL, 'o' },
 	{ "listen",	required_argument,	NULL, OPT_LISTEN },
 	{ "token-file",	required_argument,	NULL, OPT_TOKEN_FILE },
+	{ "match",	required_argument,	NULL, OPT_MATCH },
+	{ "container",	required_argument,	NULL, OPT_CONTAINER },
+	{ "cgroup",	required_argument,	NULL, OPT_CGROUP },
+	{ "merge",	no_argument,		NULL, OPT_MERGE },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ "version",	no_argument,		NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -57,7 +65,7 @@ static const struct {
 	const char *name;
 	const char *arg;
 } optnames[] = {
-	{ 'p',			"-p/--pid",	"PID" },
+	{ 'p',			"-p/--pid",	"PID[,PID...]" },
 	{ OPT_DURATION,		"--duration",	"SEC" },
 	{ OPT_COUNT,		"--count",	"N" },
 	{ OPT_FORMAT,		"--format",	"lineno|traceback|pickle" },
@@ -70,6 +78,10 @@ static const struct {
 	{ 'o',			"-o/--output",	"FILE" },
 	{ OPT_LISTEN,		"--listen",	"ADDR:PORT" },
 	{ OPT_TOKEN_FILE,	"--token-file",	"FILE" },
+	{ OPT_MATCH,		"--match",	"REGEX" },
+	{ OPT_CONTAINER,	"--container",	"ID" },
+	{ OPT_CGROUP,		"--cgroup",	"PATH" },
+	{ OPT_MERGE,		"--merge",	NULL },
 	{ 'h',			"-h/--help",	NULL },
 	{ 'V',			"-V/--version",	NULL },
 };
@@ -79,7 +91,7 @@ static const struct {
 	enum hk_command cmd;
 	const char *word;
 	const char *why;
-	int refused[12];
+	int refused[20];
 } commands[] = {
 	/* compare reads two pickles: the options about tracing do not apply. */
 	{ HK_CMD_COMPARE, "compare",
@@ -161,6 +173,12 @@ static int refuse_for_command(const struct hk_options *o, int val,
 	if ((val == OPT_LISTEN || val == OPT_TOKEN_FILE) &&
 	    o->command != HK_CMD_SERVE)
 		return fail(err, errlen, "%s can only be used with serve",
+			    opt_name(val));
+	/* the host-wide mode is the one-shot profile's, so far */
+	if ((val == OPT_MATCH || val == OPT_CONTAINER || val == OPT_CGROUP ||
+	     val == OPT_MERGE) && o->command != HK_CMD_PROFILE)
+		return fail(err, errlen,
+			    "%s can only be used with the one-shot profile (no subcommand) so far",
 			    opt_name(val));
 	for (size_t c = 0; c < ARRAY_LEN(commands); c++) {
 		if (commands[c].cmd != o->command)
@@ -361,6 +379,36 @@ bool hk_parse_seconds(const char *s, unsigned long *ms)
 	return parse_duration(s, ms);
 }
 
+/* -p PID[,PID...], repeatable: the list, each PID once. */
+static int parse_pids(struct hk_options *o, const char *arg, char *err,
+		      size_t errlen)
+{
+	const char *p = arg;
+
+	do {
+		size_t len = strcspn(p, ",");
+		char num[16];
+		unsigned long v;
+		bool dup = false;
+
+		if (len >= sizeof(num) ||
+		    (memcpy(num, p, len), num[len] = 0, !parse_ulong(num, 1, INT_MAX, &v)))
+			return fail(err, errlen,
+				    "-p/--pid: expected a process ID from 1 to %d (or several, with commas), got '%s'",
+				    INT_MAX, arg);
+		for (size_t i = 0; i < o->npids; i++)
+			dup |= o->pids[i] == (pid_t)v;
+		if (!dup && o->npids == HK_PIDS_MAX)
+			return fail(err, errlen, "-p/--pid: more than %d processes",
+				    HK_PIDS_MAX);
+		if (!dup)
+			o->pids[o->npids++] = (pid_t)v;
+		p += len;
+	} while (*p++ == ',');
+	o->pid = o->pids[0];
+	return 0;
+}
+
 /* The final checks of "serve", once every option is read: a server
  * reachable from other hosts must ask for a token. */
 static int serve_checks(const struct hk_options *o, char *err, size_t errlen)
@@ -452,11 +500,27 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 			return -1;
 		switch (c) {
 		case 'p':
-			if (!parse_ulong(optarg, 1, INT_MAX, &v))
+			if (parse_pids(o, optarg, err, errlen))
+				return -1;
+			break;
+		case OPT_MATCH:
+			o->match = optarg;
+			break;
+		case OPT_CONTAINER:
+			if (!*optarg)
+				return fail(err, errlen, "%s: expected a container ID, got ''",
+					    opt_name(c));
+			o->container = optarg;
+			break;
+		case OPT_CGROUP:
+			if (optarg[0] != '/')
 				return fail(err, errlen,
-					    "%s: expected a process ID from 1 to %d, got '%s'",
-					    opt_name(c), INT_MAX, optarg);
-			o->pid = (pid_t)v;
+					    "%s: expected a cgroup path from the root of the hierarchy (/...), got '%s'",
+					    opt_name(c), optarg);
+			o->cgroup = optarg;
+			break;
+		case OPT_MERGE:
+			o->merge = true;
 			break;
 		case OPT_DURATION:
 			if (!parse_duration(optarg, &o->duration_ms))
@@ -554,8 +618,17 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 		return 0;
 	if (o->command == HK_CMD_SERVE)
 		return serve_checks(o, err, errlen);
-	if (!o->pid)
+	o->hostwide = o->command == HK_CMD_PROFILE &&
+		      (o->npids != 1 || o->match || o->container || o->cgroup || o->merge);
+	if (!o->pid && !o->hostwide)
 		return fail(err, errlen, "missing -p PID");
+	if (o->npids > 1 && o->command != HK_CMD_PROFILE)
+		return fail(err, errlen,
+			    "%s takes one -p PID (several processes: the one-shot profile, so far)",
+			    o->command == HK_CMD_START ? "start" :
+			    o->command == HK_CMD_SNAPSHOT ? "snapshot" : "stop");
+	if (o->hostwide && o->stats)
+		return fail(err, errlen, "--stats takes one -p PID");
 	if (o->command == HK_CMD_SNAPSHOT && o->format != HK_FMT_LINENO &&
 	    o->format != HK_FMT_TRACEBACK && o->format != HK_FMT_PICKLE)
 		return fail(err, errlen,

@@ -30,6 +30,8 @@
 #define HK_MAX_BLOCKS_MAX	67108864U
 /* serve: where it listens unless --listen says otherwise. */
 #define HK_LISTEN_DEFAULT	"127.0.0.1:8000"
+/* -p PID,...: the most processes one list names. */
+#define HK_PIDS_MAX		1024
 
 /* What to do: the one-shot profile of a process (no subcommand word),
  * "compare OLD NEW", or a session command: "start" (trace PID until
@@ -48,7 +50,15 @@ enum hk_format {
 
 struct hk_options {
 	enum hk_command command;
-	pid_t pid;			/* -p: >= 1 */
+	pid_t pid;			/* -p: >= 1 (the first of a list) */
+	pid_t pids[HK_PIDS_MAX];	/* -p PID,PID...: each once */
+	size_t npids;
+	const char *match;		/* --match REGEX (argv); else NULL */
+	const char *container;		/* --container ID (argv); else NULL */
+	const char *cgroup;		/* --cgroup PATH (argv); else NULL */
+	bool merge;			/* --merge: one report over them all */
+	bool hostwide;			/* several processes: no -p, a list,
+					 * a selector or --merge */
 	unsigned long duration_ms;	/* --duration: 1 .. HK_DURATION_MS_MAX */
 	unsigned count;			/* --count: 1 .. HK_COUNT_MAX */
 	enum hk_format format;		/* --format */

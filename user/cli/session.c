@@ -66,8 +66,8 @@ unsigned long long hk_losses(const uint64_t counters[HK_CNT_MAX])
 	return n;
 }
 
-static json_t *run_info(const struct hk_pytarget *t, const struct hk_result *r,
-			const struct hk_options *o)
+json_t *hk_run_json(const struct hk_pytarget *t, const struct hk_result *r,
+		    const struct hk_options *o)
 {
 	json_t *c = json_object();
 
@@ -78,10 +78,11 @@ static json_t *run_info(const struct hk_pytarget *t, const struct hk_result *r,
 			    json_integer((json_int_t)r->unresolved));
 	json_object_set_new(c, "unreadable_code_objects",
 			    json_integer((json_int_t)hk_sym_failures(r->sym)));
-	return json_pack("{s:i, s:s, s:s, s:f, s:i, s:b, s:b, s:b, s:o, s:o}",
+	return json_pack("{s:i, s:s, s:s, s:f, s:i, s:b, s:b, s:b, s:b, s:o, s:o}",
 			 "pid", (int)t->pid, "python", t->version,
 			 "image", t->image_name, "window_seconds", r->seconds,
 			 "frames", (int)o->frames, "target_exited", r->target_exited,
+			 "target_execd", r->execd,
 			 "frozen_at_finalize", r->finalizing,
 			 "interrupted", r->interrupted,
 			 /* null, or seconds into the window: incomplete since */
@@ -116,7 +117,7 @@ void hk_warn_losses(FILE *f, const struct hk_result *r)
 
 /* A sampled block is written as one trace of size * 1/p, so that
  * Snapshot.statistics() sizes are estimates (counts are sampled blocks). */
-static int write_pickle(FILE *out, const struct hk_snapshot *snap)
+int hk_write_pickle(FILE *out, const struct hk_snapshot *snap)
 {
 	struct hk_trace *tr;
 	struct hk_snapshot scaled = *snap;
@@ -139,7 +140,7 @@ static int write_pickle(FILE *out, const struct hk_snapshot *snap)
 }
 
 /* The JSON "sampling" object: that the figures are estimates, and how. */
-static json_t *sampling_info(const struct hk_options *o, const struct hk_result *r)
+json_t *hk_sampling_json(const struct hk_options *o, size_t sampled_blocks)
 {
 	json_t *classes = json_array();
 	char spec[256];
@@ -156,7 +157,7 @@ static json_t *sampling_info(const struct hk_options *o, const struct hk_result 
 		(json_int_t)lo, "max_size", "probability", 1.0));
 	hk_sample_rates_str(&o->rates, spec, sizeof(spec));
 	return json_pack("{s:b, s:s, s:o, s:I, s:s}", "sampled", 1, "rates", spec,
-			 "classes", classes, "sampled_blocks", (json_int_t)r->ntraces,
+			 "classes", classes, "sampled_blocks", (json_int_t)sampled_blocks,
 			 "estimates", "sizes and counts weigh each sampled block 1/p");
 }
 
@@ -166,14 +167,12 @@ int hk_write_report(FILE *out, const struct hk_options *o,
 		    bool point_in_time)
 {
 	struct hk_snapshot snap = { r->traces, r->ntraces, o->frames };
-	struct hk_snapshot empty = { NULL, 0, o->frames };
-	char root[64], cwd[64];
 	struct hk_source *src;
 	json_t *rep;
 	int rc;
 
 	if (o->format == HK_FMT_PICKLE)
-		return write_pickle(out, &snap);
+		return hk_write_pickle(out, &snap);
 	if (o->format == HK_FMT_TEXT) {
 		fprintf(out, "# hawk-bpf --stats: allocations by size, PID %d (CPython %s), %.1f s\n",
 			(int)t->pid, t->version, r->seconds);
@@ -182,15 +181,39 @@ int hk_write_report(FILE *out, const struct hk_options *o,
 	if (o->format == HK_FMT_JSON) {
 		json_t *j = json_pack("{s:o, s:o}", "size_stats",
 				      hk_sizestats_json((const hk_hist *)&r->hist),
-				      "hawk_bpf", run_info(t, r, o));
+				      "hawk_bpf", hk_run_json(t, r, o));
 		rc = hk_report_write(out, j);
 		json_decref(j);
 		return rc;
 	}
+	src = hk_source_at(rootfd, cwdfd, creds);
+	rep = hk_report_json(o, t, r, src, point_in_time);
+	rc = rep ? hk_report_write(out, rep) : -1;
+	json_decref(rep);
+	hk_source_free(src);
+	return rc;
+}
+
+struct hk_source *hk_source_at(int rootfd, int cwdfd, const struct hk_creds *creds)
+{
+	char root[64], cwd[64];
+	struct hk_source *src;
+
 	snprintf(root, sizeof(root), "/proc/self/fd/%d", rootfd);
 	snprintf(cwd, sizeof(cwd), "/proc/self/fd/%d", cwdfd);
 	if ((src = hk_source_new(root, cwd)))
 		hk_source_as(src, creds);
+	return src;
+}
+
+json_t *hk_report_json(const struct hk_options *o, const struct hk_pytarget *t,
+		       const struct hk_result *r, struct hk_source *src,
+		       bool point_in_time)
+{
+	struct hk_snapshot snap = { r->traces, r->ntraces, o->frames };
+	struct hk_snapshot empty = { NULL, 0, o->frames };
+	json_t *rep;
+
 	/* Hawk's fixed-duration profile: end.compare_to(start), where the
 	 * start snapshot is empty because tracing starts with the window; a
 	 * session's snapshot: the statistics of the blocks live now. */
@@ -198,17 +221,12 @@ int hk_write_report(FILE *out, const struct hk_options *o,
 			      o->format == HK_FMT_TRACEBACK ? HK_KEY_TRACEBACK
 							    : HK_KEY_LINENO,
 			      o->cumulative, o->count, src);
-	if (!rep) {
-		hk_source_free(src);
-		return -1;
-	}
+	if (!rep)
+		return NULL;
 	if (o->sample)
-		json_object_set_new(rep, "sampling", sampling_info(o, r));
-	json_object_set_new(rep, "hawk_bpf", run_info(t, r, o));
-	rc = hk_report_write(out, rep);
-	json_decref(rep);
-	hk_source_free(src);
-	return rc;
+		json_object_set_new(rep, "sampling", hk_sampling_json(o, r->ntraces));
+	json_object_set_new(rep, "hawk_bpf", hk_run_json(t, r, o));
+	return rep;
 }
 
 /* ---- the client --------------------------------------------------------- */

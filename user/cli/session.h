@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <sys/types.h>
 #include "creds.h"
+#include "model.h"
+#include "source.h"
 #include "lock.h"
 #include "options.h"
 #include "pytarget.h"
@@ -39,6 +41,21 @@ int hk_write_report(FILE *out, const struct hk_options *o,
 		    const struct hk_pytarget *t, const struct hk_result *r,
 		    int rootfd, int cwdfd, const struct hk_creds *creds,
 		    bool point_in_time);
+/* The pieces of that report, for the host-wide one (hostreport.h): the
+ * lineno/traceback JSON of one process with its "sampling" and
+ * "hawk_bpf" objects; those two alone; the pickle of a snapshot (sampled
+ * blocks scaled by 1/p); and the source reader of a target's root and
+ * cwd (NULL when out of memory: lines are then ""). */
+#include <jansson.h>
+json_t *hk_report_json(const struct hk_options *o, const struct hk_pytarget *t,
+		       const struct hk_result *r, struct hk_source *src,
+		       bool point_in_time);
+json_t *hk_run_json(const struct hk_pytarget *t, const struct hk_result *r,
+		    const struct hk_options *o);
+json_t *hk_sampling_json(const struct hk_options *o, size_t sampled_blocks);
+int hk_write_pickle(FILE *out, const struct hk_snapshot *snap);
+struct hk_source *hk_source_at(int rootfd, int cwdfd, const struct hk_creds *creds);
+
 /* One "hawk-bpf: warning: ..." line to f for each loss in r. */
 void hk_warn_losses(FILE *f, const struct hk_result *r);
 /* The sum of the loss counters. */

@@ -48,6 +48,15 @@ void hk_discover_free(struct hk_discover *d);
  * during the scan are left out. 0, or -1 (errno). */
 int hk_discover_scan(struct hk_discover *d, struct hk_found **out, size_t *n);
 void hk_found_free(struct hk_found *f, size_t n);
+/* What one hk_found holds (not the struct itself). */
+void hk_found_free_one(struct hk_found *f);
+
+/* The one process pid as hk_discover_scan would find it: 1 with *f
+ * filled, 0 when it is not a candidate or the selectors refuse it, -1
+ * when it is gone. any_pid: the -p list does not apply (a child forked
+ * by a traced process is traced whatever it names). */
+int hk_discover_pid(struct hk_discover *d, pid_t pid, bool any_pid,
+		    struct hk_found *f);
 
 /* The container ID a cgroup path names (Docker, containerd, CRI-O,
  * podman, Kubernetes: a 64-digit hexadecimal component, bare or as

@@ -340,6 +340,17 @@ int hk_pytarget_gone_err(const struct hk_pytarget *t, char *err, size_t errlen)
 	return ERR("process %d exited during attach; nothing was traced", (int)t->pid);
 }
 
+bool hk_pytarget_ready(const struct hk_pytarget *t)
+{
+	const struct hk_py_layout *L = &t->layout->bpf;
+	uint64_t interp = 0, tstate = 0;
+
+	return hk_mem_read(t->memfd, t->runtime + L->rt_interp_head, &interp, 8) == 0 &&
+	       interp &&
+	       hk_mem_read(t->memfd, interp + L->interp_threads_head, &tstate, 8) == 0 &&
+	       tstate;
+}
+
 void hk_pytarget_close(struct hk_pytarget *t)
 {
 	if (t->memfd >= 0)

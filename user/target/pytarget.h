@@ -36,6 +36,11 @@ struct hk_pytarget {
 int hk_pytarget_open(struct hk_pytarget *t, pid_t pid, char *err, size_t errlen);
 void hk_pytarget_close(struct hk_pytarget *t);
 
+/* Whether the interpreter has a main interpreter with a thread state:
+ * past the start-up that sets its allocators (PYTHONMALLOC) up, so a
+ * process that has just exec'd is traced once this holds. */
+bool hk_pytarget_ready(const struct hk_pytarget *t);
+
 /* Whether the process has exited since hk_pytarget_open began. */
 bool hk_pytarget_gone(const struct hk_pytarget *t);
 /* "process PID exited during attach; nothing was traced" into err: what

@@ -1,0 +1,30 @@
+/* The report of a host-wide run (procset.h), in o->format:
+ *
+ * lineno, traceback: {"processes": [each process's own report, as one
+ * process's run writes it, with who it is and when its window was,
+ * largest traced heap first], "skipped": [the CPython processes not
+ * traced, and why], "hawk_bpf": {the run}}.
+ *
+ * --merge: one report in the single-process format over the union of
+ * every traced process's blocks (its "hawk_bpf" lists the processes).
+ *
+ * pickle: with --merge one snapshot of the union; else one PID.pickle a
+ * process in the directory -o names, and index.json there. */
+#ifndef HAWK_HOSTREPORT_H
+#define HAWK_HOSTREPORT_H
+
+#include <stdio.h>
+#include "options.h"
+#include "procset.h"
+
+/* JSON, or the merged pickle, to out. 0, or -1 (errno set). */
+int hk_hostreport_write(FILE *out, const struct hk_options *o,
+			const struct hk_procset *ps, double window_s);
+
+/* The pickles into directory dir (made if missing). 0, or -1 with one
+ * line in err. */
+int hk_hostreport_pickles(const char *dir, const struct hk_options *o,
+			  const struct hk_procset *ps, double window_s,
+			  char *err, size_t errlen);
+
+#endif
