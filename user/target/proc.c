@@ -159,7 +159,7 @@ int hk_proc_stat(pid_t pid, struct hk_proc_stat *st)
 {
 	char path[64], buf[1024], *p;
 	ssize_t n;
-	int fd;
+	int fd, ppid;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -172,10 +172,11 @@ int hk_proc_stat(pid_t pid, struct hk_proc_stat *st)
 	buf[n] = 0;
 	/* comm may hold spaces and parentheses: the fields follow the last ')' */
 	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %lu %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-			 &st->state, &st->flags, &st->start) != 3) {
+	if (!p || sscanf(p + 1, " %c %d %*d %*d %*d %*d %lu %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+			 &st->state, &ppid, &st->flags, &st->start) != 4) {
 		errno = EINVAL;
 		return -1;
 	}
+	st->ppid = (pid_t)ppid;
 	return 0;
 }

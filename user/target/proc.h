@@ -42,6 +42,7 @@ pid_t hk_proc_tgid(pid_t pid);
 /* What /proc/PID/stat says of a process. */
 struct hk_proc_stat {
 	char state;			/* R, S, D, T, t, Z, X, ... */
+	pid_t ppid;			/* its parent (0: none) */
 	unsigned long flags;		/* the kernel's PF_* */
 	unsigned long long start;	/* start time, clock ticks after boot:
 					 * with the PID, names one process
