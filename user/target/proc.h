@@ -19,6 +19,10 @@ struct hk_maps {
 };
 
 int hk_maps_read(pid_t pid, struct hk_maps *m);
+/* Only the executable file mappings, as hk_maps_read would give them
+ * (none is no error): the host-wide scan's question of every process.
+ * 0, or -1 (errno). */
+int hk_maps_exec(pid_t pid, struct hk_maps *m);
 void hk_maps_free(struct hk_maps *m);
 
 /* /proc/PID/mem opened read-write; -1 with errno on failure. */
