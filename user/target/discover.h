@@ -62,7 +62,9 @@ int hk_discover_pid(struct hk_discover *d, pid_t pid, bool any_pid,
  * podman, Kubernetes: a 64-digit hexadecimal component, bare or as
  * docker-ID.scope, cri-containerd-ID.scope, crio-ID.scope,
  * libpod-ID.scope, with or without a conmon/ prefix); the innermost one
- * when there are several. 0 with id filled, -1 when there is none. */
+ * when there are several. 0 with id filled, -1 when there is none.
+ * (libpod-conmon-ID.scope and crio-conmon-ID.scope name none: they hold
+ * conmon, the runtime's monitor beside the container, not in it.) */
 int hk_cgroup_container(const char *path, char id[65]);
 
 /* Whether cgroup path is prefix itself or below it ("/a/b" is under
