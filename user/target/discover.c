@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "elfimg.h"
@@ -559,4 +560,24 @@ int hk_discover_scan(struct hk_discover *d, struct hk_found **out, size_t *n)
 	*out = v;
 	*n = nv;
 	return 0;
+}
+
+void hk_found_free_one(struct hk_found *f)
+{
+	found_clear(f);
+}
+
+int hk_discover_pid(struct hk_discover *d, pid_t pid, bool any_pid,
+		    struct hk_found *f)
+{
+	size_t npids = d->npids;
+	int rc;
+
+	if (any_pid)
+		d->npids = 0;
+	rc = examine(d, pid, f);
+	d->npids = npids;
+	if (rc <= 0 && kill(pid, 0) && errno == ESRCH)
+		return -1;
+	return rc < 0 ? 0 : rc;
 }
