@@ -23,6 +23,7 @@
 #include "ring.h"
 #include "tablewatch.h"
 #include "trampoline_install.h"
+#include "umulti.h"
 
 #define ERR(...) (snprintf(err, errlen, __VA_ARGS__), -1)
 
@@ -119,11 +120,77 @@ static int set_pidns(struct hawk_bpf *skel, pid_t pid)
 	return 0;
 }
 
+/* Where probes go: a perf-event uprobe (a libbpf link) each, or, where
+ * the kernel has them, one uprobe_multi link per program (umulti.h). */
+struct probes {
+	struct bpf_link **links;
+	int *nlinks;
+	int *mfds, *nmfds;
+	bool multi;
+	/* multi: the sites of each program, attached at the end */
+	uint64_t off[4][HK_MAX_PROBES + 1], cookie[4][HK_MAX_PROBES + 1];
+	unsigned n[4];
+};
+
+enum { P_ALLOC_ENTER, P_ALLOC_RETURN, P_FREE_ENTER, P_FINALIZE };
+
+static struct bpf_program *prog_of(struct hawk_bpf *skel, int which)
+{
+	switch (which) {
+	case P_ALLOC_ENTER: return skel->progs.alloc_enter;
+	case P_ALLOC_RETURN: return skel->progs.alloc_return;
+	case P_FREE_ENTER: return skel->progs.free_enter;
+	default: return skel->progs.finalize_enter;
+	}
+}
+
+static int add_probe(struct hawk_bpf *skel, struct probes *pr, int which,
+		     struct hk_pytarget *t, uint64_t off, uint64_t cookie,
+		     char *err, size_t errlen)
+{
+	struct bpf_link *l;
+	LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = cookie,
+		    .retprobe = which == P_ALLOC_RETURN);
+
+	if (pr->multi) {
+		pr->off[which][pr->n[which]] = off;
+		pr->cookie[which][pr->n[which]++] = cookie;
+		return 0;
+	}
+	l = bpf_program__attach_uprobe_opts(prog_of(skel, which), t->pid,
+					    t->image_path, off, &uo);
+	if (!l)
+		return ERR("cannot attach a uprobe to %s+%#llx: %s", t->image_name,
+			   (unsigned long long)off, strerror(errno));
+	pr->links[(*pr->nlinks)++] = l;
+	return 0;
+}
+
+static int add_multi(struct hawk_bpf *skel, struct probes *pr,
+		     struct hk_pytarget *t, char *err, size_t errlen)
+{
+	for (int w = 0; pr->multi && w < 4; w++) {
+		int fd;
+
+		if (!pr->n[w])
+			continue;
+		fd = hk_umulti_attach(prog_of(skel, w), t->pid, t->image_path,
+				      pr->off[w], pr->cookie[w], pr->n[w],
+				      w == P_ALLOC_RETURN);
+		if (fd < 0)
+			return ERR("cannot attach %u uprobes to %s: %s", pr->n[w],
+				   t->image_name, strerror(errno));
+		pr->mfds[(*pr->nmfds)++] = fd;
+	}
+	return 0;
+}
+
 static int attach(struct hawk_bpf *skel, struct hk_pytarget *t,
 		  struct hk_hooks *h, bool stats, bool sample, bool sys,
-		  bool ring, struct bpf_link **links, int *nlinks, char *err,
-		  size_t errlen)
+		  bool ring, struct probes *pr, char *err, size_t errlen)
 {
+	struct bpf_link **links = pr->links;
+	int *nlinks = pr->nlinks;
 	uint64_t fin, off;
 	struct bpf_link *l;
 
@@ -154,18 +221,12 @@ static int attach(struct hawk_bpf *skel, struct hk_pytarget *t,
 	/* Py_FinalizeEx freezes the record (see "frozen" in the BPF side). */
 	if (hk_elf_symbol(&t->elf, "Py_FinalizeEx", &fin) == 0 &&
 	    (fin = hk_probe_entry(&t->elf, fin)) &&
-	    hk_elf_file_offset(&t->elf, fin, &off) == 0) {
-		l = bpf_program__attach_uprobe(skel->progs.finalize_enter, false,
-					       t->pid, t->image_path, off);
-		if (!l)
-			return ERR("cannot attach a uprobe to Py_FinalizeEx: %s",
-				   strerror(errno));
-		links[(*nlinks)++] = l;
-	}
+	    hk_elf_file_offset(&t->elf, fin, &off) == 0 &&
+	    add_probe(skel, pr, P_FINALIZE, t, off, 0, err, errlen))
+		return -1;
 	for (int i = 0; i < h->nsites; i++) {
 		const struct hk_site *s = &h->sites[i];
-		struct bpf_program *progs[2] = { skel->progs.alloc_enter,
-						 skel->progs.alloc_return };
+		int progs[2] = { P_ALLOC_ENTER, P_ALLOC_RETURN };
 		int np = 2;
 
 		/* Sampling sees everything it needs in the raw domain; with
@@ -180,27 +241,19 @@ static int attach(struct hawk_bpf *skel, struct hk_pytarget *t,
 		if (s->kind == HK_FREE) {
 			if (stats)
 				continue;
-			progs[0] = skel->progs.free_enter;
+			progs[0] = P_FREE_ENTER;
 			np = 1;
 		}
 		/* --stats needs the return only to know when a pymalloc call
 		 * (and the raw call nested in it) is over. */
 		if (stats && site_domain(s) == HK_DK_RAW)
 			np = 1;
-		for (int p = 0; p < np; p++) {
-			LIBBPF_OPTS(bpf_uprobe_opts, uo,
-				    .bpf_cookie = (uint64_t)s->kind << 8 | i,
-				    .retprobe = p == 1);
-			l = bpf_program__attach_uprobe_opts(progs[p], t->pid,
-							    t->image_path, off, &uo);
-			if (!l)
-				return ERR("cannot attach a uprobe to %s+%#llx: %s",
-					   t->image_name, (unsigned long long)off,
-					   strerror(errno));
-			links[(*nlinks)++] = l;
-		}
+		for (int p = 0; p < np; p++)
+			if (add_probe(skel, pr, progs[p], t, off,
+				      (uint64_t)s->kind << 8 | i, err, errlen))
+				return -1;
 	}
-	return 0;
+	return add_multi(skel, pr, t, err, errlen);
 }
 
 static void read_hist(struct hawk_bpf *skel, struct hk_result *r)
@@ -395,20 +448,31 @@ static void *destroy_link(void *l)
 	return NULL;
 }
 
+static void *close_link(void *fd)
+{
+	close((int)(intptr_t)fd);
+	return NULL;
+}
+
 /* Each uprobe takes ~0.2 s to unregister (an RCU grace period); in
  * parallel they share one. */
-static void detach_all(struct bpf_link **links, int n)
+static void detach_all(struct bpf_link **links, int n, const int *mfds, int nm)
 {
-	pthread_t th[2 * HK_MAX_PROBES + 1];
-	bool started[2 * HK_MAX_PROBES + 1] = { false };
+	pthread_t th[2 * HK_MAX_PROBES + 8];
+	bool started[2 * HK_MAX_PROBES + 8] = { false };
 
 	for (int i = 0; i < n; i++)
 		started[i] = pthread_create(&th[i], NULL, destroy_link, links[i]) == 0;
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < nm; i++)
+		started[n + i] = pthread_create(&th[n + i], NULL, close_link,
+						(void *)(intptr_t)mfds[i]) == 0;
+	for (int i = 0; i < n + nm; i++) {
 		if (started[i])
 			pthread_join(th[i], NULL);
-		else
+		else if (i < n)
 			bpf_link__destroy(links[i]);
+		else
+			close(mfds[i - n]);
 	}
 }
 
@@ -417,6 +481,7 @@ struct detach {
 	struct hawk_bpf *skel;
 	struct bpf_link *links[2 * HK_MAX_PROBES + 3];
 	int nlinks;
+	int mfds[4], nmfds;
 };
 
 static void *detach_thread(void *arg)
@@ -424,7 +489,7 @@ static void *detach_thread(void *arg)
 	struct detach *d = arg;
 	double t0 = now();
 
-	detach_all(d->links, d->nlinks);
+	detach_all(d->links, d->nlinks, d->mfds, d->nmfds);
 	hawk_bpf__destroy(d->skel);
 	debug_time("detach", t0);
 	return NULL;
@@ -445,6 +510,7 @@ struct hk_tracer {
 	struct hk_sampler sampler;
 	struct bpf_link *links[2 * HK_MAX_PROBES + 3];
 	int nlinks;
+	int mfds[4], nmfds;		/* uprobe_multi links */
 	struct ring_buffer *rb;
 	int pidfd;
 	double start;
@@ -598,8 +664,10 @@ static int teardown(struct hk_tracer *tr, struct hk_result *res, int rc,
 		struct detach *d = malloc(sizeof(*d));
 
 		if (d) {
-			*d = (struct detach){ .skel = run->skel, .nlinks = tr->nlinks };
+			*d = (struct detach){ .skel = run->skel, .nlinks = tr->nlinks,
+					      .nmfds = tr->nmfds };
 			memcpy(d->links, tr->links, tr->nlinks * sizeof(tr->links[0]));
+			memcpy(d->mfds, tr->mfds, tr->nmfds * sizeof(tr->mfds[0]));
 			if (pthread_create(&d->thread, NULL, detach_thread, d) == 0) {
 				res->detach = d;
 				free(tr);
@@ -608,7 +676,7 @@ static int teardown(struct hk_tracer *tr, struct hk_result *res, int rc,
 			free(d);
 		}
 	}
-	detach_all(tr->links, tr->nlinks);
+	detach_all(tr->links, tr->nlinks, tr->mfds, tr->nmfds);
 	hawk_bpf__destroy(run->skel);
 	free(tr);
 	if (!res && rc == 0 && warning[0]) {
@@ -635,6 +703,7 @@ static int start(struct hk_tracer **out, struct hk_pytarget *t,
 {
 	struct hk_tracer *tr;
 	struct run *run;
+	struct probes pr;
 	unsigned capture = o->frames + 2, live_buckets;
 
 	*out = NULL;
@@ -707,6 +776,15 @@ static int start(struct hk_tracer **out, struct hk_pytarget *t,
 	bpf_map__set_value_size(run->skel->maps.stacks,
 				offsetof(struct hk_stack, frames) +
 				capture * sizeof(struct hk_frame_raw));
+	pr = (struct probes){ .links = tr->links, .nlinks = &tr->nlinks,
+			      .mfds = tr->mfds, .nmfds = &tr->nmfds,
+			      .multi = hk_umulti_supported() && !getenv("HAWK_BPF_PERF_UPROBES") };
+	for (int w = 0; pr.multi && w < 4; w++)
+		if (hk_umulti_prepare(prog_of(run->skel, w))) {
+			hawk_bpf__destroy(run->skel);
+			free(tr);
+			return ERR("cannot prepare the uprobe programs: %s", strerror(errno));
+		}
 	if (hawk_bpf__load(run->skel)) {
 		int e = errno;
 
@@ -749,8 +827,7 @@ static int start(struct hk_tracer **out, struct hk_pytarget *t,
 		}
 	}
 	if (attach(run->skel, t, &tr->hooks, o->stats, o->sample != NULL,
-		   o->sample && tr->sampler.sys, tr->ring, tr->links, &tr->nlinks,
-		   err, errlen) ||
+		   o->sample && tr->sampler.sys, tr->ring, &pr, err, errlen) ||
 	    /* sampling the raw domain too: its slots go to the trampoline */
 	    (!(o->sample && tr->sampler.raw) &&
 	     hk_hooks_redirect(&tr->hooks, t, o->sample != NULL, err, errlen)) ||
@@ -763,8 +840,9 @@ static int start(struct hk_tracer **out, struct hk_pytarget *t,
 	if (o->duration_ms)
 		snprintf(window, sizeof(window), "for %.3g s", o->duration_ms / 1000.0);
 	if (!o->quiet)
-		fprintf(stderr, "hawk-bpf: tracing PID %d (CPython %s, %s), %d probes, %s%s\n",
-		(int)t->pid, t->version, t->image_name, tr->nlinks, window,
+		fprintf(stderr, "hawk-bpf: tracing PID %d (CPython %s, %s), %u probes, %s%s\n",
+		(int)t->pid, t->version, t->image_name,
+		pr.multi ? pr.n[0] + pr.n[1] + pr.n[2] + pr.n[3] : (unsigned)tr->nlinks, window,
 		o->sample ? ", sampling" : "");
 	fflush(stderr);
 	*out = tr;
