@@ -264,3 +264,150 @@ def test_selectors_that_match_nothing(procs, tmp_path):
     rc, _, err = helpers.run_hawk("-p", f"{sleeper.pid},{2**22 + 7}", "--duration", "1")
     assert rc == 1 and len(err) == 1, err
     assert err[0] == "hawk-bpf: no CPython process matches the selection", err
+
+
+def test_exit_and_exec_mid_window_end_only_their_own(procs, tmp_path, oracle):
+    """A process that exits and one that execs during the window are
+    reported up to then, say so, and never cut the others' windows; the
+    exec'd image is not traced (skipped, reason execd)."""
+    token = str(tmp_path)
+    py = PYTHONS["debian-3.11.2"][0]
+    stay, leave, change = (Workload(procs, py, "retain.py", tmp_path) for _ in range(3))
+    hawk = HostHawk(procs, "--match", re.escape(token), "--duration", "600",
+                    "--count", "1000")
+    assert int(hawk.wait_tracing().group(1)) == 3
+    for w in (stay, leave, change):
+        w.go()
+        w.wait("allocated")
+    leave.command("_exit")
+    assert leave.proc.wait(TIMEOUT) == 0
+    change.command("exec")
+    time.sleep(1.0)
+    assert hawk.proc.poll() is None, "hawk-bpf ended with a process"
+    rc, out, err = hawk.stop()
+    assert rc == 0, err
+    doc = json.loads(out)
+    got = {p["pid"]: p for p in doc["processes"]}
+    assert set(got) == {stay.pid, leave.pid, change.pid}
+    want = oracle(py, "retain.py", 30)
+    helpers.assert_lines_match(want, lines_of(got[stay.pid]), RETAIN)
+    helpers.assert_lines_match(want, lines_of(got[change.pid]), RETAIN)
+    assert got[leave.pid]["hawk_bpf"]["target_exited"] is True
+    assert got[change.pid]["hawk_bpf"]["target_execd"] is True
+    assert got[stay.pid]["window_ended_s"] > got[change.pid]["window_ended_s"]
+    assert {(s["pid"], s["reason"]) for s in doc["skipped"]} == {(change.pid, "execd")}
+    assert any(f"PID {change.pid} " in l and "exec'd during the window" in l for l in err), err
+    assert any(f"PID {leave.pid} " in l and "exited during the window" in l for l in err), err
+    assert stay.alive() and change.alive()
+
+
+def test_host_session(procs, tmp_path, oracle):
+    """start without -p (selected by --match), snapshot per process and
+    merged, status, stop; a second host-wide start is refused; nothing
+    stays in /run/hawk-bpf."""
+    token = str(tmp_path)
+    names = ["debian-3.11.2", "pyenv-3.12.1"]
+    wls = {n: Workload(procs, ALL_PYTHONS[n][0], "retain.py", tmp_path) for n in names}
+    rc, _, err = helpers.run_hawk("start", "--match", re.escape(token))
+    assert rc == 0, err
+    assert err[-1].startswith("hawk-bpf: tracing 2 processes until stopped"), err
+    try:
+        rc, _, err2 = helpers.run_hawk("start", "--match", re.escape(token))
+        assert rc == 1 and "a host-wide session runs already" in err2[-1], err2
+        for w in wls.values():
+            w.go()
+            w.wait("allocated")
+        rc, out, err = helpers.run_hawk("snapshot", "--count", "1000")
+        assert rc == 0, err
+        doc = json.loads(out)
+        got = {p["pid"]: p for p in doc["processes"]}
+        assert set(got) == {w.pid for w in wls.values()}
+        for n, w in wls.items():
+            assert got[w.pid]["window_ended_s"] is None
+            assert "heap_diff_bytes" not in got[w.pid], "a snapshot is point-in-time"
+            helpers.assert_lines_match(oracle(ALL_PYTHONS[n][0], "retain.py", 30),
+                                       lines_of(got[w.pid]), RETAIN)
+        rc, out, err = helpers.run_hawk("snapshot", "--merge", "--count", "1000")
+        assert rc == 0, err
+        want = union(*(oracle(ALL_PYTHONS[n][0], "retain.py", 30) for n in names))
+        helpers.assert_lines_match(want, lines_of(json.loads(out)), RETAIN)
+        merged = tmp_path / "m.pickle"
+        rc, _, err = helpers.run_hawk("snapshot", "--merge", "--format", "pickle", "-o", merged)
+        assert rc == 0, err
+        helpers.assert_lines_match(want, tracemalloc.Snapshot.load(str(merged)), RETAIN)
+        rc, out, err = helpers.run_hawk("status")
+        assert rc == 0, err
+        assert out.decode().startswith("host-wide since "), out
+        assert " 2 processes " in out.decode()
+    finally:
+        rc, _, err = helpers.run_hawk("stop")
+    assert rc == 0, err
+    assert not [f for f in os.listdir("/run/hawk-bpf") if f.startswith("host")]
+    for w in wls.values():
+        assert w.tables() == w.tables_at_start
+        assert w.alive()
+    rc, _, err = helpers.run_hawk("stop")
+    assert rc == 1 and err == ["hawk-bpf: no host-wide hawk-bpf session (start one with: hawk-bpf start)"], err
+
+
+def test_host_session_killed(procs, tmp_path):
+    """The host-wide daemon killed with -9: the next stop puts every
+    traced process's allocator tables back and removes its files."""
+    token = str(tmp_path)
+    wls = [Workload(procs, PYTHONS["debian-3.11.2"][0], "retain.py", tmp_path)
+           for _ in range(2)]
+    rc, _, err = helpers.run_hawk("start", "--match", re.escape(token))
+    assert rc == 0, err
+    daemon = int(Path("/run/hawk-bpf/host.lock").read_text().split()[0])
+    try:
+        for w in wls:
+            w.go()
+            w.wait("allocated")
+            assert w.tables() != w.tables_at_start, "the session switched no table"
+    finally:
+        os.kill(daemon, signal.SIGKILL)
+    rc, _, err = helpers.run_hawk("stop")
+    assert rc == 3, err
+    assert "had died; cleaned up after it: of its 2 processes, 2 had their allocator tables restored" in err[-1], err
+    for w in wls:
+        assert w.tables() == w.tables_at_start
+        assert w.alive()
+    assert not [f for f in os.listdir("/run/hawk-bpf") if f.startswith("host")]
+
+
+def test_serve_hostwide(procs, tmp_path, oracle):
+    """Over HTTP: a profile without pid (narrowed with match) is the
+    host-wide report; merge=true the merged one; a pickle of several
+    needs merge; the session endpoints without pid are the host's."""
+    from test_serve import Server
+
+    token = str(tmp_path)
+    py = PYTHONS["debian-3.11.2"][0]
+    wls = [Workload(procs, py, "retain.py", tmp_path) for _ in range(2)]
+    for w in wls:
+        w.go()
+        w.wait("allocated")
+    srv = Server(procs)
+
+    def get(path, **q):
+        status, _, body = srv.get(path, **q)
+        return status, body
+
+    status, body = get("", match=re.escape(token), duration="0.5")
+    assert status == 200, body
+    assert {p["pid"] for p in json.loads(body)["processes"]} == {w.pid for w in wls}
+    status, body = get("", match=re.escape(token), duration="0.5", merge="true")
+    assert status == 200 and json.loads(body)["hawk_bpf"]["merged"] is True, body
+    status, body = get("", match=re.escape(token), duration="0.5", format="pickle")
+    assert status == 400 and b"merge=true" in body, body
+    status, body = get("", match="no-such-" + token, duration="0.5")
+    assert status == 404, body
+    status, body = get("start/", match=re.escape(token))
+    assert status == 200, body
+    try:
+        status, body = get("snapshot/", merge="true", count="1000")
+        assert status == 200, body
+        assert {p["pid"] for p in json.loads(body)["hawk_bpf"]["processes"]} == {w.pid for w in wls}
+    finally:
+        status, body = get("stop/")
+    assert status == 200, body

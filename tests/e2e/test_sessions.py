@@ -224,11 +224,10 @@ def test_no_session(procs, tmp_path):
     (["start", "-p", "1", "--duration", "5"], "--duration cannot be used with start"),
     (["start", "-p", "1", "--format", "pickle"], "--format cannot be used with start"),
     (["start", "-p", "1", "-o", "x"], "-o/--output cannot be used with start"),
-    (["start"], "missing -p PID"),
     (["snapshot", "-p", "1", "--frames", "3"], "--frames cannot be used with snapshot"),
     (["snapshot", "-p", "1", "--format", "json"], "--format json cannot be used with snapshot"),
     (["snapshot", "-p", "1", "--format", "traceback", "--cumulative"], "--cumulative"),
-    (["stop"], "missing -p PID"),
+    (["stop", "-p", "1,2"], "stop takes one -p PID, or none for the host-wide session"),
     (["stop", "-p", "1", "--count", "3"], "--count cannot be used with stop"),
     (["status", "-p", "1"], "-p/--pid cannot be used with status"),
 ])

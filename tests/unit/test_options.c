@@ -125,7 +125,7 @@ Test(options, last_wins)
 {
 	struct hk_options o;
 
-	EXPECT_OK(&o, "-p", "1", "-p", "2", "--count", "5", "--count=7",
+	EXPECT_OK(&o, "-p", "2", "--count", "5", "--count=7",
 		  "--format", "pickle", "--format", "lineno", "-o", "a",
 		  "-o", "b", NULL);
 	cr_assert_eq(o.pid, 2);
@@ -318,8 +318,10 @@ Test(options, pid_lists)
 	EXPECT_ERR("got ',7'", "-p", ",7", NULL);
 	EXPECT_ERR("got '7,x'", "-p", "7,x", NULL);
 	EXPECT_ERR("got '7,0'", "-p", "7,0", NULL);
-	EXPECT_ERR("start takes one -p PID", "start", "-p", "7,8", NULL);
-	EXPECT_ERR("stop takes one -p PID", "stop", "-p", "7,8", NULL);
+	EXPECT_OK(&o, "start", "-p", "7,8", NULL);
+	cr_assert(o.hostwide);
+	EXPECT_ERR("stop takes one -p PID, or none", "stop", "-p", "7,8", NULL);
+	EXPECT_ERR("snapshot takes one -p PID, or none", "snapshot", "-p", "7,8", NULL);
 }
 
 Test(options, selectors)
@@ -339,10 +341,18 @@ Test(options, selectors)
 	EXPECT_ERR("--cgroup: expected a cgroup path from the root", "--cgroup", "x", NULL);
 	EXPECT_ERR("--container: expected a container ID", "--container", "", NULL);
 	EXPECT_ERR("--stats takes one -p PID", "--stats", NULL);
-	EXPECT_ERR("--match can only be used with the one-shot profile", "start",
-		   "-p", "1", "--match", "x", NULL);
-	EXPECT_ERR("--merge can only be used with the one-shot profile", "snapshot",
-		   "-p", "1", "--merge", NULL);
+	EXPECT_OK(&o, "start", "--match", "x", NULL);
+	cr_assert(o.hostwide);
+	EXPECT_OK(&o, "snapshot", "--merge", NULL);
+	cr_assert(o.merge && !o.pid);
+	EXPECT_OK(&o, "stop", NULL);
+	cr_assert(!o.pid);
+	EXPECT_ERR("--match can only be used with the one-shot profile and start",
+		   "snapshot", "--match", "x", NULL);
+	EXPECT_ERR("--merge can only be used with the one-shot profile and snapshot",
+		   "start", "--merge", NULL);
+	EXPECT_ERR("--merge is for the host-wide session", "snapshot", "-p", "1",
+		   "--merge", NULL);
 }
 
 Test(options, missing_argument)
@@ -713,11 +723,11 @@ Test(options, error_buffer_handling)
 	struct hk_options o;
 	char small[8];
 
-	cr_assert_eq(hk_options_parse(&o, 1, (char *[]){ "hawk-bpf", NULL },
+	cr_assert_eq(hk_options_parse(&o, 3, (char *[]){ "hawk-bpf", "--count", "x", NULL },
 				      NULL, 0), -1);
-	cr_assert_eq(hk_options_parse(&o, 1, (char *[]){ "hawk-bpf", NULL },
+	cr_assert_eq(hk_options_parse(&o, 3, (char *[]){ "hawk-bpf", "--count", "x", NULL },
 				      small, sizeof small), -1);
-	cr_assert_str_eq(small, "missing");
+	cr_assert_str_eq(small, "--count");
 	cr_assert_eq(hk_options_parse(&o, 3,
 				      (char *[]){ "hawk-bpf", "-p", "1", NULL },
 				      small, sizeof small), 0);
@@ -834,8 +844,10 @@ Test(session, start)
 	EXPECT_OK(&o, "start", "-p", "7", "--sample-rates=64:0.5", NULL);
 	cr_assert(o.sample);
 	cr_assert_eq(o.rates.bound[0], 64);
-	EXPECT_ERR("missing -p PID", "start", NULL);
-	EXPECT_ERR("missing -p PID", "start", "--frames", "3", NULL);
+	/* without -p: the host-wide session */
+	EXPECT_OK(&o, "start", "--frames", "3", NULL);
+	cr_assert(o.hostwide);
+	cr_assert_eq(o.pid, 0);
 	EXPECT_ERR("--frames: expected an integer", "start", "-p", "1",
 		   "--frames", "0", NULL);
 	EXPECT_ERR("--max-blocks: expected", "start", "-p", "1",
@@ -890,7 +902,8 @@ Test(session, snapshot)
 	cr_assert_eq(o.count, 20);
 	EXPECT_OK(&o, "snapshot", "-p", "3", "--cumulative", NULL);
 	cr_assert(o.cumulative);
-	EXPECT_ERR("missing -p PID", "snapshot", "--count", "2", NULL);
+	EXPECT_OK(&o, "snapshot", "--count", "2", NULL);
+	cr_assert_eq(o.pid, 0);
 	EXPECT_ERR("--cumulative cannot be used with --format traceback",
 		   "snapshot", "-p", "1", "--format", "traceback",
 		   "--cumulative", NULL);
@@ -941,7 +954,8 @@ Test(session, stop)
 	EXPECT_OK(&o, "stop", "-p", "9", NULL);
 	cr_assert_eq(o.command, HK_CMD_STOP);
 	cr_assert_eq(o.pid, 9);
-	EXPECT_ERR("missing -p PID", "stop", NULL);
+	EXPECT_OK(&o, "stop", NULL);
+	cr_assert_eq(o.pid, 0);
 	EXPECT_ERR("-p/--pid: expected a process ID", "stop", "-p", "0", NULL);
 	EXPECT_ERR("unexpected argument '9'", "stop", "9", NULL);
 	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {

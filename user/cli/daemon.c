@@ -42,7 +42,7 @@ struct daemon {
 
 /* ---- requests ----------------------------------------------------------- */
 
-static void reply_error(int fd, const char *msg)
+void hk_daemon_reply_error(int fd, const char *msg)
 {
 	char line[600];
 	int n = snprintf(line, sizeof(line), "error %s\n", msg);
@@ -50,7 +50,7 @@ static void reply_error(int fd, const char *msg)
 	hk_send_all(fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
-static bool parse_format(const char *s, enum hk_format *f)
+bool hk_daemon_parse_format(const char *s, enum hk_format *f)
 {
 	for (enum hk_format i = HK_FMT_LINENO; i <= HK_FMT_PICKLE; i++)
 		if (strcmp(s, hk_format_name(i)) == 0) {
@@ -73,9 +73,9 @@ static void serve_snapshot(struct daemon *d, int fd, const char *args)
 	int rc;
 
 	if (sscanf(args, "%15s %u %d", fmt, &count, &cum) != 3 ||
-	    !parse_format(fmt, &o.format) || count < 1 || count > HK_COUNT_MAX ||
+	    !hk_daemon_parse_format(fmt, &o.format) || count < 1 || count > HK_COUNT_MAX ||
 	    (cum && o.format == HK_FMT_TRACEBACK)) {
-		reply_error(fd, "bad snapshot request");
+		hk_daemon_reply_error(fd, "bad snapshot request");
 		return;
 	}
 	o.count = count;
@@ -83,7 +83,7 @@ static void serve_snapshot(struct daemon *d, int fd, const char *args)
 	if (d->tr) {
 		if (hk_trace_snapshot(d->tr, &now, err, sizeof(err))) {
 			hk_result_free(&now);
-			reply_error(fd, err);
+			hk_daemon_reply_error(fd, err);
 			return;
 		}
 		r = &now;
@@ -91,7 +91,7 @@ static void serve_snapshot(struct daemon *d, int fd, const char *args)
 	h = open_memstream(&hdr, &hlen);
 	b = open_memstream(&body, &blen);
 	if (!h || !b) {
-		reply_error(fd, "out of memory");
+		hk_daemon_reply_error(fd, "out of memory");
 		rc = -1;
 	} else {
 		if (d->exited)
@@ -124,7 +124,7 @@ static void serve_status(struct daemon *d, int fd)
 
 	if (d->tr) {
 		if (hk_trace_count(d->tr, &blocks, &bytes, counters)) {
-			reply_error(fd, "cannot read the live blocks");
+			hk_daemon_reply_error(fd, "cannot read the live blocks");
 			return;
 		}
 	} else {
@@ -149,7 +149,7 @@ static void serve_status(struct daemon *d, int fd)
 		      "counters", c);
 	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	if (!s) {
-		reply_error(fd, "out of memory");
+		hk_daemon_reply_error(fd, "out of memory");
 	} else {
 		hk_send_all(fd, "ok\n", 3);
 		hk_send_all(fd, s, strlen(s));
@@ -159,26 +159,24 @@ static void serve_status(struct daemon *d, int fd)
 	json_decref(j);
 }
 
-/* One request; the connection is closed after, except for "stop". */
-static void serve(struct daemon *d, int lsock)
+int hk_daemon_accept(int lsock, char *line, size_t size)
 {
 	struct timeval rto = { .tv_sec = 2 }, sto = { .tv_sec = 60 };
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
-	char line[256];
 	size_t n = 0;
 	int fd = accept4(lsock, NULL, NULL, SOCK_CLOEXEC);
 
 	if (fd < 0)
-		return;
+		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rto, sizeof(rto));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &sto, sizeof(sto));
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.uid != 0) {
-		reply_error(fd, "not permitted: root only");
+		hk_daemon_reply_error(fd, "not permitted: root only");
 		close(fd);
-		return;
+		return -1;
 	}
-	while (n < sizeof(line) - 1) {
+	while (n < size - 1) {
 		ssize_t r = read(fd, line + n, 1);
 
 		if (r < 0 && errno == EINTR)
@@ -188,6 +186,17 @@ static void serve(struct daemon *d, int lsock)
 		n++;
 	}
 	line[n] = 0;
+	return fd;
+}
+
+/* One request; the connection is closed after, except for "stop". */
+static void serve(struct daemon *d, int lsock)
+{
+	char line[256];
+	int fd = hk_daemon_accept(lsock, line, sizeof(line));
+
+	if (fd < 0)
+		return;
 	if (strcmp(line, "status") == 0) {
 		serve_status(d, fd);
 	} else if (strncmp(line, "snapshot ", 9) == 0) {
@@ -199,14 +208,14 @@ static void serve(struct daemon *d, int lsock)
 		stop_flag = 1;
 		return;
 	} else {
-		reply_error(fd, "unknown request");
+		hk_daemon_reply_error(fd, "unknown request");
 	}
 	close(fd);
 }
 
 /* ---- the daemon --------------------------------------------------------- */
 
-static int listen_on(pid_t pid, char *err, size_t errlen)
+int hk_daemon_listen(pid_t pid, char *err, size_t errlen)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	int fd;
@@ -239,7 +248,7 @@ static void read_comm(pid_t pid, char *buf, size_t len)
 	}
 }
 
-static void to_devnull(void)
+void hk_daemon_quiet(void)
 {
 	int fd = open("/dev/null", O_RDWR);
 
@@ -294,7 +303,7 @@ static int daemon_main(const struct hk_options *o, int lock)
 	read_comm(o->pid, d.comm, sizeof(d.comm));
 	gmtime_r(&t0, &tm);
 	strftime(d.since, sizeof(d.since), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	lsock = listen_on(o->pid, err, sizeof(err));
+	lsock = hk_daemon_listen(o->pid, err, sizeof(err));
 	if (lsock < 0) {
 		fprintf(stderr, "hawk-bpf: %s\n", err);
 		hk_pytarget_close(&d.t);
@@ -314,7 +323,7 @@ static int daemon_main(const struct hk_options *o, int lock)
 		return 1;
 	}
 	/* The tracing line is out: the invoking process may go. */
-	to_devnull();
+	hk_daemon_quiet();
 	while (!stop_flag) {
 		struct pollfd pf[2] = {
 			{ .fd = lsock, .events = POLLIN },
@@ -362,11 +371,11 @@ int hk_daemon_start(const struct hk_options *o)
 {
 	char buf[4096];
 	size_t len = 0;
-	pid_t child;
+	pid_t child, who = o->hostwide ? HK_HOST : o->pid;
 	int lock, pfd[2];
 	ssize_t n;
 
-	lock = hk_lock_or_refuse(o->pid, "daemon");
+	lock = o->hostwide ? hk_host_lock() : hk_lock_or_refuse(o->pid, "daemon");
 	if (lock < 0)
 		return 1;
 	if (lock < 3) {
@@ -402,8 +411,8 @@ int hk_daemon_start(const struct hk_options *o)
 		dup2(pfd[1], 2);
 		close(pfd[1]);
 		close_inherited(lock);
-		if (daemon_main(o, lock)) {
-			hk_lock_release(lock, o->pid);
+		if (o->hostwide ? hk_hostdaemon_main(o, lock) : daemon_main(o, lock)) {
+			hk_lock_release(lock, who);
 			_exit(1);
 		}
 		_exit(0);
@@ -421,9 +430,11 @@ int hk_daemon_start(const struct hk_options *o)
 	buf[len] = 0;
 	fputs(buf, stderr);
 	for (char *l = buf; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l))
-		if (strncmp(l, "hawk-bpf: tracing PID ", 22) == 0)
+		if (strncmp(l, "hawk-bpf: tracing ", 18) == 0)
 			return 0;
-	if (!len)
+	if (!len && o->hostwide)
+		fprintf(stderr, "hawk-bpf: the host-wide tracing daemon died before its probes were live\n");
+	else if (!len)
 		fprintf(stderr, "hawk-bpf: the tracing daemon for PID %d died before its probes were live\n",
 			(int)o->pid);
 	return 1;

@@ -12,7 +12,25 @@
 
 #include "options.h"
 
-/* Exit status for main. */
+/* Exit status for main. With o->hostwide, the daemon is the host-wide
+ * session's (hostdaemon.h), under host.lock and host.sock. */
 int hk_daemon_start(const struct hk_options *o);
+
+/* Shared with the host-wide daemon: the listening socket of pid's
+ * session (-1 with one line in err); one request's line from a root
+ * client (its connection, or -1); "error MSG" to it; the snapshot
+ * format words; stdio on /dev/null once the tracing line is out. */
+#include <stdbool.h>
+#include <stddef.h>
+int hk_daemon_listen(pid_t pid, char *err, size_t errlen);
+int hk_daemon_accept(int lsock, char *line, size_t size);
+void hk_daemon_reply_error(int fd, const char *msg);
+bool hk_daemon_parse_format(const char *s, enum hk_format *f);
+void hk_daemon_quiet(void);
+
+/* The host-wide daemon's body (hostdaemon.c), and its lock: host.lock,
+ * or one line on stderr and -1 when a host-wide session runs already. */
+int hk_hostdaemon_main(const struct hk_options *o, int lock);
+int hk_host_lock(void);
 
 #endif

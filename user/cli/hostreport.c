@@ -12,9 +12,16 @@
 #include "session.h"
 #include "stats.h"
 
+/* The record a report shows: a session's snapshot while the process is
+ * traced, else its window's record. */
+static const struct hk_result *rec_of(const struct hk_traced *tt)
+{
+	return tt->has_snap ? &tt->snap : &tt->res;
+}
+
 static hk_u128 heap_of(const struct hk_traced *tt, unsigned frames)
 {
-	struct hk_snapshot s = { tt->res.traces, tt->res.ntraces, frames };
+	struct hk_snapshot s = { rec_of(tt)->traces, rec_of(tt)->ntraces, frames };
 
 	return hk_snapshot_total(&s);
 }
@@ -68,7 +75,9 @@ static void window(json_t *o, const struct hk_traced *tt)
 {
 	json_object_set_new(o, "python", json_string(tt->t.version));
 	json_object_set_new(o, "window_began_s", json_real(tt->began));
-	json_object_set_new(o, "window_ended_s", json_real(tt->ended));
+	/* null: still traced (a session's snapshot) */
+	json_object_set_new(o, "window_ended_s", tt->ended < 0 ? json_null() :
+			    json_real(tt->ended));
 	json_object_set_new(o, "found_at_start", json_boolean(tt->at_start));
 	json_object_set_new(o, "forked_from", tt->forked_from ?
 			    json_integer(tt->forked_from) : json_null());
@@ -102,10 +111,11 @@ static json_t *run_json(const struct hk_procset *ps, const struct hk_options *o,
 }
 
 /* One process's own report, behind who it is and when it was traced. */
-static json_t *process_json(const struct hk_options *o, const struct hk_traced *tt)
+static json_t *process_json(const struct hk_options *o, const struct hk_traced *tt,
+			    bool point_in_time)
 {
 	struct hk_source *src = hk_source_at(tt->rootfd, tt->cwdfd, &tt->creds);
-	json_t *rep = hk_report_json(o, &tt->t, &tt->res, src, false);
+	json_t *rep = hk_report_json(o, &tt->t, rec_of(tt), src, point_in_time);
 	json_t *e = json_object();
 	const char *k;
 	json_t *v;
@@ -134,12 +144,12 @@ static struct hk_trace *union_traces(const struct hk_procset *ps, size_t *n)
 	struct hk_trace *all;
 
 	for (size_t i = 0; i < ps->ntraced; i++)
-		total += ps->traced[i]->res.ntraces;
+		total += rec_of(ps->traced[i])->ntraces;
 	all = malloc((total + 1) * sizeof(*all));
 	if (!all)
 		return NULL;
 	for (size_t i = 0; i < ps->ntraced; i++) {
-		const struct hk_result *r = &ps->traced[i]->res;
+		const struct hk_result *r = rec_of(ps->traced[i]);
 
 		memcpy(all + k, r->traces, r->ntraces * sizeof(*all));
 		k += r->ntraces;
@@ -149,7 +159,7 @@ static struct hk_trace *union_traces(const struct hk_procset *ps, size_t *n)
 }
 
 static json_t *merged_json(const struct hk_options *o, const struct hk_procset *ps,
-			   double window_s)
+			   double window_s, bool point_in_time)
 {
 	struct ranked *r = rank(ps, o->frames);
 	size_t n = 0;
@@ -163,7 +173,7 @@ static json_t *merged_json(const struct hk_options *o, const struct hk_procset *
 
 	if (!r || !all)
 		goto out;
-	rep = hk_report_build(&snap, &empty, o->format == HK_FMT_TRACEBACK ?
+	rep = hk_report_build(&snap, point_in_time ? NULL : &empty, o->format == HK_FMT_TRACEBACK ?
 			      HK_KEY_TRACEBACK : HK_KEY_LINENO, o->cumulative,
 			      o->count, src);
 	if (!rep)
@@ -177,13 +187,13 @@ static json_t *merged_json(const struct hk_options *o, const struct hk_procset *
 
 		identity(e, &tt->info);
 		window(e, tt);
-		json_object_set_new(e, "traced_blocks", json_integer((json_int_t)tt->res.ntraces));
+		json_object_set_new(e, "traced_blocks", json_integer((json_int_t)rec_of(tt)->ntraces));
 		json_object_set_new(e, "traced_bytes", size_json(r[i].heap));
-		json_object_set_new(e, "target_exited", json_boolean(tt->res.target_exited));
-		json_object_set_new(e, "target_execd", json_boolean(tt->res.execd));
+		json_object_set_new(e, "target_exited", json_boolean(rec_of(tt)->target_exited));
+		json_object_set_new(e, "target_execd", json_boolean(rec_of(tt)->execd));
 		json_array_append_new(procs, e);
 		for (int c = 0; c < HK_CNT_MAX; c++)
-			sum[c] += tt->res.counters[c];
+			sum[c] += rec_of(tt)->counters[c];
 	}
 	counters = json_object();
 	for (int c = 0; c < HK_CNT_MAX; c++)
@@ -202,7 +212,7 @@ out:
 }
 
 static json_t *per_process_json(const struct hk_options *o, const struct hk_procset *ps,
-				double window_s)
+				double window_s, bool point_in_time)
 {
 	struct ranked *r = rank(ps, o->frames);
 	json_t *procs = json_array(), *rep;
@@ -213,7 +223,7 @@ static json_t *per_process_json(const struct hk_options *o, const struct hk_proc
 		return NULL;
 	}
 	for (size_t i = 0; i < ps->ntraced; i++) {
-		json_t *e = process_json(o, r[i].tt);
+		json_t *e = process_json(o, r[i].tt, point_in_time);
 
 		if (!e || json_array_append_new(procs, e)) {
 			free(r);
@@ -230,7 +240,8 @@ static json_t *per_process_json(const struct hk_options *o, const struct hk_proc
 }
 
 int hk_hostreport_write(FILE *out, const struct hk_options *o,
-			const struct hk_procset *ps, double window_s)
+			const struct hk_procset *ps, double window_s,
+			bool point_in_time)
 {
 	json_t *rep;
 	int rc;
@@ -248,7 +259,8 @@ int hk_hostreport_write(FILE *out, const struct hk_options *o,
 		free(all);
 		return rc;
 	}
-	rep = o->merge ? merged_json(o, ps, window_s) : per_process_json(o, ps, window_s);
+	rep = o->merge ? merged_json(o, ps, window_s, point_in_time)
+		       : per_process_json(o, ps, window_s, point_in_time);
 	if (!rep) {
 		errno = ENOMEM;
 		return -1;
@@ -313,7 +325,7 @@ int hk_hostreport_pickles(const char *dir, const struct hk_options *o,
 	}
 	for (size_t i = 0; i < ps->ntraced; i++) {
 		const struct hk_traced *tt = r[i].tt;
-		struct hk_snapshot s = { tt->res.traces, tt->res.ntraces, o->frames };
+		struct hk_snapshot s = { rec_of(tt)->traces, rec_of(tt)->ntraces, o->frames };
 		char name[32];
 		json_t *e = json_object();
 
@@ -325,9 +337,9 @@ int hk_hostreport_pickles(const char *dir, const struct hk_options *o,
 		json_object_set_new(e, "file", json_string(name));
 		identity(e, &tt->info);
 		window(e, tt);
-		json_object_set_new(e, "traced_blocks", json_integer((json_int_t)tt->res.ntraces));
+		json_object_set_new(e, "traced_blocks", json_integer((json_int_t)rec_of(tt)->ntraces));
 		json_object_set_new(e, "traced_bytes", size_json(r[i].heap));
-		json_object_set_new(e, "hawk_bpf", hk_run_json(&tt->t, &tt->res, o));
+		json_object_set_new(e, "hawk_bpf", hk_run_json(&tt->t, rec_of(tt), o));
 		json_array_append_new(files, e);
 	}
 	json_object_set_new(index, "processes", files);

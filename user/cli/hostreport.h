@@ -17,9 +17,12 @@
 #include "options.h"
 #include "procset.h"
 
-/* JSON, or the merged pickle, to out. 0, or -1 (errno set). */
+/* JSON, or the merged pickle, to out. point_in_time: a session's
+ * snapshot (statistics of the blocks live now, no heap_diff), else the
+ * fixed-duration profile. 0, or -1 (errno set). */
 int hk_hostreport_write(FILE *out, const struct hk_options *o,
-			const struct hk_procset *ps, double window_s);
+			const struct hk_procset *ps, double window_s,
+			bool point_in_time);
 
 /* The pickles into directory dir (made if missing). 0, or -1 with one
  * line in err. */

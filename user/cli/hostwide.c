@@ -106,7 +106,7 @@ static int report(const struct hk_options *o, const struct hk_procset *ps,
 	if (hk_out_open(&out, o->output, err, sizeof(err)))
 		return hk_fail("%s", err);
 	errno = 0;
-	if (hk_hostreport_write(out.f, o, ps, window_s)) {
+	if (hk_hostreport_write(out.f, o, ps, window_s, false)) {
 		hk_out_error(&out, errno ? errno : EIO, err, sizeof(err));
 		hk_out_discard(&out);
 		return hk_fail("%s", err);

@@ -51,14 +51,21 @@ static void drop_pidfd(int fd)
 	pthread_mutex_unlock(&held_mu);
 }
 
+/* PID 0 is no process: it names the host-wide session ("host"). */
 static void lock_path(char *buf, size_t len, pid_t pid)
 {
-	snprintf(buf, len, HK_RUN_DIR "/%d.lock", (int)pid);
+	if (pid == HK_HOST)
+		snprintf(buf, len, HK_RUN_DIR "/host.lock");
+	else
+		snprintf(buf, len, HK_RUN_DIR "/%d.lock", (int)pid);
 }
 
 void hk_socket_path(char *buf, size_t len, pid_t pid)
 {
-	snprintf(buf, len, HK_RUN_DIR "/%d.sock", (int)pid);
+	if (pid == HK_HOST)
+		snprintf(buf, len, HK_RUN_DIR "/host.sock");
+	else
+		snprintf(buf, len, HK_RUN_DIR "/%d.sock", (int)pid);
 }
 
 bool hk_socket_exists(pid_t pid)

@@ -24,6 +24,9 @@
 #include <sys/types.h>
 
 #define HK_RUN_DIR "/run/hawk-bpf"
+/* The "PID" of the host-wide session: host.lock, host.sock, and
+ * host.pids (the processes it traces, for cleaning up after it). */
+#define HK_HOST 0
 
 /* What a lock file says. */
 struct hk_lock_rec {

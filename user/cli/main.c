@@ -145,7 +145,7 @@ int main(int argc, char **argv)
 		return hk_serve_main(&o);
 	if (!privileged())
 		return hk_fail("must run as root (or with CAP_SYS_ADMIN and CAP_SYS_PTRACE)");
-	if (o.hostwide) {
+	if (o.hostwide && o.command == HK_CMD_PROFILE) {
 		handle_signals();
 		return hk_hostwide_main(&o, &stop_flag);
 	}

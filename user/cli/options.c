@@ -174,11 +174,16 @@ static int refuse_for_command(const struct hk_options *o, int val,
 	    o->command != HK_CMD_SERVE)
 		return fail(err, errlen, "%s can only be used with serve",
 			    opt_name(val));
-	/* the host-wide mode is the one-shot profile's, so far */
-	if ((val == OPT_MATCH || val == OPT_CONTAINER || val == OPT_CGROUP ||
-	     val == OPT_MERGE) && o->command != HK_CMD_PROFILE)
+	/* selectors choose what a window traces; --merge how it reads */
+	if ((val == OPT_MATCH || val == OPT_CONTAINER || val == OPT_CGROUP) &&
+	    o->command != HK_CMD_PROFILE && o->command != HK_CMD_START)
 		return fail(err, errlen,
-			    "%s can only be used with the one-shot profile (no subcommand) so far",
+			    "%s can only be used with the one-shot profile and start",
+			    opt_name(val));
+	if (val == OPT_MERGE && o->command != HK_CMD_PROFILE &&
+	    o->command != HK_CMD_SNAPSHOT)
+		return fail(err, errlen,
+			    "%s can only be used with the one-shot profile and snapshot",
 			    opt_name(val));
 	for (size_t c = 0; c < ARRAY_LEN(commands); c++) {
 		if (commands[c].cmd != o->command)
@@ -618,15 +623,16 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 		return 0;
 	if (o->command == HK_CMD_SERVE)
 		return serve_checks(o, err, errlen);
-	o->hostwide = o->command == HK_CMD_PROFILE &&
-		      (o->npids != 1 || o->match || o->container || o->cgroup || o->merge);
-	if (!o->pid && !o->hostwide)
-		return fail(err, errlen, "missing -p PID");
-	if (o->npids > 1 && o->command != HK_CMD_PROFILE)
+	/* several processes: the profile or session of the host (without
+	 * -p, snapshot and stop address the host-wide session) */
+	o->hostwide = o->npids != 1 || o->match || o->container || o->cgroup ||
+		      (o->merge && o->command == HK_CMD_PROFILE);
+	if (o->npids > 1 && (o->command == HK_CMD_SNAPSHOT || o->command == HK_CMD_STOP))
 		return fail(err, errlen,
-			    "%s takes one -p PID (several processes: the one-shot profile, so far)",
-			    o->command == HK_CMD_START ? "start" :
+			    "%s takes one -p PID, or none for the host-wide session",
 			    o->command == HK_CMD_SNAPSHOT ? "snapshot" : "stop");
+	if (o->merge && o->command == HK_CMD_SNAPSHOT && o->pid)
+		return fail(err, errlen, "--merge is for the host-wide session (snapshot without -p)");
 	if (o->hostwide && o->stats)
 		return fail(err, errlen, "--stats takes one -p PID");
 	if (o->command == HK_CMD_SNAPSHOT && o->format != HK_FMT_LINENO &&

@@ -152,3 +152,64 @@ int hk_orphan_clean(pid_t pid, bool snapshot)
 		(int)rec.owner, (int)pid, none, what);
 	return rc;
 }
+
+/* One process of a dead host-wide session, under its own lock (another
+ * hawk-bpf may trace it by now: then it is left alone). 0 or -1. */
+static int restore_one(pid_t pid, unsigned long long start, int *restored)
+{
+	struct hk_lock_rec rec = { .target_start = start }, held;
+	char what[600];
+	int lock = hk_lock_target(pid, NULL, &held), rc;
+
+	if (lock == -2)
+		return 0;
+	if (lock < 0)
+		return -1;
+	rc = restore(pid, &rec, what, sizeof(what));
+	if (rc == 0 && strstr(what, "restored"))
+		(*restored)++;
+	hk_lock_release(lock, pid);
+	return rc;
+}
+
+int hk_orphan_clean_host(bool snapshot)
+{
+	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	const char *none = snapshot ? ": no snapshot" : "";
+	struct hk_lock_rec rec;
+	int lock = hk_lock_wait(HK_HOST, &rec, WAIT_S), restored = 0, failed = 0, n = 0;
+	unsigned long long start;
+	FILE *f;
+	int pid;
+
+	if (lock == -2)
+		return hk_fail("the host-wide hawk-bpf daemon (PID %d) does not answer",
+			       (int)rec.owner);
+	if (lock < 0)
+		return hk_fail("cannot lock the host-wide session: %s", strerror(errno));
+	if (!hk_socket_exists(HK_HOST)) {
+		hk_lock_release(lock, HK_HOST);
+		return -1;
+	}
+	if (rec.owner && !wait_gone(&rec)) {
+		close(lock);
+		return hk_fail("the host-wide hawk-bpf daemon (PID %d) does not answer and has not exited",
+			       (int)rec.owner);
+	}
+	if ((f = fopen(HK_RUN_DIR "/host.pids", "r"))) {
+		while (fscanf(f, "%d %llu", &pid, &start) == 2) {
+			n++;
+			if (pid > 0 && restore_one(pid, start, &restored))
+				failed++;
+		}
+		fclose(f);
+	}
+	unlink(HK_RUN_DIR "/host.pids");
+	hk_socket_path(sock, sizeof(sock), HK_HOST);
+	unlink(sock);
+	hk_lock_release(lock, HK_HOST);
+	hk_fail("the host-wide hawk-bpf daemon (PID %d) had died%s; cleaned up after it: of its %d processes, %d had their allocator tables restored%s",
+		(int)rec.owner, none, n, restored,
+		failed ? " (some could not be: see hawk-bpf status)" : "");
+	return failed ? 1 : HK_EXIT_ORPHAN;
+}

@@ -24,5 +24,8 @@
  * or 1 if something could not be cleaned (said in the line); -1 without a
  * word when there is no session after all (it ended meanwhile). */
 int hk_orphan_clean(pid_t pid, bool snapshot);
+/* The same for the host-wide session: every process its host.pids
+ * names (and still is the process it traced) gets its tables back. */
+int hk_orphan_clean_host(bool snapshot);
 
 #endif

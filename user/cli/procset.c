@@ -167,6 +167,8 @@ static void traced_free(struct hk_traced *tt)
 	if (!tt)
 		return;
 	hk_result_free(&tt->res);
+	if (tt->has_snap)
+		hk_result_free(&tt->snap);
 	hk_pytarget_close(&tt->t);
 	if (tt->lock >= 0)
 		hk_lock_release(tt->lock, tt->info.pid);
@@ -607,6 +609,101 @@ void hk_procset_poll(struct hk_procset *ps, int timeout_ms)
 	adopt(ps);
 }
 
+/* The windows still open, ended by a few threads at once: collecting a
+ * process's record reads its whole live table (~65 ms of CPU for the
+ * default --max-blocks), and every table restore may hold that process
+ * in a ptrace-stop for a moment. */
+struct stopper {
+	struct hk_procset *ps;
+	pthread_mutex_t mu;
+	size_t next;
+};
+
+static void *stop_some(void *arg)
+{
+	struct stopper *st = arg;
+
+	for (;;) {
+		struct hk_traced *tt;
+		size_t i;
+		int rc;
+
+		pthread_mutex_lock(&st->mu);
+		i = st->next++;
+		pthread_mutex_unlock(&st->mu);
+		if (i >= st->ps->ntraced)
+			return NULL;
+		tt = st->ps->traced[i];
+		rc = tt->tr ? hk_trace_poll(tt->tr, 0) : 0;
+		end_one(st->ps, tt, rc);
+	}
+}
+
+static void stop_all(struct hk_procset *ps)
+{
+	struct stopper st = { .ps = ps, .mu = PTHREAD_MUTEX_INITIALIZER };
+	pthread_t th[4];
+	int n = 0;
+
+	while (n < 4 && (size_t)n < ps->ntraced &&
+	       pthread_create(&th[n], NULL, stop_some, &st) == 0)
+		n++;
+	stop_some(&st);
+	while (n--)
+		pthread_join(th[n], NULL);
+}
+
+void hk_procset_snapshot(struct hk_procset *ps)
+{
+	for (size_t i = 0; i < ps->ntraced; i++) {
+		struct hk_traced *tt = ps->traced[i];
+
+		if (!tt->tr)
+			continue;
+		if (hk_trace_snapshot(tt->tr, &tt->snap, tt->stop_err, sizeof(tt->stop_err)) == 0)
+			tt->stop_err[0] = 0;
+		tt->snap.began = tt->began;
+		tt->has_snap = true;
+	}
+}
+
+void hk_procset_unsnap(struct hk_procset *ps)
+{
+	for (size_t i = 0; i < ps->ntraced; i++)
+		if (ps->traced[i]->has_snap) {
+			hk_result_free(&ps->traced[i]->snap);
+			ps->traced[i]->has_snap = false;
+		}
+}
+
+void hk_procset_count(struct hk_procset *ps, uint64_t *blocks, double *bytes,
+		      uint64_t counters[HK_CNT_MAX])
+{
+	*blocks = 0;
+	*bytes = 0;
+	memset(counters, 0, HK_CNT_MAX * sizeof(counters[0]));
+	for (size_t i = 0; i < ps->ntraced; i++) {
+		struct hk_traced *tt = ps->traced[i];
+		uint64_t b = 0, c[HK_CNT_MAX] = { 0 };
+		double y = 0;
+
+		if (tt->tr) {
+			hk_trace_count(tt->tr, &b, &y, c);
+		} else {
+			b = tt->res.ntraces;
+			for (size_t k = 0; k < tt->res.ntraces; k++)
+				y += tt->res.traces[k].weight > 0 ?
+				     tt->res.traces[k].size * tt->res.traces[k].weight :
+				     (double)tt->res.traces[k].size;
+			memcpy(c, tt->res.counters, sizeof(c));
+		}
+		*blocks += b;
+		*bytes += y;
+		for (int k = 0; k < HK_CNT_MAX; k++)
+			counters[k] += c[k];
+	}
+}
+
 void hk_procset_stop(struct hk_procset *ps)
 {
 	struct hk_procset_priv *p = ps->p;
@@ -633,12 +730,7 @@ void hk_procset_stop(struct hk_procset *ps)
 	adopt(ps);
 	if (p->pwrb)
 		ring_buffer__consume(p->pwrb);
-	for (size_t i = 0; i < ps->ntraced; i++) {
-		struct hk_traced *tt = ps->traced[i];
-		int rc = tt->tr ? hk_trace_poll(tt->tr, 0) : 0;
-
-		end_one(ps, tt, rc);
-	}
+	stop_all(ps);
 	if (p->pw)
 		ps->lost_events = p->pw->bss->lost;
 	ring_buffer__free(p->pwrb);

@@ -32,6 +32,8 @@ struct hk_traced {
 	bool at_start;			/* found by the first scan */
 	pid_t forked_from;		/* a traced parent it was forked from */
 	struct hk_result res;		/* its record, once stopped */
+	struct hk_result snap;		/* a session's snapshot, while live */
+	bool has_snap;
 	bool stopped;
 	char stop_err[256];		/* the record could not be read */
 };
@@ -69,6 +71,14 @@ int hk_procset_start(struct hk_procset *ps, const struct hk_select *sel,
 		     const struct hk_trace_opts *to, char *err, size_t errlen);
 /* Up to timeout_ms of tracing: announced stacks, exits, newcomers. */
 void hk_procset_poll(struct hk_procset *ps, int timeout_ms);
+/* A session's snapshot of every live process into its snap (the
+ * stopped ones keep their record); hk_procset_unsnap frees them. */
+void hk_procset_snapshot(struct hk_procset *ps);
+void hk_procset_unsnap(struct hk_procset *ps);
+/* The live blocks and bytes of every process now, and their counters
+ * summed, without resolving stacks (status). */
+void hk_procset_count(struct hk_procset *ps, uint64_t *blocks, double *bytes,
+		      uint64_t counters[HK_CNT_MAX]);
 /* Ends every window: records collected, tables restored. */
 void hk_procset_stop(struct hk_procset *ps);
 void hk_procset_free(struct hk_procset *ps);

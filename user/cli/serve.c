@@ -132,10 +132,11 @@ static void printable(char *dst, size_t n, const char *src)
 /* --------------------------------------------------------------- params */
 
 enum { Q_PID, Q_DURATION, Q_FORMAT, Q_FRAMES, Q_COUNT, Q_GC, Q_CUMULATIVE,
-       Q_N };
+       Q_MATCH, Q_CONTAINER, Q_CGROUP, Q_MERGE, Q_N };
 
 static const char *const param_names[Q_N] = {
 	"pid", "duration", "format", "frames", "count", "gc", "cumulative",
+	"match", "container", "cgroup", "merge",
 };
 
 struct params {
@@ -163,7 +164,7 @@ static enum MHD_Result one_param(void *cls, enum MHD_ValueKind kind,
 	}
 	printable(k, sizeof(k), key);
 	snprintf(p->err, sizeof(p->err),
-		 "unknown parameter '%s' (pid, duration, format, frames, count, gc, cumulative)",
+		 "unknown parameter '%s' (pid, duration, format, frames, count, gc, cumulative, match, container, cgroup, merge)",
 		 k);
 	return MHD_YES;
 }
@@ -184,12 +185,13 @@ static const char *const ep_words[] = {
 
 /* The child's command line; strings live in here. */
 struct cmdline {
-	char *argv[16];
+	char *argv[32];
 	int argc;
-	char pid[16], frames[16], count[16];
+	char pid[256], frames[16], count[16];
 	const char *format;
 	bool pickle;
 	bool gc_warning;	/* gc=true asked where it would apply */
+	bool hostwide;		/* several processes (hostwide.h) */
 	unsigned long timeout_ms;
 };
 
@@ -220,13 +222,27 @@ static int build_cmdline(enum endpoint ep, const struct params *p,
 			 (name), (what), shown);			\
 		return -1;						\
 	} while (0)
-	if (!pid) {
-		snprintf(err, errlen, "missing parameter pid (the process to trace)");
-		return -1;
+	/* no pid: every CPython process of the host (hostwide.h); a list:
+	 * those */
+	if (pid) {
+		const char *q = pid;
+		size_t at = 0;
+
+		do {
+			char one[16];
+			size_t len = strcspn(q, ",");
+
+			if (len >= sizeof(one) || (memcpy(one, q, len), one[len] = 0,
+			    !hk_parse_ulong(one, 1, INT_MAX, &v)) ||
+			    at + 12 >= sizeof(cl->pid))
+				BAD("pid", "a process ID from 1 to 2147483647, or several with commas", pid);
+			at += (size_t)snprintf(cl->pid + at, sizeof(cl->pid) - at, "%s%lu",
+					       at ? "," : "", v);
+			q += len;
+		} while (*q++ == ',');
 	}
-	if (!hk_parse_ulong(pid, 1, INT_MAX, &v))
-		BAD("pid", "a process ID from 1 to 2147483647", pid);
-	snprintf(cl->pid, sizeof(cl->pid), "%lu", v);
+	cl->hostwide = !pid || strchr(pid, ',') || p->v[Q_MATCH] || p->v[Q_CONTAINER] ||
+		       p->v[Q_CGROUP] || (p->v[Q_MERGE] && hawk_bool(p->v[Q_MERGE]));
 	if (!hk_parse_seconds(dur, &ms) || ms > HK_SERVE_DURATION_MS_MAX) {
 		char what[64];
 
@@ -253,11 +269,42 @@ static int build_cmdline(enum endpoint ep, const struct params *p,
 		return -1;
 	}
 
+	if (ep == EP_PROFILE && cl->pickle && cl->hostwide &&
+	    !(p->v[Q_MERGE] && hawk_bool(p->v[Q_MERGE]))) {
+		snprintf(err, errlen,
+			 "format=pickle over several processes needs merge=true (one snapshot of them all)");
+		return -1;
+	}
+	if ((ep == EP_SNAPSHOT || ep == EP_STOP) &&
+	    (p->v[Q_MATCH] || p->v[Q_CONTAINER] || p->v[Q_CGROUP] || (pid && strchr(pid, ',')))) {
+		snprintf(err, errlen,
+			 "snapshot and stop take one pid, or none for the host-wide session (match, container, cgroup are start's)");
+		return -1;
+	}
 	add(cl, "hawk-bpf");
 	if (ep_words[ep])
 		add(cl, ep_words[ep]);
-	add(cl, "-p");
-	add(cl, cl->pid);
+	if (pid) {
+		add(cl, "-p");
+		add(cl, cl->pid);
+	}
+	if (ep == EP_PROFILE || ep == EP_START) {
+		if (p->v[Q_MATCH]) {
+			add(cl, "--match");
+			add(cl, p->v[Q_MATCH]);
+		}
+		if (p->v[Q_CONTAINER]) {
+			add(cl, "--container");
+			add(cl, p->v[Q_CONTAINER]);
+		}
+		if (p->v[Q_CGROUP]) {
+			add(cl, "--cgroup");
+			add(cl, p->v[Q_CGROUP]);
+		}
+	}
+	if ((ep == EP_PROFILE || (ep == EP_SNAPSHOT && !pid)) &&
+	    p->v[Q_MERGE] && hawk_bool(p->v[Q_MERGE]))
+		add(cl, "--merge");
 	cl->timeout_ms = OTHER_MS;
 	switch (ep) {
 	case EP_PROFILE:
@@ -529,7 +576,10 @@ static bool not_found(int status, const char *err)
 	       (status == 1 && (strstr(err, "no process with PID") ||
 				strstr(err, "exited during attach") ||
 				strstr(err, "is not a CPython process") ||
-				strstr(err, "no hawk-bpf session")));
+				strstr(err, "no CPython process matches") ||
+				strstr(err, "no CPython process found") ||
+				strstr(err, "no hawk-bpf session") ||
+				strstr(err, "no host-wide hawk-bpf session")));
 }
 
 /* ---------------------------------------------------------------- output */
@@ -986,7 +1036,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
 			 ? MHD_HTTP_NOT_IMPLEMENTED : MHD_HTTP_BAD_REQUEST;
 	} else if (not_found(r.status, err)) {
 		status = MHD_HTTP_NOT_FOUND;
-	} else if (r.status == 1 && strstr(err, "already tracing")) {
+	} else if (r.status == 1 && (strstr(err, "already tracing") ||
+				     strstr(err, "a host-wide session runs already"))) {
 		status = MHD_HTTP_CONFLICT;
 	} else if (r.status == 1 && strstr(err, "unsupported CPython")) {
 		status = MHD_HTTP_UNPROCESSABLE_CONTENT;

@@ -13,9 +13,13 @@
  *                                              --format F --count C
  *                                              [--cumulative]
  *   GET /debug/prof/mem/tracemalloc/stop/      hawk-bpf stop -p PID
- * Parameters: pid (required) and Hawk's duration, format, frames, count,
- * gc, cumulative (every endpoint accepts them all, as Hawk does, and uses
- * those that apply); any other parameter is refused.
+ * Parameters: pid, and Hawk's duration, format, frames, count, gc,
+ * cumulative (every endpoint accepts them all, as Hawk does, and uses
+ * those that apply); any other parameter is refused. Without pid, or
+ * with several (pid=1,2), match, container, cgroup or merge=true, the
+ * profile and start are host-wide (hostwide.h: no -p, --match ...), and
+ * snapshot and stop without pid are the host-wide session's
+ * (snapshot: merge=true for one report; a pickle needs it).
  *
  * Exit status to HTTP: 0 -> 200 with the output; 2 -> 400 (501 for a
  * subcommand "not implemented yet"); 1 -> 404 (no such process, one that

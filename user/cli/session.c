@@ -259,6 +259,11 @@ static int session_connect(pid_t pid, pid_t *daemon)
 
 static int no_session(pid_t pid)
 {
+	if (pid == HK_HOST && (errno == ENOENT || errno == ECONNREFUSED))
+		return hk_fail("no host-wide hawk-bpf session (start one with: hawk-bpf start)");
+	if (pid == HK_HOST)
+		return hk_fail("cannot reach the host-wide hawk-bpf session: %s",
+			       strerror(errno));
 	if (errno == ENOENT || errno == ECONNREFUSED)
 		return hk_fail("no hawk-bpf session for PID %d (start one with: hawk-bpf start -p %d)",
 			    (int)pid, (int)pid);
@@ -269,7 +274,8 @@ static int no_session(pid_t pid)
 /* The daemon refused us or closed without an answer: it died (orphan.h). */
 static int dead_session(pid_t pid, bool snapshot)
 {
-	int rc = hk_orphan_clean(pid, snapshot);
+	int rc = pid == HK_HOST ? hk_orphan_clean_host(snapshot)
+				: hk_orphan_clean(pid, snapshot);
 
 	if (rc >= 0)
 		return rc;
@@ -289,8 +295,10 @@ static int request(int fd, pid_t pid, const char *req)
 	size_t n = 0;
 
 	if (hk_send_all(fd, req, strlen(req)))
-		return hk_fail("cannot talk to the hawk-bpf session for PID %d: %s",
-			    (int)pid, strerror(errno));
+		return pid == HK_HOST ?
+		       hk_fail("cannot talk to the host-wide hawk-bpf session: %s", strerror(errno)) :
+		       hk_fail("cannot talk to the hawk-bpf session for PID %d: %s",
+			       (int)pid, strerror(errno));
 	for (;;) {
 		char c;
 		ssize_t r = read(fd, &c, 1);
@@ -335,8 +343,8 @@ int hk_session_snapshot(const struct hk_options *o)
 					   : no_session(o->pid);
 		goto out;
 	}
-	snprintf(req, sizeof(req), "snapshot %s %u %d\n", hk_format_name(o->format),
-		 o->count, o->cumulative ? 1 : 0);
+	snprintf(req, sizeof(req), "snapshot %s %u %d %d\n", hk_format_name(o->format),
+		 o->count, o->cumulative ? 1 : 0, o->merge ? 1 : 0);
 	rc = request(fd, o->pid, req);
 	if (rc == NO_ANSWER)
 		rc = dead_session(o->pid, true);
@@ -466,6 +474,36 @@ static int status_dead(pid_t pid)
 	return 0;
 }
 
+/* The host-wide session's line, first. */
+static int host_status(void)
+{
+	pid_t daemon;
+	int fd = session_connect(HK_HOST, &daemon), r;
+	json_int_t procs = 0, skipped = 0, blocks = 0, drops = 0;
+	const char *since = "?";
+	double bytes = 0;
+	json_t *j;
+
+	if (fd < 0) {
+		printf("host-wide: its daemon died; its session is lost (hawk-bpf stop cleans up)\n");
+		return 0;
+	}
+	r = request(fd, HK_HOST, "status\n");
+	if (r == 0 && (j = read_json(fd))) {
+		json_unpack(j, "{s?s, s?I, s?I, s?I, s?F, s?I}", "since", &since,
+			    "processes", &procs, "skipped", &skipped, "blocks", &blocks,
+			    "bytes", &bytes, "drops", &drops);
+		printf("host-wide since %s: %lld processes (%lld skipped), %lld blocks, %.0f bytes traced, %lld dropped, daemon PID %d\n",
+		       since, (long long)procs, (long long)skipped, (long long)blocks,
+		       bytes, (long long)drops, (int)daemon);
+		json_decref(j);
+	} else if (r == NO_ANSWER) {
+		printf("host-wide: its daemon (PID %d) does not answer\n", (int)daemon);
+	}
+	close(fd);
+	return r ? 1 : 0;
+}
+
 int hk_session_status(const struct hk_options *o)
 {
 	DIR *d = opendir(HK_RUN_DIR);
@@ -495,6 +533,8 @@ int hk_session_status(const struct hk_options *o)
 	}
 	closedir(d);
 	qsort(pids, n, sizeof(*pids), cmp_pid);
+	if (hk_socket_exists(HK_HOST))
+		rc |= host_status();
 	for (size_t i = 0; i < n; i++) {
 		pid_t daemon;
 		int fd = session_connect(pids[i], &daemon), r;

@@ -18,6 +18,8 @@ main(allocate).  Modes:
                                    exit     exit normally, the objects still
                                             referenced from a global
                                    _exit    os._exit(0) at once
+                                   exec     exec an idle interpreter (same
+                                            arguments, so selectors match)
                                    EOF      return (the objects are dropped)
   --watch-tables                 poll the tables every 0.5 ms in a thread;
                                  print "redirected" once the object
@@ -116,6 +118,10 @@ def hold(keep):
             return
         elif cmd == "_exit":
             os._exit(0)
+        elif cmd == "exec":
+            # a new image in the same process: an idle interpreter
+            os.execv(sys.executable, [sys.executable, "-c",
+                                      "import sys; sys.stdin.read()", *sys.argv[1:]])
 
 
 def seccomp_allow_all():
