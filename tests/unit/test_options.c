@@ -331,6 +331,9 @@ Test(options, selectors)
 	EXPECT_OK(&o, "--match", "gunicorn.*worker", NULL);
 	cr_assert(o.hostwide);
 	cr_assert_str_eq(o.match, "gunicorn.*worker");
+	cr_assert_eq(o.max_blocks, HK_MAX_BLOCKS_HOSTWIDE);
+	EXPECT_OK(&o, "--max-blocks", "5000", NULL);
+	cr_assert_eq(o.max_blocks, 5000);
 	EXPECT_OK(&o, "--container", "3f2a", "--cgroup", "/system.slice", NULL);
 	cr_assert_str_eq(o.container, "3f2a");
 	cr_assert_str_eq(o.cgroup, "/system.slice");

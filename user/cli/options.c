@@ -580,6 +580,7 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 					    opt_name(c), HK_MAX_BLOCKS_MIN,
 					    HK_MAX_BLOCKS_MAX, optarg);
 			o->max_blocks = (unsigned)v;
+			o->max_blocks_given = true;
 			break;
 		case 'o':
 			if (!*optarg)
@@ -635,6 +636,8 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 		return fail(err, errlen, "--merge is for the host-wide session (snapshot without -p)");
 	if (o->hostwide && o->stats)
 		return fail(err, errlen, "--stats takes one -p PID");
+	if (o->hostwide && !o->max_blocks_given)
+		o->max_blocks = HK_MAX_BLOCKS_HOSTWIDE;
 	if (o->command == HK_CMD_SNAPSHOT && o->format != HK_FMT_LINENO &&
 	    o->format != HK_FMT_TRACEBACK && o->format != HK_FMT_PICKLE)
 		return fail(err, errlen,

@@ -28,6 +28,10 @@
 #define HK_MAX_BLOCKS_DEFAULT	1048576U
 #define HK_MAX_BLOCKS_MIN	1024U
 #define HK_MAX_BLOCKS_MAX	67108864U
+/* Host-wide, per process unless --max-blocks says otherwise: each
+ * process's table is preallocated (32 B a block in the kernel), and most
+ * processes of a host hold few new blocks in a window. */
+#define HK_MAX_BLOCKS_HOSTWIDE	262144U
 /* serve: where it listens unless --listen says otherwise. */
 #define HK_LISTEN_DEFAULT	"127.0.0.1:8000"
 /* -p PID,...: the most processes one list names. */
@@ -65,6 +69,7 @@ struct hk_options {
 	unsigned frames;		/* --frames: 1 .. HK_FRAMES_MAX */
 	bool cumulative;		/* --cumulative; never with traceback */
 	unsigned max_blocks;		/* --max-blocks */
+	bool max_blocks_given;		/* else host-wide: HK_MAX_BLOCKS_HOSTWIDE */
 	bool stats;			/* --stats: size distribution */
 	bool sample;			/* --sample or --sample-rates */
 	struct hk_sample_rates rates;	/* --sample-rates (default heapprof's) */

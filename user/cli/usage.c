@@ -175,10 +175,11 @@ void hk_usage(FILE *f)
 	fprintf(f,
 "    --max-blocks N\n"
 "        Room for at least N live blocks in the kernel (32 bytes each,\n"
-"        reserved up front), from %u to %u.  Default %u.\n"
-"        Blocks beyond the room are not traced and the report says how\n"
-"        many.\n"
-"\n", HK_MAX_BLOCKS_MIN, HK_MAX_BLOCKS_MAX, HK_MAX_BLOCKS_DEFAULT);
+"        reserved up front), from %u to %u.  Default %u,\n"
+"        and %u per process host-wide.  Blocks beyond the room\n"
+"        are not traced and the report says how many.\n"
+"\n", HK_MAX_BLOCKS_MIN, HK_MAX_BLOCKS_MAX, HK_MAX_BLOCKS_DEFAULT,
+		HK_MAX_BLOCKS_HOSTWIDE);
 	fputs(
 "    --sample\n"
 "        Sample instead of tracing every allocation, with heapprof's\n"
