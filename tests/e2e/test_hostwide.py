@@ -411,3 +411,42 @@ def test_serve_hostwide(procs, tmp_path, oracle):
     finally:
         status, body = get("stop/")
     assert status == 200, body
+
+
+def cgroup2_root():
+    for line in Path("/proc/mounts").read_text().splitlines():
+        dev, mnt, fstype = line.split()[:3]
+        if fstype == "cgroup2":
+            return Path(mnt)
+    raise AssertionError("no cgroup2 hierarchy is mounted: the container selectors cannot be tested")
+
+
+def test_container_and_cgroup_selectors(procs, tmp_path):
+    """--container takes the processes of the container a cgroup path
+    names (by a prefix of its ID), --cgroup those at or below a path; the
+    process outside is left alone."""
+    root = cgroup2_root()
+    cid = os.urandom(32).hex()
+    top = root / f"hawk-test-{os.getpid()}"
+    scope = top / f"docker-{cid}.scope"
+    py = PYTHONS["debian-3.11.2"][0]
+    inside = Workload(procs, py, "retain.py", tmp_path)
+    outside = Workload(procs, py, "retain.py", tmp_path)
+    scope.mkdir(parents=True)
+    try:
+        (scope / "cgroup.procs").write_text(str(inside.pid))
+        for sel in (["--container", cid[:12]], ["--cgroup", "/" + top.name]):
+            rc, out, err = helpers.run_hawk(*sel, "--duration", "0.5", "--count", "1")
+            assert rc == 0, (sel, err)
+            doc = json.loads(out)
+            assert [p["pid"] for p in doc["processes"]] == [inside.pid], (sel, doc["processes"])
+            p = doc["processes"][0]
+            assert p["container"] == cid
+            assert p["cgroup"] == f"/{top.name}/docker-{cid}.scope"
+        rc, _, err = helpers.run_hawk("--container", "f" * 64, "--duration", "0.5")
+        assert rc == 1 and err == ["hawk-bpf: no CPython process matches the selection"], err
+    finally:
+        (root / "cgroup.procs").write_text(str(inside.pid))
+        scope.rmdir()
+        top.rmdir()
+    assert inside.alive() and outside.alive()
