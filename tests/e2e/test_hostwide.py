@@ -234,7 +234,8 @@ def test_no_selector_traces_every_cpython_process(procs, tmp_path):
     wl = Workload(procs, PYTHONS["debian-3.11.2"][0], "retain.py", tmp_path)
     others = not_python(procs, tmp_path, str(tmp_path))
     time.sleep(0.3)
-    rc, out, err = helpers.run_hawk("--duration", "1", "--count", "3")
+    rc, out, err = helpers.run_hawk("--duration", "1", "--count", "3",
+                                    "--format", "traceback")
     assert rc == 0, err
     assert HOSTWIDE.match(next(l for l in err if l.startswith("hawk-bpf: tracing"))), err
     doc = json.loads(out)
@@ -246,6 +247,7 @@ def test_no_selector_traces_every_cpython_process(procs, tmp_path):
         assert p.pid not in pids
         untouched(p)
     assert all(len(p["stats"]) <= 3 for p in doc["processes"]), "--count is per process"
+    assert all("traceback" in s for p in doc["processes"] for s in p["stats"])
     assert wl.alive()
 
 
@@ -450,3 +452,31 @@ def test_container_and_cgroup_selectors(procs, tmp_path):
         scope.rmdir()
         top.rmdir()
     assert inside.alive() and outside.alive()
+
+
+def test_skipped_processes_say_why(procs, tmp_path):
+    """CPython processes that are not traced are listed with their reason:
+    an unsupported build (3.9, 2.7) and one another hawk-bpf traces; the
+    others are traced."""
+    token = str(tmp_path)
+    ok = Workload(procs, PYTHONS["debian-3.11.2"][0], "retain.py", tmp_path)
+    taken = Workload(procs, PYTHONS["pyenv-3.12.1"][0], "retain.py", tmp_path)
+    old = [procs.popen([path, "-c", "import sys; sys.stdin.read()", token],
+                       stdin=subprocess.PIPE)
+           for path in ("/root/.pyenv/versions/3.9.18/bin/python3.9",
+                        "/root/.pyenv/versions/2.7.18/bin/python2.7")]
+    other = helpers.Hawk(procs, taken.pid, "--duration", "600")
+    other.wait_tracing()
+    time.sleep(0.3)
+    rc, out, err = helpers.run_hawk("--match", re.escape(token), "--duration", "0.5")
+    other.stop()
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert [p["pid"] for p in doc["processes"]] == [ok.pid]
+    why = {s["pid"]: s for s in doc["skipped"]}
+    assert why[taken.pid]["reason"] == "already_traced", why
+    assert f"hawk-bpf PID {other.proc.pid}" in why[taken.pid]["detail"]
+    for p in old:
+        assert why[p.pid]["reason"] == "unsupported", why
+        assert "unsupported CPython" in why[p.pid]["detail"], why
+    assert set(why) == {taken.pid, *(p.pid for p in old)}
