@@ -100,8 +100,9 @@ def test_bad_command_line(target, args, word):
     assert_untouched(target)
 
 
-@pytest.mark.parametrize("args,word", [([], "-p"), (["-p", "abc"], "abc"), (["-p", "0"], "0"),
-                                       (["-p", "-5"], "-5")])
+# (no -p at all is the host-wide profile: test_hostwide.py)
+@pytest.mark.parametrize("args,word", [(["-p"], "-p"), (["-p", "abc"], "abc"), (["-p", "0"], "0"),
+                                       (["-p", "-5"], "-5"), (["-p", "1,x"], "1,x")])
 def test_bad_pid_argument(args, word):
     rc, out, err = run_hawk(*args)
     assert rc == 2, err
@@ -350,8 +351,8 @@ def perf_events(pid):
 
 def held_at_third_uprobe(pid, timeout=TIMEOUT):
     """The hawk-bpf process tracing pid (the profile, or start's daemon)
-    once strace holds it stopped after its third perf_event_open: two
-    uprobes live and a third made. Its PID."""
+    once strace holds it stopped after its fourth perf_event_open (the
+    exec tracepoint's, then two uprobes live and a third made). Its PID."""
     exe = os.path.realpath(HAWK)
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -363,31 +364,63 @@ def held_at_third_uprobe(pid, timeout=TIMEOUT):
                 n = perf_events(d.name)
             except OSError:
                 continue
-            assert n <= 3, f"hawk-bpf {d.name} was not held at its third uprobe ({n})"
-            if n == 3:
+            assert n <= 4, f"hawk-bpf {d.name} was not held at its third uprobe ({n})"
+            if n == 4:
                 time.sleep(0.3)
-                assert perf_events(d.name) == 3, "hawk-bpf was not held at its third uprobe"
+                assert perf_events(d.name) == 4, "hawk-bpf was not held at its third uprobe"
                 return int(d.name)
         time.sleep(0.02)
     raise AssertionError("hawk-bpf never reached its third uprobe")
 
 
+def stopped_hawk(pid, timeout=TIMEOUT):
+    """The hawk-bpf process tracing pid once it has stopped itself after
+    its second uprobe_multi link (HAWK_BPF_TEST_STOP_AFTER_LINKS=2). Its
+    PID."""
+    exe = os.path.realpath(HAWK)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for d in Path("/proc").iterdir():
+            try:
+                if not d.name.isdigit() or os.path.realpath(d / "exe") != exe or \
+                        str(pid).encode() not in (d / "cmdline").read_bytes().split(b"\0"):
+                    continue
+                state = (d / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state == "T":
+                return int(d.name)
+        time.sleep(0.02)
+    raise AssertionError("hawk-bpf never stopped after its second probe link")
+
+
+@pytest.mark.parametrize("probes", ["multi", "perf"])
 @pytest.mark.parametrize("command", ["profile", "start"])
-def test_target_exits_during_attach(procs, tmp_path, command):
-    """The target exits while hawk-bpf attaches (held by strace between
-    two uprobes, then let go once the target is gone): one line saying so,
-    exit 1, no -o file, no lock or socket, and none of the BPF objects it
-    held then is left loaded."""
+def test_target_exits_during_attach(procs, tmp_path, command, probes):
+    """The target exits while hawk-bpf attaches (held between two probe
+    attachments: with perf-event uprobes by strace, between two uprobes;
+    with uprobe_multi links by itself, after its second link; then let go
+    once the target is gone): one line saying so, exit 1, no -o file, no
+    lock or socket, and none of the BPF objects it held then is left
+    loaded."""
     assert shutil.which("strace"), "strace is not installed (scripts/install-deps)"
     wl = Workload(procs, DEBIAN, "retain.py", tmp_path)
     never = tmp_path / "never.json"
     args = (["-p", wl.pid, "--duration", "600", "-o", never] if command == "profile"
             else ["start", "-p", wl.pid])
-    tracer = procs.popen(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=perf_event_open",
-                          "-e", "inject=perf_event_open:signal=SIGSTOP:when=3", HAWK, *args],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         stdin=subprocess.DEVNULL)
-    held = held_at_third_uprobe(wl.pid)
+    if probes == "perf":
+        env = {**os.environ, "HAWK_BPF_PERF_UPROBES": "1"}
+        tracer = procs.popen(["strace", "-f", "-qq", "-o", "/dev/null", "-e",
+                              "trace=perf_event_open", "-e",
+                              "inject=perf_event_open:signal=SIGSTOP:when=4", HAWK, *args],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, env=env)
+        held = held_at_third_uprobe(wl.pid)
+    else:
+        env = {**os.environ, "HAWK_BPF_TEST_STOP_AFTER_LINKS": "2"}
+        tracer = procs.popen([HAWK, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, env=env)
+        held = stopped_hawk(wl.pid)
     ids = bpf_ids_of(held)
     assert ids["link"] and ids["prog"], ids
     wl.proc.kill()

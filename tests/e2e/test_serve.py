@@ -244,8 +244,9 @@ def test_pickle_download(procs, tmp_path, server):
 # ------------------------------------------------------------------- errors
 
 @pytest.mark.parametrize("query,word", [
-    ("", "missing parameter pid"),
     ("pid=", "pid: expected a process ID"),
+    ("pid=1,", "pid: expected a process ID from 1 to 2147483647, or several"),
+    ("format=pickle&duration=1", "format=pickle over several processes needs merge=true"),
     ("pid=abc", "got 'abc'"),
     ("pid=0", "pid: expected"),
     ("pid=-3", "pid: expected"),

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -181,6 +182,11 @@ static int add_multi(struct hawk_bpf *skel, struct probes *pr,
 			return ERR("cannot attach %u uprobes to %s: %s", pr->n[w],
 				   t->image_name, strerror(errno));
 		pr->mfds[(*pr->nmfds)++] = fd;
+		/* tests only: hold here, some probes live, for a target to
+		 * exit under us (tests/e2e/test_errors.py) */
+		if (getenv("HAWK_BPF_TEST_STOP_AFTER_LINKS") &&
+		    atoi(getenv("HAWK_BPF_TEST_STOP_AFTER_LINKS")) == *pr->nmfds)
+			raise(SIGSTOP);
 	}
 	return 0;
 }
