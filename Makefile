@@ -8,7 +8,7 @@ BPFTOOL   ?= bpftool
 PREFIX    ?= /usr/local
 # Debian's python3 carries pytest (python3-pytest); a pyenv python3 may not.
 PYTEST    ?= /usr/bin/python3 -m pytest
-PKGS      := libbpf libelf zlib jansson capstone libdw libmicrohttpd
+PKGS      := libbpf libelf zlib jansson capstone libdw libmicrohttpd libprotobuf-c
 CFLAGS    ?= -O2 -g
 CFLAGS    += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
              -Iinclude -Iuser $(addprefix -I,$(wildcard user/*/)) -I$(OUT) \
@@ -24,6 +24,10 @@ SKELS     := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
 # capture (BPF), symbolize, aggregate, render, cli.
 LIB_SRCS  := $(filter-out user/cli/main.c,$(wildcard user/*/*.c))
 LIB_OBJS  := $(patsubst user/%.c,$(OUT)/user/%.o,$(LIB_SRCS))
+# C for proto/*.proto by protoc-c (the pprof format, user/render/pprof.c).
+PROTOS    := $(wildcard proto/*.proto)
+PB_HDRS   := $(patsubst proto/%.proto,$(OUT)/%.pb-c.h,$(PROTOS))
+PB_OBJS   := $(patsubst proto/%.proto,$(OUT)/%.pb-c.o,$(PROTOS))
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_OBJS := $(patsubst tests/unit/%.c,$(OUT)/unit/%.o,$(UNIT_SRCS))
 HEADERS   := $(wildcard include/*.h user/*/*.h bpf/*.h tests/unit/*.h)
@@ -68,19 +72,27 @@ $(OUT)/%.bpf.o: bpf/%.bpf.c $(OUT)/vmlinux.h $(HEADERS) | $(OUT)
 $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< > $@
 
-$(OUT)/user/%.o: user/%.c $(HEADERS) $(SKELS) | $(OUT)/user
+# One run of protoc-c makes both files (a pattern rule's targets are made
+# together).
+$(OUT)/%.pb-c.c $(OUT)/%.pb-c.h: proto/%.proto | $(OUT)
+	protoc-c --c_out=$(OUT) --proto_path=proto $<
+
+$(OUT)/%.pb-c.o: $(OUT)/%.pb-c.c $(PB_HDRS)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(OUT)/user/%.o: user/%.c $(HEADERS) $(SKELS) $(PB_HDRS) | $(OUT)/user
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # Rebuilt from scratch so objects of removed sources never linger.
-$(OUT)/libhawk.a: $(LIB_OBJS)
+$(OUT)/libhawk.a: $(LIB_OBJS) $(PB_OBJS)
 	rm -f $@
 	$(AR) rcs $@ $^
 
 $(OUT)/hawk-bpf: $(OUT)/user/cli/main.o $(OUT)/libhawk.a
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
-$(OUT)/unit/%.o: tests/unit/%.c $(HEADERS) | $(OUT)/unit
+$(OUT)/unit/%.o: tests/unit/%.c $(HEADERS) $(PB_HDRS) | $(OUT)/unit
 	$(CC) $(CFLAGS) -Itests/unit -c $< -o $@
 
 $(OUT)/unit-tests: $(UNIT_OBJS) $(OUT)/libhawk.a
