@@ -1,0 +1,70 @@
+/* Profiles for pprof (issue 16): gzipped profile.proto, as `go tool pprof`
+ * and other pprof readers take them, and Brendan Gregg's folded stacks
+ * for flamegraph.pl and its kin.
+ *
+ * The writers read the caller's strings in place and keep only what
+ * deduplication needs (one entry per distinct string, function and
+ * location), never a copy of the samples: samples stream out one by one.
+ * Every string must be UTF-8 and NUL-terminated, and stay unchanged
+ * during the call.
+ */
+#ifndef HAWK_PPROF_H
+#define HAWK_PPROF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct hk_pprof_frame {		/* one Python frame */
+	const char *function;	/* the code object's qualified name ("" if unknown) */
+	const char *filename;
+	int64_t line;
+	int64_t start_line;	/* the function's first line (co_firstlineno), 0 unknown */
+};
+
+/* pprof itself ignores a string label whose str is "" and a numeric one
+ * of num 0 without a unit: the format cannot tell them from absent. */
+struct hk_pprof_label {
+	const char *key;
+	const char *str;	/* string label, or NULL for a numeric one: */
+	int64_t num;
+	const char *num_unit;	/* may be NULL */
+};
+
+struct hk_pprof_sample {
+	const struct hk_pprof_frame *frames;	/* leaf (most recent call) first */
+	size_t nframes;
+	const int64_t *values;			/* one per sample type */
+	const struct hk_pprof_label *labels;
+	size_t nlabels;
+};
+
+struct hk_pprof {
+	/* Sample types, e.g. {"inuse_objects", "inuse_space", "alloc_objects",
+	 * "alloc_space"} in {"count", "bytes", "count", "bytes"}. */
+	const char *const *types, *const *units;
+	size_t ntypes;
+	const char *default_type;		/* NULL: none */
+	const char *period_type, *period_unit;	/* NULL: none */
+	int64_t period;
+	int64_t time_nanos, duration_nanos;
+	const char *const *comments;
+	size_t ncomments;
+	const struct hk_pprof_sample *samples;
+	size_t nsamples;
+};
+
+/* A gzipped profile.proto of p to out: 0, or -1 with errno. Functions
+ * (by name, filename, start_line), locations (by function and line: one
+ * Line each, no address, one mapping for all with has_functions,
+ * has_filenames, has_line_numbers set) and strings are deduplicated;
+ * string 0 is "". */
+int hk_pprof_write(FILE *out, const struct hk_pprof *p);
+
+/* Brendan Gregg's folded stacks: one line a sample with a non-zero
+ * values[value] ("root;...;leaf VALUE", frames oldest first, each frame
+ * "function (filename:line)"; ';' and newlines in names replaced so a
+ * line stays one stack), samples of equal stacks summed. 0 or -1. */
+int hk_folded_write(FILE *out, const struct hk_pprof *p, size_t value);
+
+#endif
