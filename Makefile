@@ -45,7 +45,11 @@ SAN_LIB   := $(addprefix user/render/,pickle_read.c pickle_map.c pickle_utf8.c \
 SAN_UNIT  := $(addprefix tests/unit/,oracle.c test_pickle.c test_format.c \
              test_stats.c test_weights.c test_report.c test_source.c \
              test_bigsizes.c)
-SAN_OBJS  := $(patsubst %.c,$(OUT)/san/%.o,$(SAN_LIB) $(SAN_UNIT))
+# The pprof writer and its tests, sanitized too, stay out of SAN_LIB: the
+# fuzz harness links that without protoc-c's code.
+SAN_PPROF := user/render/pprof.c tests/unit/test_pprof.c
+SAN_OBJS  := $(patsubst %.c,$(OUT)/san/%.o,$(SAN_LIB) $(SAN_UNIT) $(SAN_PPROF)) \
+             $(patsubst proto/%.proto,$(OUT)/san/pb/%.pb-c.o,$(PROTOS))
 # ASan's leak check in Criterion's workers would flag what a failed
 # assertion leaves; leaks are the fuzz harness's to find.
 SAN_ENV   := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
@@ -98,9 +102,13 @@ $(OUT)/unit/%.o: tests/unit/%.c $(HEADERS) $(PB_HDRS) | $(OUT)/unit
 $(OUT)/unit-tests: $(UNIT_OBJS) $(OUT)/libhawk.a
 	$(CC) $(CFLAGS) $^ $(LDLIBS) -lcriterion -o $@
 
-$(OUT)/san/%.o: %.c $(HEADERS)
+$(OUT)/san/%.o: %.c $(HEADERS) $(PB_HDRS)
 	@mkdir -p $(@D)
 	$(CLANG) $(SAN_CFLAGS) $(SAN) -DHK_SANITIZED -Itests/unit -c $< -o $@
+
+$(OUT)/san/pb/%.pb-c.o: $(OUT)/%.pb-c.c $(PB_HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(SAN_CFLAGS) $(SAN) -c $< -o $@
 
 $(OUT)/unit-tests-san: $(SAN_OBJS)
 	$(CLANG) $(SAN) $^ $(LDLIBS) -lcriterion -o $@
