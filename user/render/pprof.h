@@ -6,7 +6,10 @@
  * deduplication needs (one entry per distinct string, function and
  * location), never a copy of the samples: samples stream out one by one.
  * Every string must be UTF-8 and NUL-terminated, and stay unchanged
- * during the call.
+ * during the call; but for a label's str, a NULL string is taken for "".
+ * Both return 0, or -1 with errno: ENOMEM, EOVERFLOW (2^32 distinct
+ * strings, functions or locations, or a folded sum past int64), EINVAL
+ * (a folded value past ntypes), or the stream's write error.
  */
 #ifndef HAWK_PPROF_H
 #define HAWK_PPROF_H
@@ -58,13 +61,19 @@ struct hk_pprof {
  * (by name, filename, start_line), locations (by function and line: one
  * Line each, no address, one mapping for all with has_functions,
  * has_filenames, has_line_numbers set) and strings are deduplicated;
- * string 0 is "". */
+ * string 0 is "".  Functions have a name but no system_name, which would
+ * let pprof take "<module>" for a C++ template and strip it. */
 int hk_pprof_write(FILE *out, const struct hk_pprof *p);
 
 /* Brendan Gregg's folded stacks: one line a sample with a non-zero
  * values[value] ("root;...;leaf VALUE", frames oldest first, each frame
  * "function (filename:line)"; ';' and newlines in names replaced so a
- * line stays one stack), samples of equal stacks summed. 0 or -1. */
+ * line stays one stack), samples of equal stacks summed. 0 or -1.
+ * Details: ';' becomes ',' and CR or LF a space; function "" prints as
+ * "<unknown>" and a sample without frames as tracemalloc's frame of an
+ * empty traceback, "<unknown> (<unknown>:0)"; start_line plays no part
+ * (stacks that print alike are one); lines in the order their stacks
+ * first came, none for a stack whose values sum to 0. */
 int hk_folded_write(FILE *out, const struct hk_pprof *p, size_t value);
 
 #endif
