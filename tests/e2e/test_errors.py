@@ -208,7 +208,8 @@ def test_target_exits_during_window(procs, tmp_path, oracle, how):
     assert_bpf_gone(hawk.ids)
 
 
-@pytest.mark.parametrize("field", ["cookie", "dbg_thread_id", "dbg_frame_instr"])
+@pytest.mark.parametrize("field", ["cookie", "dbg_thread_id", "dbg_frame_instr",
+                                   "dbg_code_name"])
 def test_build_whose_debug_offsets_differ_is_refused(procs, field):
     """A 3.13+ whose own _Py_DebugOffsets disagree with its version's
     headers (here: the target edits its own table, which only debuggers

@@ -48,3 +48,11 @@ def test_version_file_matches_headers(inc):
     assert len(measured) >= 28
     for field, value in measured.items():
         assert row.get(field) == value, (field, row.get(field), value)
+    # The symbolizer reads a code object's fields from its first
+    # code_header bytes, the qualified name included.
+    assert "code_name" in measured
+    if measured["minor"] >= 13:
+        assert "dbg_code_name" in measured
+    for field, size in (("code_filename", 8), ("code_linetable", 8),
+                        ("code_name", 8), ("code_firstlineno", 4)):
+        assert measured[field] + size <= measured["code_header"], field

@@ -48,12 +48,16 @@ int hk_pyver_check(const struct hk_pyver *v, char *err, size_t errlen)
 	    (L->frame_owner < L->frame_previous ||
 	     L->frame_owner + 1 - L->frame_previous > HK_FRAME_WINDOW))
 		goto bad;
+	/* the symbolizer reads each code_ field from one header read */
 	if (v->code_header < v->code_adaptive || v->code_header > 512 ||
+	    v->code_filename + 8 > v->code_header || v->code_linetable + 8 > v->code_header ||
+	    v->code_name + 8 > v->code_header || v->code_firstlineno + 4 > v->code_header ||
+	    v->code_firsttraceable + 4 > v->code_header ||
 	    (v->linetable_format != 310 && v->linetable_format != 311))
 		goto bad;
 	return 0;
 bad:
-	snprintf(err, errlen, "the layout of CPython %d.%d does not fit what hawk-bpf reads (a frame's fields past %d bytes, a code object header past 512, or an unknown line table format)",
+	snprintf(err, errlen, "the layout of CPython %d.%d does not fit what hawk-bpf reads (a frame's fields past %d bytes, a code object header past 512 or short of its fields, or an unknown line table format)",
 		 v->major, v->minor, HK_FRAME_WINDOW);
 	return -1;
 }

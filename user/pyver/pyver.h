@@ -23,12 +23,15 @@ struct hk_pyver {
 	uint32_t rt_alloc[3];
 	/* What the loader reads to symbolize: */
 	uint32_t code_filename, code_linetable, code_firstlineno;
+	uint32_t code_name;		/* co_qualname (3.11+); co_name on 3.10,
+					 * which has no qualified name */
 	uint32_t code_firsttraceable, code_adaptive;
 	uint32_t bytes_size, bytes_data;
 	uint32_t str_length, str_state, str_ascii_data, str_compact_data;
 	int owned_by_generator;		/* with code_firsttraceable 0 (3.10):
 					 * no frame is ever incomplete */
-	uint32_t code_header;		/* bytes of the code object to read */
+	uint32_t code_header;		/* bytes of the code object to read:
+					 * past every code_ field above */
 	int linetable_format;		/* co_linetable: 310 (PEP 626 pairs)
 					 * or 311 (PEP 657 locations) */
 	uint32_t small_max;		/* pymalloc's SMALL_REQUEST_THRESHOLD */
@@ -39,7 +42,7 @@ struct hk_pyver {
 		uint32_t thread_id, native_tid, frame_previous, frame_code;
 		uint32_t frame_instr, frame_owner, code_filename, code_linetable;
 		uint32_t code_firstlineno, code_adaptive, str_state, str_length;
-		uint32_t str_ascii_data;
+		uint32_t str_ascii_data, code_name;	/* code_object.qualname */
 	} dbg;
 };
 

@@ -26,6 +26,7 @@ const struct hk_pyver hk_pyver_3_10 = {
 	.code_filename = 104,
 	.code_linetable = 120,
 	.code_firstlineno = 40,
+	.code_name = 112,
 	.code_firsttraceable = 0,
 	.code_adaptive = 0,
 	.owned_by_generator = 0,

@@ -26,6 +26,7 @@ const struct hk_pyver hk_pyver_3_11 = {
 	.code_filename = 112,
 	.code_linetable = 136,
 	.code_firstlineno = 72,
+	.code_name = 128,
 	.code_firsttraceable = 168,
 	.code_adaptive = 184,
 	.owned_by_generator = 1,

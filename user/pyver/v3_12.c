@@ -27,6 +27,7 @@ const struct hk_pyver hk_pyver_3_12 = {
 	.code_filename = 112,
 	.code_linetable = 136,
 	.code_firstlineno = 68,
+	.code_name = 128,
 	.code_firsttraceable = 176,
 	.code_adaptive = 192,
 	.owned_by_generator = 1,

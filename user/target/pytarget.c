@@ -149,6 +149,7 @@ static int check_debug_offsets(struct hk_pytarget *t, char *err, size_t errlen)
 		{ "code.filename", v->dbg.code_filename, v->code_filename },
 		{ "code.linetable", v->dbg.code_linetable, v->code_linetable },
 		{ "code.firstlineno", v->dbg.code_firstlineno, v->code_firstlineno },
+		{ "code.qualname", v->dbg.code_name, v->code_name },
 		{ "code.co_code_adaptive", v->dbg.code_adaptive, v->code_adaptive },
 		{ "unicode.state", v->dbg.str_state, v->str_state },
 		{ "unicode.length", v->dbg.str_length, v->str_length },
