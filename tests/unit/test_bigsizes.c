@@ -66,8 +66,9 @@ static void bsnap_load(struct bsnap *b, const json_t *arr)
 
 		cr_assert(f);
 		json_array_foreach(frames, k, fr)
-			f[k] = (struct hk_frame){ json_string_value(json_array_get(fr, 0)),
-				(unsigned int)json_integer_value(json_array_get(fr, 1)) };
+			f[k] = (struct hk_frame){
+				.filename = json_string_value(json_array_get(fr, 0)), .function = "",
+				.lineno = (unsigned int)json_integer_value(json_array_get(fr, 1)) };
 		b->tbs[i] = (struct hk_traceback){ (uint32_t)json_array_size(frames),
 			(uint32_t)json_integer_value(json_array_get(tr, 2)), f };
 		b->traces[i] = (struct hk_trace){ 0,

@@ -292,6 +292,7 @@ static void pk_gen_many(struct pk_gen *g, size_t ntraces, size_t ntb,
 		for (uint32_t k = 0; k < tb->nframe; k++) {
 			/* frame 0 makes every traceback distinct */
 			f[k].filename = g->names[(k == 0 ? i : (size_t)rand_r(&seed)) % nfiles];
+			f[k].function = "";
 			f[k].lineno = k == 0 ? (unsigned)(i / nfiles + 1)
 					     : (unsigned)(rand_r(&seed) % 5000);
 		}
@@ -333,18 +334,18 @@ static void pk_gen_edge(struct pk_gen *g)
 	g->names[5] = strdup("dïr/ファイル.py");
 	g->frames = calloc(16, sizeof(*g->frames));
 	struct hk_frame *f = g->frames;
-	f[0] = (struct hk_frame){ g->names[0], 1 };
-	f[1] = (struct hk_frame){ g->names[1], 2 };	/* tb1: 2 frames */
-	f[2] = (struct hk_frame){ g->names[0], 0 };
-	f[3] = (struct hk_frame){ g->names[2], 65536 };	/* tb2: 3 frames */
-	f[4] = (struct hk_frame){ g->names[3], 0xffffffffu };
-	f[5] = (struct hk_frame){ g->names[1], 300 };
-	f[6] = (struct hk_frame){ g->names[3], 7 };	/* tb3: 4 frames */
-	f[7] = (struct hk_frame){ g->names[0], 256 };
-	f[8] = (struct hk_frame){ g->names[2], 255 };
-	f[9] = (struct hk_frame){ g->names[1], 1 };
-	f[10] = (struct hk_frame){ g->names[5], 2 };	/* tb4 = tb1 text */
-	f[11] = (struct hk_frame){ g->names[4], 0 };
+	f[0] = (struct hk_frame){ .filename = g->names[0], .function = "", .lineno = 1 };
+	f[1] = (struct hk_frame){ .filename = g->names[1], .function = "", .lineno = 2 };	/* tb1: 2 frames */
+	f[2] = (struct hk_frame){ .filename = g->names[0], .function = "", .lineno = 0 };
+	f[3] = (struct hk_frame){ .filename = g->names[2], .function = "", .lineno = 65536 };	/* tb2: 3 frames */
+	f[4] = (struct hk_frame){ .filename = g->names[3], .function = "", .lineno = 0xffffffffu };
+	f[5] = (struct hk_frame){ .filename = g->names[1], .function = "", .lineno = 300 };
+	f[6] = (struct hk_frame){ .filename = g->names[3], .function = "", .lineno = 7 };	/* tb3: 4 frames */
+	f[7] = (struct hk_frame){ .filename = g->names[0], .function = "", .lineno = 256 };
+	f[8] = (struct hk_frame){ .filename = g->names[2], .function = "", .lineno = 255 };
+	f[9] = (struct hk_frame){ .filename = g->names[1], .function = "", .lineno = 1 };
+	f[10] = (struct hk_frame){ .filename = g->names[5], .function = "", .lineno = 2 };	/* tb4 = tb1 text */
+	f[11] = (struct hk_frame){ .filename = g->names[4], .function = "", .lineno = 0 };
 	g->tbs = calloc(5, sizeof(*g->tbs));
 	g->tbs[0] = (struct hk_traceback){ 1, 1, &f[0] };
 	g->tbs[1] = (struct hk_traceback){ 2, 9, &f[1] };
@@ -369,7 +370,8 @@ static void pk_gen_deep(struct pk_gen *g)
 						   g->frames + i * 100 };
 		for (size_t k = 0; k < 100; k++)
 			g->frames[i * 100 + k] = (struct hk_frame){
-				g->names[(i + k) % 7], (unsigned)(k * 3 + i) };
+				.filename = g->names[(i + k) % 7], .function = "",
+				.lineno = (unsigned)(k * 3 + i) };
 	}
 }
 
@@ -641,7 +643,7 @@ Test(pickle, mark_on_an_empty_stack)
 
 Test(pickle, writer_errors)
 {
-	struct hk_frame bad = { "bad\xff.py", 1 };
+	struct hk_frame bad = { .filename = "bad\xff.py", .function = "", .lineno = 1 };
 	struct hk_traceback tb = { 1, 1, &bad }, empty = { 0, 0, NULL };
 	struct hk_trace t = { 0, 1, &tb, 0 };
 	struct hk_snapshot s = { &t, 1, 1 };

@@ -38,8 +38,9 @@ static void tsnap_load(struct tsnap *t, const json_t *arr)
 
 		cr_assert(f);
 		json_array_foreach(frames, k, fr)
-			f[k] = (struct hk_frame){ json_string_value(json_array_get(fr, 0)),
-						  (unsigned int)json_integer_value(json_array_get(fr, 1)) };
+			f[k] = (struct hk_frame){
+				.filename = json_string_value(json_array_get(fr, 0)), .function = "",
+				.lineno = (unsigned int)json_integer_value(json_array_get(fr, 1)) };
 		t->tbs[i] = (struct hk_traceback){ (uint32_t)json_array_size(frames),
 			(uint32_t)json_integer_value(json_array_get(tr, 2)), f };
 		t->traces[i] = (struct hk_trace){ 0, (uint64_t)json_integer_value(json_array_get(tr, 0)),

@@ -55,6 +55,7 @@ static void tsnap_load(struct tsnap *t, const json_t *arr, bool interned)
 			if (!p)
 				p = t->owned[t->nowned++] = strdup(name);
 			f[k].filename = p;
+			f[k].function = "";
 			f[k].lineno = (unsigned int)json_integer_value(json_array_get(fr, 1));
 		}
 		t->tbs[i] = (struct hk_traceback){
@@ -258,7 +259,9 @@ Test(stats, one_million_traces_fast, .timeout = 60)
 		struct hk_frame *f = calloc(nf, sizeof(*f));
 
 		for (uint32_t k = 0; k < nf; k++)
-			f[k] = (struct hk_frame){ names[rand_r(&r) % NFILE], 1 + rand_r(&r) % 2000 };
+			f[k] = (struct hk_frame){ .filename = names[rand_r(&r) % NFILE],
+						  .function = "",
+						  .lineno = 1 + rand_r(&r) % 2000 };
 		tbs[i] = (struct hk_traceback){ nf, nf, f };
 	}
 	for (int i = 0; i < NT; i++) {

@@ -4,7 +4,8 @@
 
 Test(weights, statistics_sum_weighted_sizes_and_counts)
 {
-	static const struct hk_frame fa = { "a.py", 1 }, fb = { "b.py", 2 };
+	static const struct hk_frame fa = { .filename = "a.py", .function = "", .lineno = 1 },
+		fb = { .filename = "b.py", .function = "", .lineno = 2 };
 	static const struct hk_traceback ta = { 1, 1, &fa }, tbb = { 1, 1, &fb };
 	/* a.py: two sampled blocks of 100 B at p = 0.1, one exact of 5 B;
 	 * b.py: one sampled block of 40 B at p = 1/3. */

@@ -17,7 +17,13 @@
 
 struct hk_frame {
 	const char *filename;	/* UTF-8, NUL-terminated */
+	/* The code object's qualified name (co_qualname; co_name on 3.10)
+	 * and first line, interned like filename: "" and 0 when unknown
+	 * (pickles carry neither). Not part of a frame's identity: grouping,
+	 * comparison and tracemalloc's output use (filename, lineno) only. */
+	const char *function;
 	unsigned int lineno;
+	unsigned int firstlineno;
 };
 
 struct hk_traceback {

@@ -394,7 +394,7 @@ static int group_by(const struct hk_snapshot *snap, enum hk_key_type key,
 		    bool cumulative, struct strtab *st, struct gtab *gt)
 {
 	/* what _tracemalloc records for a frameless allocation */
-	static const struct hk_frame unknown = { "<unknown>", 0 };
+	static const struct hk_frame unknown = { .filename = "<unknown>", .function = "" };
 	static const struct hk_traceback unknown_tb = { 1, 1, &unknown };
 	struct tbsums m = { 0 };
 	uint32_t *kbuf = NULL, *idx = NULL;
@@ -574,6 +574,7 @@ static int build(struct sref *refs, size_t n, bool diff, struct strtab *st,
 		s->tb = (struct hk_traceback){ refs[i].len, refs[i].len, f };
 		for (uint32_t j = 0; j < refs[i].len; j++, f++) {
 			f->filename = st->names[refs[i].key[2 * j]];
+			f->function = "";	/* not part of a group's key */
 			f->lineno = refs[i].key[2 * j + 1];
 		}
 		s->size = refs[i].size;

@@ -519,9 +519,9 @@ static int pr_finish(struct pr *r, const struct rlist *l, uint64_t limit,
 	if (!out->frames || !out->traces || !tbi || !tbseq || !tbtotal)
 		goto nomem;
 	for (size_t i = 0; i < r->frames.n; i++)
-		out->frames[i] = (struct hk_frame){
-			out->strings + r->frames.v[i].str,
-			r->frames.v[i].lineno };
+		out->frames[i] = (struct hk_frame){	/* pickles have no names */
+			.filename = out->strings + r->frames.v[i].str, .function = "",
+			.lineno = r->frames.v[i].lineno };
 	for (size_t i = 0; i < l->n; i++) {
 		const struct rtrace *t = &l->v[i];
 		uint64_t key = (uint64_t)t->seq << 32 | t->total;

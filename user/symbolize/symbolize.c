@@ -8,9 +8,10 @@
 #include "utf8.h"
 
 struct code_info {
-	uint64_t filename_ptr, linetable_ptr;
+	uint64_t filename_ptr, linetable_ptr, name_ptr;
 	int firstlineno, firsttraceable;
 	const char *filename;
+	const char *function;		/* "" when unreadable */
 	uint8_t *linetable;
 	size_t ltlen;
 };
@@ -64,7 +65,8 @@ static const char *intern(struct hk_symbolizer *s, const char *str)
 	return n->s;
 }
 
-/* A str object as UTF-8 (compact strings: all code object filenames). */
+/* A str object as UTF-8 (compact strings: all code object filenames and
+ * names); unknown when unreadable. */
 static const char *read_str(struct hk_symbolizer *s, uint64_t addr)
 {
 	const struct hk_pyver *v = s->v;
@@ -107,7 +109,7 @@ static struct code_info *code_info(struct hk_symbolizer *s, uint64_t code)
 	const struct hk_pyver *v = s->v;
 	uint8_t hdr[512];
 	struct code_info *ci = hk_u64map_get(&s->codes, code), *n;
-	uint64_t fn, lt, ltlen;
+	uint64_t fn, lt, nm, ltlen;
 	int32_t first, traceable;
 
 	if (v->code_header > sizeof(hdr) ||
@@ -115,6 +117,7 @@ static struct code_info *code_info(struct hk_symbolizer *s, uint64_t code)
 		return NULL;
 	memcpy(&fn, hdr + v->code_filename, 8);
 	memcpy(&lt, hdr + v->code_linetable, 8);
+	memcpy(&nm, hdr + v->code_name, 8);
 	memcpy(&first, hdr + v->code_firstlineno, 4);
 	traceable = 0;
 	if (v->code_firsttraceable)
@@ -122,7 +125,8 @@ static struct code_info *code_info(struct hk_symbolizer *s, uint64_t code)
 	/* The same address may hold a new code object: check it is the one
 	 * we cached. */
 	if (ci && ci->filename_ptr == fn && ci->linetable_ptr == lt &&
-	    ci->firstlineno == first && ci->firsttraceable == traceable)
+	    ci->name_ptr == nm && ci->firstlineno == first &&
+	    ci->firsttraceable == traceable)
 		return ci;
 	if (!lt || hk_mem_read(s->memfd, lt + v->bytes_size, &ltlen, 8) ||
 	    ltlen > (1 << 24))
@@ -140,9 +144,13 @@ static struct code_info *code_info(struct hk_symbolizer *s, uint64_t code)
 	n->ltlen = ltlen;
 	n->filename_ptr = fn;
 	n->linetable_ptr = lt;
+	n->name_ptr = nm;
 	n->firstlineno = first;
 	n->firsttraceable = traceable;
 	n->filename = read_str(s, fn);
+	n->function = read_str(s, nm);
+	if (n->function == unknown)
+		n->function = "";
 	/* Tracebacks hold only interned strings, never the entry itself. */
 	if (ci) {
 		free(ci->linetable);
@@ -163,7 +171,9 @@ struct hk_symbolizer *hk_sym_new(int memfd, const struct hk_pyver *v,
 	s->v = v;
 	s->limit = limit;
 	s->empty_frame.filename = unknown;
+	s->empty_frame.function = "";
 	s->empty_frame.lineno = 0;
+	s->empty_frame.firstlineno = 0;
 	s->empty.nframe = 1;
 	s->empty.total_nframe = 1;
 	s->empty.frames = &s->empty_frame;
@@ -219,7 +229,8 @@ const struct hk_traceback *hk_sym_resolve(struct hk_symbolizer *s, uint64_t id,
 		if (!ci) {
 			s->failures++;
 			if (n < s->limit)
-				fr[n++] = (struct hk_frame){ unknown, 0 };
+				fr[n++] = (struct hk_frame){ .filename = unknown,
+							     .function = "" };
 			continue;
 		}
 		/* tracemalloc skips frames that have not started running
@@ -236,7 +247,10 @@ const struct hk_traceback *hk_sym_resolve(struct hk_symbolizer *s, uint64_t id,
 		line = s->v->linetable_format == 310 ?
 		       hk_addr2line_310(ci->linetable, ci->ltlen, ci->firstlineno, addr) :
 		       hk_addr2line_311(ci->linetable, ci->ltlen, ci->firstlineno, addr);
-		fr[n++] = (struct hk_frame){ ci->filename, line < 0 ? 0 : (unsigned)line };
+		fr[n++] = (struct hk_frame){
+			.filename = ci->filename, .function = ci->function,
+			.lineno = line < 0 ? 0 : (unsigned)line,
+			.firstlineno = ci->firstlineno < 0 ? 0 : (unsigned)ci->firstlineno };
 	}
 	if (!n) {
 		free(tb);
