@@ -297,3 +297,38 @@ Test(stats, one_million_traces_fast, .timeout = 60)
 	free(tr);
 	free(tr_old);
 }
+
+/* A frame's function name and first line are along for the ride: two
+ * frames at one (filename, lineno) group together whatever they say, as
+ * tracemalloc's Frame compares only those two. */
+Test(stats, function_names_do_not_split_groups)
+{
+	static const struct hk_frame fa = { .filename = "a.py", .function = "C.f",
+					    .lineno = 3, .firstlineno = 2 },
+		fb = { .filename = "a.py", .function = "<listcomp>", .lineno = 3,
+		       .firstlineno = 3 },
+		fc = { .filename = "a.py", .function = "", .lineno = 3 };
+	static const struct hk_traceback ta = { 1, 1, &fa }, tb = { 1, 1, &fb },
+		tc = { 1, 1, &fc };
+	struct hk_trace tr[] = { { 0, 10, &ta, 0 }, { 0, 20, &tb, 0 }, { 0, 30, &tc, 0 } };
+	struct hk_snapshot snap = { tr, 3, 1 }, half = { tr, 1, 1 };
+	enum hk_key_type keys[] = { HK_KEY_FILENAME, HK_KEY_LINENO, HK_KEY_TRACEBACK };
+	struct hk_stats *st;
+
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		/* cumulative 'traceback' is tracemalloc's ValueError */
+		for (int cumulative = 0; cumulative < (keys[k] == HK_KEY_TRACEBACK ? 1 : 2);
+		     cumulative++) {
+			cr_assert_eq(hk_statistics(&snap, keys[k], cumulative, &st), 0);
+			cr_assert_eq(st->n, 1);
+			cr_assert_eq(st->stats[0].size, 60);
+			cr_assert_eq(st->stats[0].count, 3);
+			hk_stats_free(st);
+		}
+		cr_assert_eq(hk_compare_to(&snap, &half, keys[k], false, &st), 0);
+		cr_assert_eq(st->n, 1);
+		cr_assert_eq(st->stats[0].size_diff, 50);
+		cr_assert_eq(st->stats[0].count_diff, 2);
+		hk_stats_free(st);
+	}
+}
