@@ -53,6 +53,9 @@ const volatile __u32 pidns_init = 1;
 /* --sample, ring mode: address of the trampoline's ring word in the
  * target (the ring's address once it is mapped; 0..3 before). */
 const volatile __u64 ring_word = 0;
+/* pprof's alloc_objects/alloc_space: every traced allocation of the
+ * window, freed or not, summed by stack id in "allocated". */
+const volatile __u32 count_allocs = 0;
 /* Benchmarks only: probes fire and return at once (the uprobe floor). */
 const volatile __u32 bare = 0;
 
@@ -144,6 +147,26 @@ struct {
 	__type(key, __u64);
 	__type(value, __u32);
 } walked SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, HK_ALLOC_IDS);
+	__type(key, __u32);
+	__type(value, struct hk_alloc_sum);
+} allocated SEC(".maps");
+
+static __always_inline void note_alloc(__u32 stack, __u64 size)
+{
+	struct hk_alloc_sum *a;
+
+	if (!count_allocs || stack >= HK_ALLOC_IDS)
+		return;
+	a = bpf_map_lookup_elem(&allocated, &stack);
+	if (a) {
+		__sync_fetch_and_add(&a->count, 1);
+		__sync_fetch_and_add(&a->bytes, size);
+	}
+}
 
 static __always_inline void count(__u32 idx)
 {
@@ -604,10 +627,12 @@ int BPF_KRETPROBE(alloc_return)
 		return 0;
 	blk = HK_BLOCK(size, a->cls,
 		       capture_stack());
-	if (live_put(ret, blk))
+	if (live_put(ret, blk)) {
 		count(HK_CNT_LIVE_FULL);
-	else
+	} else {
 		count(HK_CNT_ALLOCS);
+		note_alloc(HK_BLOCK_ID(blk), size);
+	}
 	return 0;
 }
 
@@ -621,10 +646,12 @@ static __always_inline void keep_sampled(__u64 addr, __u64 size, __u32 stack)
 	__u32 cls;
 
 	sample_decide(1, size, &cls);
-	if (live_put(addr, HK_BLOCK(size, cls, stack)))
+	if (live_put(addr, HK_BLOCK(size, cls, stack))) {
 		count(HK_CNT_LIVE_FULL);
-	else
+	} else {
 		count(HK_CNT_ALLOCS);
+		note_alloc(stack, size);
+	}
 }
 
 static __always_inline void announced(__u64 addr, __u64 size, __u64 nonce,

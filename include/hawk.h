@@ -190,6 +190,15 @@ struct hk_bucket {
 				 1ULL << HK_SIZE_BITS | \
 				 ((size) > HK_SIZE_MAX ? HK_SIZE_MAX : (size)))
 #define HK_BLOCK_SIZE(b) ((b) & HK_SIZE_MAX)
+
+/* What a stack id allocated during the window (pprof's alloc_*): ids
+ * from 0 (no Python frame) below HK_ALLOC_IDS, as many as the stacks map
+ * holds. */
+#define HK_ALLOC_IDS ((1 << 16) + 1)
+struct hk_alloc_sum {
+	__u64 count;
+	__u64 bytes;
+};
 #define HK_BLOCK_CLASS(b) ((unsigned)((b) >> HK_CLASS_SHIFT) & 15)
 #define HK_BLOCK_ID(b) ((__u32)((b) >> (HK_CLASS_SHIFT + HK_CLASS_BITS)))
 

@@ -117,7 +117,7 @@ Test(options, formats)
 	EXPECT_ERR("--format", "-p", "1", "--format", "LINENO", NULL);
 	EXPECT_ERR("--format json needs --stats", "-p", "1", "--format=json",
 		   NULL);
-	EXPECT_ERR("lineno, traceback or pickle", "-p", "1", "--format", "",
+	EXPECT_ERR("lineno, traceback, pickle, pprof or folded", "-p", "1", "--format", "",
 		   NULL);
 }
 

@@ -41,6 +41,13 @@ struct hk_trace {
 	double weight;
 };
 
+/* What one stack allocated during a window, freed or not (pprof's
+ * alloc_objects and alloc_space). */
+struct hk_alloc_total {
+	const struct hk_traceback *tb;
+	uint64_t count, bytes;
+};
+
 /* Sums of sizes.  A trace's size is a size_t, as tracemalloc records it;
  * a statistic adds up to 2^32 of them (once per frame when cumulative)
  * and compare_to subtracts two such sums: 128 bits hold all of them

@@ -414,11 +414,45 @@ static int collect_one(void *ctx, uint64_t blk)
 }
 
 /* Every live block, with its traceback. */
+/* pprof's alloc_*: what each stack allocated in the window, freed or
+ * not (exact runs with alloc_totals only). */
+static int collect_allocs(struct run *run, struct hk_result *res)
+{
+	uint32_t ids = run->skel->bss->next_stack_id + 1;
+	int fd = bpf_map__fd(run->skel->maps.allocated);
+	bool swept = false;
+
+	if (!run->skel->rodata->count_allocs)
+		return 0;
+	if (ids > HK_ALLOC_IDS)
+		ids = HK_ALLOC_IDS;
+	res->allocs = calloc(ids, sizeof(*res->allocs));
+	if (!res->allocs)
+		return -1;
+	for (uint32_t id = 0; id < ids; id++) {
+		struct hk_alloc_sum a;
+		const struct hk_traceback *tb;
+
+		if (bpf_map_lookup_elem(fd, &id, &a) || !a.count)
+			continue;
+		tb = id ? hk_sym_lookup(run->sym, id) : hk_sym_empty(run->sym);
+		if (!tb && !swept) {
+			resolve_all(run);
+			swept = true;
+			tb = hk_sym_lookup(run->sym, id);
+		}
+		res->allocs[res->nallocs++] = (struct hk_alloc_total){
+			.tb = tb ? tb : hk_sym_empty(run->sym),
+			.count = a.count, .bytes = a.bytes };
+	}
+	return 0;
+}
+
 static int collect(struct run *run, struct hk_result *res)
 {
 	struct collecting c = { .run = run, .res = res };
 
-	return for_each_live(run->skel, collect_one, &c);
+	return for_each_live(run->skel, collect_one, &c) || collect_allocs(run, res) ? -1 : 0;
 }
 
 static void debug_time(const char *what, double since)
@@ -745,6 +779,10 @@ static int start(struct hk_tracer **out, struct hk_pytarget *t,
 	run->skel->rodata->bare = getenv("HAWK_BPF_BARE") != NULL;
 	run->skel->rodata->count_total = o->need_total;
 	run->skel->rodata->stats_mode = o->stats;
+	/* exact runs only: a sampled block's size is not its estimate */
+	run->skel->rodata->count_allocs = o->alloc_totals && !o->sample && !o->stats;
+	if (!run->skel->rodata->count_allocs)
+		bpf_map__set_max_entries(run->skel->maps.allocated, 1);
 	if (o->sample) {
 		if (hk_sampler_plan(&tr->sampler, t, &tr->hooks, o->sample,
 				    capture, o->need_total,
@@ -980,6 +1018,7 @@ void hk_result_free(struct hk_result *r)
 		free(r->detach);
 	}
 	free(r->traces);
+	free(r->allocs);
 	if (!r->sym_borrowed)
 		hk_sym_free(r->sym);
 	memset(r, 0, sizeof(*r));

@@ -21,11 +21,14 @@ struct hk_trace_opts {
 	const struct hk_sample_rates *sample;	/* --sample, else NULL */
 	volatile sig_atomic_t *stop;	/* set by a signal handler */
 	bool quiet;			/* no "tracing" line (host-wide) */
+	bool alloc_totals;		/* what each stack allocated (pprof) */
 };
 
 struct hk_result {
 	struct hk_trace *traces;
 	size_t ntraces;
+	struct hk_alloc_total *allocs;	/* with alloc_totals, exact runs */
+	size_t nallocs;
 	uint64_t counters[HK_CNT_MAX];
 	uint64_t unresolved;		/* blocks whose stack was lost */
 	bool target_exited;

@@ -52,8 +52,9 @@ void hk_daemon_reply_error(int fd, const char *msg)
 
 bool hk_daemon_parse_format(const char *s, enum hk_format *f)
 {
-	for (enum hk_format i = HK_FMT_LINENO; i <= HK_FMT_PICKLE; i++)
-		if (strcmp(s, hk_format_name(i)) == 0) {
+	for (enum hk_format i = HK_FMT_LINENO; i <= HK_FMT_FOLDED; i++)
+		if (i != HK_FMT_JSON && i != HK_FMT_TEXT &&
+		    strcmp(s, hk_format_name(i)) == 0) {
 			*f = i;
 			return true;
 		}
@@ -312,6 +313,7 @@ static int daemon_main(const struct hk_options *o, int lock)
 	to = (struct hk_trace_opts){ .frames = o->frames, .duration_ms = 0,
 				     .max_blocks = o->max_blocks,
 				     .need_total = true,	/* pickles */
+				    .alloc_totals = true,	/* pprof snapshots */
 				     .sample = o->sample ? &o->rates : NULL,
 				     .stop = &stop_flag };
 	if (hk_trace_start(&d.tr, &d.t, &to, err, sizeof(err))) {

@@ -193,6 +193,7 @@ int hk_hostdaemon_main(const struct hk_options *o, int lock)
 	struct hk_select sel = { o->pids, o->npids, o->match, o->container, o->cgroup };
 	struct hk_trace_opts to = { .frames = o->frames, .max_blocks = o->max_blocks,
 				    .need_total = true,	/* pickles */
+				    .alloc_totals = true,	/* pprof snapshots */
 				    .sample = o->sample ? &o->rates : NULL,
 				    .stop = &stop_flag, .quiet = true };
 	struct sigaction sa = { .sa_handler = on_signal };

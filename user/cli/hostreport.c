@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "outfile.h"
+#include "profile_out.h"
 #include "report.h"
 #include "session.h"
 #include "stats.h"
@@ -239,6 +240,35 @@ static json_t *per_process_json(const struct hk_options *o, const struct hk_proc
 	return rep;
 }
 
+/* One profile: every process's samples with its labels (with --merge,
+ * only the host's and --label's, so equal stacks fold together). */
+static int profile(FILE *out, const struct hk_options *o, const struct hk_procset *ps,
+		   double window_s)
+{
+	struct hk_heap_proc *hp = calloc(ps->ntraced + 1, sizeof(*hp));
+	struct hk_labels *l = calloc(ps->ntraced + 1, sizeof(*l));
+	double began = ps->t0;
+	int rc = -1;
+
+	if (hp && l) {
+		for (size_t i = 0; i < ps->ntraced; i++) {
+			const struct hk_traced *tt = ps->traced[i];
+			const struct hk_result *r = rec_of(tt);
+
+			hk_labels_make(&l[i], o, o->merge ? 0 : tt->info.pid, tt->info.comm,
+				       tt->t.version, tt->info.container);
+			hp[i] = (struct hk_heap_proc){ r->traces, r->ntraces, r->allocs,
+						       r->nallocs, l[i].v, l[i].n };
+		}
+		rc = hk_profile_write(out, o, hp, ps->ntraced, began, window_s);
+	} else {
+		errno = ENOMEM;
+	}
+	free(hp);
+	free(l);
+	return rc;
+}
+
 int hk_hostreport_write(FILE *out, const struct hk_options *o,
 			const struct hk_procset *ps, double window_s,
 			bool point_in_time)
@@ -246,6 +276,8 @@ int hk_hostreport_write(FILE *out, const struct hk_options *o,
 	json_t *rep;
 	int rc;
 
+	if (o->format == HK_FMT_PPROF || o->format == HK_FMT_FOLDED)
+		return profile(out, o, ps, window_s);
 	if (o->format == HK_FMT_PICKLE) {
 		size_t n = 0;
 		struct hk_trace *all = union_traces(ps, &n);

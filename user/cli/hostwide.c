@@ -120,6 +120,8 @@ int hk_hostwide_main(const struct hk_options *o, volatile sig_atomic_t *stop)
 	struct hk_trace_opts to = { .frames = o->frames,
 				    .max_blocks = o->max_blocks,
 				    .need_total = o->format == HK_FMT_PICKLE,
+				    .alloc_totals = o->format == HK_FMT_PPROF ||
+						    o->format == HK_FMT_FOLDED,
 				    .sample = o->sample ? &o->rates : NULL,
 				    .stop = stop, .quiet = true };
 	struct hk_procset ps;

@@ -192,6 +192,8 @@ int main(int argc, char **argv)
 				     .duration_ms = o.duration_ms,
 				     .max_blocks = o.max_blocks,
 				     .need_total = o.format == HK_FMT_PICKLE,
+				     .alloc_totals = o.format == HK_FMT_PPROF ||
+						     o.format == HK_FMT_FOLDED,
 				     .stats = o.stats,
 				     .sample = o.sample ? &o.rates : NULL,
 				     .stop = &stop_flag };

@@ -30,6 +30,7 @@ enum {
 	OPT_CONTAINER,
 	OPT_CGROUP,
 	OPT_MERGE,
+	OPT_LABEL,
 };
 
 static const struct option longopts[] = {
@@ -50,6 +51,7 @@ static const struct option longopts[] = {
 	{ "container",	required_argument,	NULL, OPT_CONTAINER },
 	{ "cgroup",	required_argument,	NULL, OPT_CGROUP },
 	{ "merge",	no_argument,		NULL, OPT_MERGE },
+	{ "label",	required_argument,	NULL, OPT_LABEL },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ "version",	no_argument,		NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -82,6 +84,7 @@ static const struct {
 	{ OPT_CONTAINER,	"--container",	"ID" },
 	{ OPT_CGROUP,		"--cgroup",	"PATH" },
 	{ OPT_MERGE,		"--merge",	NULL },
+	{ OPT_LABEL,		"--label",	"KEY=VALUE" },
 	{ 'h',			"-h/--help",	NULL },
 	{ 'V',			"-V/--version",	NULL },
 };
@@ -97,28 +100,28 @@ static const struct {
 	{ HK_CMD_COMPARE, "compare",
 	  "which reads two pickle files and traces no process",
 	  { 'p', OPT_DURATION, OPT_FRAMES, OPT_MAX_BLOCKS, OPT_STATS,
-	    OPT_SAMPLE, OPT_SAMPLE_RATES } },
+	    OPT_SAMPLE, OPT_SAMPLE_RATES, OPT_LABEL } },
 	{ HK_CMD_START, "start",
 	  "which traces until hawk-bpf stop (report options go to snapshot)",
 	  { OPT_DURATION, OPT_COUNT, OPT_FORMAT, OPT_CUMULATIVE, OPT_STATS,
-	    'o' } },
+	    'o', OPT_LABEL } },
 	{ HK_CMD_SNAPSHOT, "snapshot",
 	  "which reports the session as hawk-bpf start set it up",
 	  { OPT_DURATION, OPT_FRAMES, OPT_MAX_BLOCKS, OPT_STATS, OPT_SAMPLE,
 	    OPT_SAMPLE_RATES } },
 	{ HK_CMD_STOP, "stop", "which takes only -p PID",
 	  { OPT_DURATION, OPT_COUNT, OPT_FORMAT, OPT_FRAMES, OPT_CUMULATIVE,
-	    OPT_MAX_BLOCKS, OPT_STATS, OPT_SAMPLE, OPT_SAMPLE_RATES, 'o' } },
+	    OPT_MAX_BLOCKS, OPT_STATS, OPT_SAMPLE, OPT_SAMPLE_RATES, 'o', OPT_LABEL } },
 	{ HK_CMD_STATUS, "status", "which lists every session and takes no option",
 	  { 'p', OPT_DURATION, OPT_COUNT, OPT_FORMAT, OPT_FRAMES,
 	    OPT_CUMULATIVE, OPT_MAX_BLOCKS, OPT_STATS, OPT_SAMPLE,
-	    OPT_SAMPLE_RATES, 'o' } },
+	    OPT_SAMPLE_RATES, 'o', OPT_LABEL } },
 	/* serve runs hawk-bpf once per request, with the request's options. */
 	{ HK_CMD_SERVE, "serve",
 	  "which takes the PID and report options from each HTTP request",
 	  { 'p', OPT_DURATION, OPT_COUNT, OPT_FORMAT, OPT_FRAMES,
 	    OPT_CUMULATIVE, OPT_MAX_BLOCKS, OPT_STATS, OPT_SAMPLE,
-	    OPT_SAMPLE_RATES, 'o' } },
+	    OPT_SAMPLE_RATES, 'o', OPT_LABEL } },
 };
 
 static const char *const format_names[] = {
@@ -127,6 +130,8 @@ static const char *const format_names[] = {
 	[HK_FMT_PICKLE] = "pickle",
 	[HK_FMT_JSON] = "json",
 	[HK_FMT_TEXT] = "text",
+	[HK_FMT_PPROF] = "pprof",
+	[HK_FMT_FOLDED] = "folded",
 };
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -527,6 +532,20 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 		case OPT_MERGE:
 			o->merge = true;
 			break;
+		case OPT_LABEL: {
+			const char *eq = strchr(optarg, '=');
+
+			if (!eq || eq == optarg || strchr(eq + 1, '=') == eq + 1 ||
+			    strcspn(optarg, "\n\t\r") != strlen(optarg))
+				return fail(err, errlen,
+					    "%s: expected KEY=VALUE (a key, then '='), got '%s'",
+					    opt_name(c), optarg);
+			if (o->nlabels == HK_LABELS_MAX)
+				return fail(err, errlen, "%s: more than %d labels",
+					    opt_name(c), HK_LABELS_MAX);
+			o->labels[o->nlabels++] = optarg;
+			break;
+		}
 		case OPT_DURATION:
 			if (!parse_duration(optarg, &o->duration_ms))
 				return fail(err, errlen,
@@ -545,7 +564,7 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 				return fail(err, errlen,
 					    o->command == HK_CMD_COMPARE
 					    ? "%s: expected lineno or traceback, got '%s'"
-					    : "%s: expected lineno, traceback or pickle (json or text with --stats), got '%s'",
+					    : "%s: expected lineno, traceback, pickle, pprof or folded (json or text with --stats), got '%s'",
 					    opt_name(c), optarg);
 			format_given = true;
 			break;
@@ -639,10 +658,17 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 	if (o->hostwide && !o->max_blocks_given)
 		o->max_blocks = HK_MAX_BLOCKS_HOSTWIDE;
 	if (o->command == HK_CMD_SNAPSHOT && o->format != HK_FMT_LINENO &&
-	    o->format != HK_FMT_TRACEBACK && o->format != HK_FMT_PICKLE)
+	    o->format != HK_FMT_TRACEBACK && o->format != HK_FMT_PICKLE &&
+	    o->format != HK_FMT_PPROF && o->format != HK_FMT_FOLDED)
 		return fail(err, errlen,
-			    "--format %s cannot be used with snapshot (lineno, traceback or pickle)",
+			    "--format %s cannot be used with snapshot (lineno, traceback, pickle, pprof or folded)",
 			    hk_format_name(o->format));
+	if ((o->format == HK_FMT_PPROF || o->format == HK_FMT_FOLDED) &&
+	    o->command != HK_CMD_PROFILE && o->command != HK_CMD_SNAPSHOT)
+		return fail(err, errlen, "--format %s is for the profile and snapshot",
+			    hk_format_name(o->format));
+	if (o->nlabels && o->format != HK_FMT_PPROF && o->format != HK_FMT_FOLDED)
+		return fail(err, errlen, "--label needs --format pprof or folded");
 	/* --stats has its own formats: json (default) and text. */
 	if (o->stats && !format_given)
 		o->format = HK_FMT_JSON;

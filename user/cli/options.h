@@ -34,6 +34,8 @@
 #define HK_MAX_BLOCKS_HOSTWIDE	262144U
 /* serve: where it listens unless --listen says otherwise. */
 #define HK_LISTEN_DEFAULT	"127.0.0.1:8000"
+/* --label KEY=VALUE: the most one run takes. */
+#define HK_LABELS_MAX		16
 /* -p PID,...: the most processes one list names. */
 #define HK_PIDS_MAX		1024
 
@@ -50,6 +52,7 @@ enum hk_command {
 enum hk_format {
 	HK_FMT_LINENO, HK_FMT_TRACEBACK, HK_FMT_PICKLE,
 	HK_FMT_JSON, HK_FMT_TEXT,	/* --stats only */
+	HK_FMT_PPROF, HK_FMT_FOLDED,	/* heapprofile.h */
 };
 
 struct hk_options {
@@ -61,6 +64,8 @@ struct hk_options {
 	const char *container;		/* --container ID (argv); else NULL */
 	const char *cgroup;		/* --cgroup PATH (argv); else NULL */
 	bool merge;			/* --merge: one report over them all */
+	const char *labels[HK_LABELS_MAX];	/* --label KEY=VALUE (argv) */
+	size_t nlabels;
 	bool hostwide;			/* several processes: no -p, a list,
 					 * a selector or --merge */
 	unsigned long duration_ms;	/* --duration: 1 .. HK_DURATION_MS_MAX */

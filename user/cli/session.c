@@ -22,6 +22,8 @@
 #include "orphan.h"
 #include "outfile.h"
 #include "pickle.h"
+#include "discover.h"
+#include "profile_out.h"
 #include "proc.h"
 #include "report.h"
 #include "sizestats.h"
@@ -173,6 +175,21 @@ int hk_write_report(FILE *out, const struct hk_options *o,
 
 	if (o->format == HK_FMT_PICKLE)
 		return hk_write_pickle(out, &snap);
+	if (o->format == HK_FMT_PPROF || o->format == HK_FMT_FOLDED) {
+		char comm[64], id[65] = "", *cg = hk_cgroup_of(t->pid);
+		struct hk_labels l;
+
+		hk_proc_comm(t->pid, comm, sizeof(comm));
+		if (cg && hk_cgroup_container(cg, id))
+			id[0] = 0;
+		free(cg);
+		hk_labels_make(&l, o, t->pid, comm, t->version, id);
+		struct hk_heap_proc hp = { r->traces, r->ntraces, r->allocs, r->nallocs,
+					   l.v, l.n };
+		if (!r->allocs)
+			hp.allocs = NULL;
+		return hk_profile_write(out, o, &hp, 1, r->began, r->seconds);
+	}
 	if (o->format == HK_FMT_TEXT) {
 		fprintf(out, "# hawk-bpf --stats: allocations by size, PID %d (CPython %s), %.1f s\n",
 			(int)t->pid, t->version, r->seconds);

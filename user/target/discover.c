@@ -581,3 +581,8 @@ int hk_discover_pid(struct hk_discover *d, pid_t pid, bool any_pid,
 		return -1;
 	return rc < 0 ? 0 : rc;
 }
+
+char *hk_cgroup_of(pid_t pid)
+{
+	return read_cgroup(pid);
+}

@@ -67,6 +67,10 @@ int hk_discover_pid(struct hk_discover *d, pid_t pid, bool any_pid,
  * conmon, the runtime's monitor beside the container, not in it.) */
 int hk_cgroup_container(const char *path, char id[65]);
 
+/* The cgroup path of process pid (as hk_found.cgroup), malloc'ed, or
+ * NULL. */
+char *hk_cgroup_of(pid_t pid);
+
 /* Whether cgroup path is prefix itself or below it ("/a/b" is under
  * "/a" and "/a/", not under "/a/bc"). */
 bool hk_cgroup_under(const char *path, const char *prefix);
