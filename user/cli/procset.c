@@ -424,7 +424,8 @@ static int on_event(void *ctx, void *data, size_t len)
 	if (e->kind == HK_PW_EXEC && (tt = traced_by_pid(ps, j.pid))) {
 		/* its own tracer stops its record (target_exec); the new
 		 * image is not traced: every address we hold is the old one's */
-		if (!tt->stopped || !tt->res.execd) {
+		if (!tt->exec_listed) {
+			tt->exec_listed = true;
 			pthread_mutex_lock(&ps->p->mu);
 			skip_locked(ps, &tt->info, HK_SKIP_EXECD,
 				    "exec'd during the window; traced up to its exec");
@@ -456,6 +457,14 @@ static void end_one(struct hk_procset *ps, struct hk_traced *tt, int why)
 	tt->stopped = true;
 	if (why == 1)
 		tt->res.target_exited = true;
+	/* whichever sees the exec first, its tracer or the process watch */
+	if (tt->res.execd && !tt->exec_listed) {
+		tt->exec_listed = true;
+		pthread_mutex_lock(&p->mu);
+		skip_locked(ps, &tt->info, HK_SKIP_EXECD,
+			    "exec'd during the window; traced up to its exec");
+		pthread_mutex_unlock(&p->mu);
+	}
 }
 
 /* The attached ones, into the traced list (main thread). */

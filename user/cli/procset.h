@@ -35,6 +35,7 @@ struct hk_traced {
 	struct hk_result snap;		/* a session's snapshot, while live */
 	bool has_snap;
 	bool stopped;
+	bool exec_listed;		/* its new image is in "skipped" */
 	char stop_err[256];		/* the record could not be read */
 };
 
