@@ -18,7 +18,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "profile.pb-c.h"
+#include "pprof_internal.h"
 
 typedef Perftools__Profiles__Profile Profile;
 typedef Perftools__Profiles__ValueType ValueType;
@@ -28,118 +28,6 @@ typedef Perftools__Profiles__Mapping Mapping;
 typedef Perftools__Profiles__Location Location;
 typedef Perftools__Profiles__Line Line;
 typedef Perftools__Profiles__Function Function;
-
-/* ---- deduplication ------------------------------------------------------ */
-
-/* Open addressing over entries kept in the caller's array: a slot is an
- * entry's hash << 32 | its index + 1, 0 when free, so probing and
- * rehashing read the slots alone.  Load stays under 1/2. */
-struct dedup {
-	uint64_t *slot;
-	size_t cap, n;
-};
-
-#define DD_MIN 1024
-
-static int dd_grow(struct dedup *d)
-{
-	size_t cap = d->cap ? d->cap * 2 : DD_MIN, mask = cap - 1;
-	uint64_t *s = calloc(cap, sizeof(*s));
-
-	if (!s)
-		return -1;
-	for (size_t i = 0; i < d->cap; i++) {
-		size_t j;
-
-		if (!d->slot[i])
-			continue;
-		for (j = (d->slot[i] >> 32) & mask; s[j]; j = (j + 1) & mask)
-			;
-		s[j] = d->slot[i];
-	}
-	free(d->slot);
-	d->slot = s;
-	d->cap = cap;
-	return 0;
-}
-
-/* The slot of the entry of hash h that eq(ctx, index) accepts, or the
- * free slot it would go to. */
-static inline uint64_t *dd_find(const struct dedup *d, uint32_t h,
-				bool (*eq)(const void *ctx, size_t i), const void *ctx)
-{
-	size_t mask = d->cap - 1;
-
-	for (size_t i = h & mask;; i = (i + 1) & mask) {
-		uint64_t e = d->slot[i];
-
-		if (!e || ((e >> 32) == h && eq(ctx, (uint32_t)e - 1)))
-			return &d->slot[i];
-	}
-}
-
-/* Claims the free slot s for the next entry, whose index it returns, or
- * -1 (ENOMEM, or EOVERFLOW past 2^32 - 2 entries).  s is stale after. */
-static int64_t dd_add(struct dedup *d, uint64_t *s, uint32_t h)
-{
-	if (d->n >= UINT32_MAX - 1) {
-		errno = EOVERFLOW;
-		return -1;
-	}
-	*s = (uint64_t)h << 32 | ++d->n;
-	if (d->n * 2 > d->cap && dd_grow(d))
-		return -1;
-	return (int64_t)d->n - 1;
-}
-
-/* a, grown to at least n + 1 entries of sz, or NULL (ENOMEM). */
-static void *grow(void *a, size_t *cap, size_t n, size_t sz)
-{
-	size_t c = *cap ? *cap * 2 : 1024;
-
-	if (c < n + 1)
-		c = n + 1;
-	if (c > SIZE_MAX / sz || !(a = realloc(a, c * sz)))
-		return errno = ENOMEM, NULL;
-	*cap = c;
-	return a;
-}
-
-/* Room for entry n in the array a of cap entries: 0, or -1. */
-#define ROOM(a, cap, n) ({						\
-	void *q_ = (n) < (cap) ? (a) : grow((a), &(cap), (n), sizeof(*(a)));	\
-	q_ ? ((a) = q_, 0) : -1;					\
-})
-
-static uint64_t fmix(uint64_t k)
-{
-	k ^= k >> 33;
-	k *= 0xff51afd7ed558ccdULL;
-	k ^= k >> 33;
-	k *= 0xc4ceb9fe1a85ec53ULL;
-	k ^= k >> 33;
-	return k;
-}
-
-static uint64_t step(uint64_t h, uint64_t w)
-{
-	h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
-	return h ^ h >> 29;
-}
-
-static uint32_t str_hash(const char *s)
-{
-	size_t n = strlen(s);
-	uint64_t h = n, w;
-
-	for (; n >= 8; n -= 8, s += 8) {
-		memcpy(&w, s, 8);
-		h = step(h, w);
-	}
-	w = 0;
-	memcpy(&w, s, n);
-	return (uint32_t)fmix(step(h, w));
-}
 
 /* ---- the writers' state ------------------------------------------------- */
 
@@ -163,8 +51,6 @@ struct stack {			/* a folded stack: locations and their sum */
  * direct-mapped cache of pointer -> index spares hashing them again. */
 #define PCACHE 4096
 
-struct zout;
-
 struct pp {
 	bool folded;		/* frames by their text alone: start_line 0 */
 	struct dedup sd, fd, ld;
@@ -180,7 +66,7 @@ struct pp {
 	size_t idcap;
 	Label *lab, **labp;	/* a sample's labels */
 	size_t labcap, labpcap;
-	struct zout *z;
+	struct hk_zout *z;
 	/* Folded stacks: each distinct one's locations in arena. */
 	struct dedup kd;
 	struct stack *st;
@@ -348,7 +234,7 @@ static struct pp *pp_new(bool folded)
 
 /* A protobuf-c output buffer that gzips into a FILE.  protobuf-c appends
  * a few bytes at a time: they gather in `in` before deflate sees them. */
-struct zout {
+struct hk_zout {
 	ProtobufCBuffer base;	/* first: protobuf-c hands us &base */
 	z_stream z;
 	FILE *f;
@@ -361,7 +247,7 @@ struct zout {
  * of the default level's time, into a profile some 25% larger. */
 #define ZLEVEL Z_BEST_SPEED
 
-static void zflush(struct zout *z, int flush)
+static void zflush(struct hk_zout *z, int flush)
 {
 	z->z.next_in = z->in;
 	z->z.avail_in = (uInt)z->inlen;
@@ -386,7 +272,7 @@ static void zflush(struct zout *z, int flush)
 
 static void zappend(ProtobufCBuffer *b, size_t len, const uint8_t *data)
 {
-	struct zout *z = (struct zout *)b;
+	struct hk_zout *z = (struct hk_zout *)b;
 
 	while (len && !z->err) {
 		size_t n = sizeof(z->in) - z->inlen;
@@ -402,9 +288,9 @@ static void zappend(ProtobufCBuffer *b, size_t len, const uint8_t *data)
 	}
 }
 
-static struct zout *zopen(FILE *f)
+struct hk_zout *hk_zout_open(FILE *f)
 {
-	struct zout *z = calloc(1, sizeof(*z));
+	struct hk_zout *z = calloc(1, sizeof(*z));
 
 	if (!z)
 		return NULL;
@@ -420,7 +306,7 @@ static struct zout *zopen(FILE *f)
 }
 
 /* Ends the stream: 0, or -1 with the first failure's errno. */
-static int zclose(struct zout *z)
+int hk_zout_close(struct hk_zout *z)
 {
 	int err;
 
@@ -432,11 +318,17 @@ static int zclose(struct zout *z)
 	return err ? (errno = err, -1) : 0;
 }
 
+int hk_zout_put(struct hk_zout *z, const Profile *part)
+{
+	if (!z->err)
+		perftools__profiles__profile__pack_to_buffer(part, &z->base);
+	return z->err ? (errno = z->err, -1) : 0;
+}
+
 /* Packs pr, a part of the profile, into the stream: 0 or -1. */
 static int put(struct pp *pp, const Profile *pr)
 {
-	perftools__profiles__profile__pack_to_buffer(pr, &pp->z->base);
-	return pp->z->err ? (errno = pp->z->err, -1) : 0;
+	return hk_zout_put(pp->z, pr);
 }
 
 /* ---- pprof -------------------------------------------------------------- */
@@ -613,10 +505,10 @@ int hk_pprof_write(FILE *out, const struct hk_pprof *p)
 	int64_t *comments = calloc(p->ncomments + 1, sizeof(*comments));
 	int r = -1, e = errno;
 
-	if (pp && comments && (pp->z = zopen(out))) {
+	if (pp && comments && (pp->z = hk_zout_open(out))) {
 		r = put_profile(pp, p, comments);
 		e = errno;
-		if (zclose(pp->z) && !r)
+		if (hk_zout_close(pp->z) && !r)
 			r = -1, e = errno;
 		if (!r && fflush(out))
 			r = -1, e = errno;
