@@ -1,13 +1,14 @@
 /* Profiles for pprof (issue 16): gzipped profile.proto, as `go tool pprof`
  * and other pprof readers take them, and Brendan Gregg's folded stacks
- * for flamegraph.pl and its kin.
+ * for flamegraph.pl and its kin; and merging profile.proto images of
+ * several hosts or runs into one (hk_pprof_merge, at the end).
  *
  * The writers read the caller's strings in place and keep only what
  * deduplication needs (one entry per distinct string, function and
  * location), never a copy of the samples: samples stream out one by one.
  * Every string must be UTF-8 and NUL-terminated, and stay unchanged
  * during the call; but for a label's str, a NULL string is taken for "".
- * Both return 0, or -1 with errno: ENOMEM, EOVERFLOW (2^32 distinct
+ * The writers return 0, or -1 with errno: ENOMEM, EOVERFLOW (2^32 distinct
  * strings, functions or locations, or a folded sum past int64), EINVAL
  * (a folded value past ntypes), or the stream's write error.
  */
@@ -75,5 +76,43 @@ int hk_pprof_write(FILE *out, const struct hk_pprof *p);
  * (stacks that print alike are one); lines in the order their stacks
  * first came, none for a stack whose values sum to 0. */
 int hk_folded_write(FILE *out, const struct hk_pprof *p, size_t value);
+
+/* Merges n gzipped (or plain) profile.proto images into one written to
+ * out, gzipped: every input's samples, with their labels, values and
+ * stacks, in one profile whose strings, functions, locations and
+ * mappings are deduplicated across inputs (equal function = equal name,
+ * system_name, filename, start_line; equal location = equal mapping,
+ * address, is_folded and lines; equal mapping = all fields equal).
+ * Samples with the same stack and labels (as sets: a sample's labels are
+ * written ordered by key, values of one key in their order) are summed,
+ * and samples whose values are all 0 dropped, as go tool pprof -proto
+ * does. Every input must have the same sample types (type and unit, in
+ * order); period_type must agree where set (period: the first nonzero,
+ * the first input's if it has one; a warning is not this function's
+ * job).  default_sample_type, drop_frames and keep_frames: the first
+ * input's that has one; comments: every input's, each distinct one once.
+ * extra: labels added to every sample (--label KEY=VALUE), n_extra of
+ * them; a sample that already has a label with that key keeps its own.
+ * time_nanos: the earliest input's; duration_nanos: from the earliest
+ * start to the latest end (an input without time_nanos counts by its
+ * duration alone).
+ *
+ * An input is gzip when it starts with 1f 8b (members end to end are
+ * one stream), otherwise plain protobuf; one over 1 GiB uncompressed is
+ * refused, and so is one that pprof would not take for a profile: a
+ * string index outside the string table, a location, function or
+ * mapping id that is 0, repeated or referred to but absent, a sample
+ * whose values do not match the sample types.
+ *
+ * 0, or -1 with errno (EINVAL, EFBIG, ENOMEM, EOVERFLOW or the stream's
+ * write error) and one line in err (errlen bytes, may be 0), naming the
+ * input by its 1-based index and why: "input 2: not a profile (gzip:
+ * ...)", "input 3: sample types inuse_objects/count,inuse_space/bytes
+ * differ from input 1's alloc_objects/count,...", "input 2: out of
+ * memory", "writing the merged profile: No space left on device".  On
+ * failure, out may have part of a profile. */
+int hk_pprof_merge(FILE *out, const void *const *bufs, const size_t *lens,
+		   size_t n, const struct hk_pprof_label *extra, size_t n_extra,
+		   char *err, size_t errlen);
 
 #endif

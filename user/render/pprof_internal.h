@@ -1,5 +1,5 @@
 /* Internals shared by the pprof writers (pprof.c) and the merger
- * (pprof_merge.c, to come); not part of the public API in pprof.h: the
+ * (pprof_merge.c); not part of the public API in pprof.h: the
  * deduplication tables, their hashes, and the gzip stream protobuf-c
  * packs a profile into a part at a time. */
 #ifndef HAWK_PPROF_INTERNAL_H
@@ -141,5 +141,11 @@ int hk_zout_put(struct hk_zout *z, const Perftools__Profiles__Profile *part);
 
 /* Ends the stream and frees z: 0, or -1 with the first failure's errno. */
 int hk_zout_close(struct hk_zout *z);
+
+/* ---- merging ------------------------------------------------------------ */
+
+/* hk_pprof_merge refuses an input over this many bytes uncompressed:
+ * 1 GiB; tests lower it. */
+extern size_t hk_pprof_merge_max;
 
 #endif
