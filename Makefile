@@ -45,9 +45,11 @@ SAN_LIB   := $(addprefix user/render/,pickle_read.c pickle_map.c pickle_utf8.c \
 SAN_UNIT  := $(addprefix tests/unit/,oracle.c test_pickle.c test_format.c \
              test_stats.c test_weights.c test_report.c test_source.c \
              test_bigsizes.c)
-# The pprof writer and its tests, sanitized too, stay out of SAN_LIB: the
-# fuzz harness links that without protoc-c's code.
-SAN_PPROF := user/render/pprof.c tests/unit/test_pprof.c
+# The pprof writer and merger (which reads profiles users hand it) and
+# their tests, sanitized too, stay out of SAN_LIB: the pickle fuzz harness
+# links that without protoc-c's code.
+SAN_PPROF := user/render/pprof.c user/render/pprof_merge.c tests/unit/test_pprof.c \
+             tests/unit/test_pprof_merge.c
 SAN_OBJS  := $(patsubst %.c,$(OUT)/san/%.o,$(SAN_LIB) $(SAN_UNIT) $(SAN_PPROF)) \
              $(patsubst proto/%.proto,$(OUT)/san/pb/%.pb-c.o,$(PROTOS))
 # ASan's leak check in Criterion's workers would flag what a failed
