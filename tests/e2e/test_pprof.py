@@ -210,3 +210,73 @@ def test_folded_sums_to_the_heap(procs, tmp_path):
         assert all(re.match(r".+ \(.+:\d+\)$", f) for f in frames), l
     assert total == heap
     assert any("make_blobs (" in l for l in lines)
+
+
+def profile_of(procs, tmp_path, py, name, *args):
+    """A pprof of one retain.py run (all of its blocks), written to name."""
+    wl = Workload(procs, py, "retain.py", tmp_path)
+    out = tmp_path / name
+    hawk = helpers.Hawk(procs, wl.pid, "--duration", "600", *args, "-o", out)
+    hawk.wait_tracing()
+    wl.go()
+    wl.wait("allocated")
+    rc, _, err = hawk.stop()
+    assert rc == 0, err
+    return wl, out
+
+
+def test_merge_profiles_keeps_labels(procs, tmp_path):
+    """merge of two runs' profiles: one profile whose total is theirs,
+    whose samples keep their pid labels (so -tagfocus splits them again)
+    and carry merge's --label too."""
+    a, pa = profile_of(procs, tmp_path, PYTHONS["debian-3.11.2"][0], "a.pb.gz",
+                       "--format", "pprof", "--label", "run=a")
+    b, pb = profile_of(procs, tmp_path, PYTHONS["pyenv-3.12.1"][0], "b.pb.gz",
+                       "--format", "pprof", "--label", "run=b")
+    merged = tmp_path / "m.pb.gz"
+    rc, _, err = helpers.run_hawk("merge", pa, pb, "--label", "build=7", "-o", merged)
+    assert rc == 0, err
+
+    def total(path, *extra):
+        top = go_pprof("-top", "-sample_index=inuse_space", "-unit=B", "-nodecount=1000000",
+                       "-nodefraction=0", *extra, path)
+        return int(re.search(r"accounting for (\d+)B", top).group(1))
+
+    assert total(merged) == total(pa) + total(pb)
+    assert total(merged, f"-tagfocus=pid={a.pid}") == total(pa)
+    assert total(merged, "-tagfocus=run=b") == total(pb)
+    _, samples, _ = raw(merged)
+    assert samples and all(l.get("build") == "7" for _, _, l in samples)
+    assert {l["run"] for _, _, l in samples} == {"a", "b"}
+
+
+def test_merge_pickles_is_the_union(procs, tmp_path, oracle):
+    """merge of two pickles: tracemalloc's statistics of the result are
+    those of the union of the two processes' own snapshots."""
+    import tracemalloc
+    names = ["debian-3.11.2", "pyenv-3.12.1"]
+    files = [profile_of(procs, tmp_path, PYTHONS[n][0], f"{n}.pickle", "--format", "pickle")[1]
+             for n in names]
+    merged = tmp_path / "union.pickle"
+    rc, _, err = helpers.run_hawk("merge", *files, "-o", merged)
+    assert rc == 0, err
+    snaps = [oracle(PYTHONS[n][0], "retain.py", 30) for n in names]
+    want = tracemalloc.Snapshot([t for s in snaps for t in s.traces._traces], 30)
+    helpers.assert_lines_match(want, tracemalloc.Snapshot.load(str(merged)),
+                               str(helpers.WORKLOADS / "retain.py"))
+
+
+def test_merge_refuses_bad_input(procs, tmp_path):
+    junk = tmp_path / "junk.pb.gz"
+    junk.write_bytes(b"\x1f\x8b not really gzip")
+    pick = tmp_path / "x.pickle"
+    pick.write_bytes(b"\x80\x04.")
+    prof = tmp_path / "p.pb.gz"
+    with gzip.open(prof, "wb") as f:
+        f.write(b"")
+    cases = [(["merge", junk], str(junk)), (["merge", pick, prof], "not all of one kind"),
+             (["merge"], "merge: no files"), (["merge", tmp_path / "none"], "cannot read"),
+             (["merge", pick, "--label", "a=b"], "--label is for pprof profiles")]
+    for args, needle in cases:
+        rc, out, err = helpers.run_hawk(*args)
+        assert rc in (1, 2) and out == b"" and len(err) == 1 and needle in err[0], (args, err)

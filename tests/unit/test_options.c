@@ -1111,3 +1111,26 @@ Test(serve, number_rules)
 	cr_assert(!hk_parse_seconds("1e3", &v));
 	cr_assert(!hk_parse_seconds("nan", &v));
 }
+
+Test(options, merge_files_and_labels)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "merge", "a.pb.gz", "-o", "m.pb.gz", "b.pb.gz", "--label", "build=7", NULL);
+	cr_assert_eq(o.command, HK_CMD_MERGE);
+	cr_assert_eq(o.nfiles, 2);
+	cr_assert_str_eq(o.files[0], "a.pb.gz");
+	cr_assert_str_eq(o.files[1], "b.pb.gz");
+	cr_assert_str_eq(o.output, "m.pb.gz");
+	cr_assert_eq(o.nlabels, 1);
+	cr_assert_str_eq(o.labels[0], "build=7");
+	EXPECT_ERR("merge: no files", "merge", NULL);
+	EXPECT_ERR("-p/--pid cannot be used with merge", "merge", "a", "-p", "1", NULL);
+	EXPECT_ERR("--label: expected KEY=VALUE", "merge", "a", "--label", "=x", NULL);
+	EXPECT_ERR("--label: expected KEY=VALUE", "merge", "a", "--label", "k", NULL);
+	EXPECT_OK(&o, "-p", "1", "--format", "pprof", "--label", "a=b", NULL);
+	cr_assert_eq(o.format, HK_FMT_PPROF);
+	EXPECT_ERR("--label needs --format pprof or folded", "-p", "1", "--label", "a=b", NULL);
+	EXPECT_ERR("--format cannot be used with start", "start", "-p", "1",
+		   "--format", "pprof", NULL);
+}

@@ -28,7 +28,7 @@
 
 /* The whole file at path in a malloc'ed buffer.  Returns 0, or -1 with
  * errno set.  Reads with read(2), so pipes (/dev/stdin, <(...)) work. */
-static int slurp(const char *path, uint8_t **out, size_t *outlen)
+int hk_slurp(const char *path, uint8_t **out, size_t *outlen)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0, cap = 0;
@@ -83,7 +83,7 @@ fail:
 }
 
 /* Loads one snapshot; on failure prints why, naming the file. */
-static int load(const char *path, struct hk_pickle_snapshot *ps)
+int hk_snapshot_load(const char *path, struct hk_pickle_snapshot *ps)
 {
 	char err[256];
 	uint8_t *buf;
@@ -91,7 +91,7 @@ static int load(const char *path, struct hk_pickle_snapshot *ps)
 	int rc;
 
 	memset(ps, 0, sizeof(*ps));
-	if (slurp(path, &buf, &len))
+	if (hk_slurp(path, &buf, &len))
 		return hk_fail("cannot read %s: %s", path, strerror(errno));
 	if (len == 0) {
 		free(buf);
@@ -155,9 +155,9 @@ int hk_compare_main(const struct hk_options *o)
 	char *text;
 	int rc = 1;
 
-	if (load(o->old_file, &old))
+	if (hk_snapshot_load(o->old_file, &old))
 		return 1;
-	if (load(o->new_file, &new)) {
+	if (hk_snapshot_load(o->new_file, &new)) {
 		hk_pickle_snapshot_free(&old);
 		return 1;
 	}

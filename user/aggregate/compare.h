@@ -15,4 +15,12 @@
  * snapshot pickle, or the report cannot be written. */
 int hk_compare_main(const struct hk_options *o);
 
+/* Shared with merge: the whole file at path, malloc'ed (pipes work):
+ * 0, or -1 with errno; and one snapshot pickle loaded, or one
+ * "hawk-bpf: FILE: ..." line on stderr and 1. */
+#include <stdint.h>
+#include "pickle.h"
+int hk_slurp(const char *path, uint8_t **out, size_t *outlen);
+int hk_snapshot_load(const char *path, struct hk_pickle_snapshot *ps);
+
 #endif

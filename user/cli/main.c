@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "compare.h"
+#include "merge.h"
 #include "daemon.h"
 #include "hostwide.h"
 #include "options.h"
@@ -141,6 +142,8 @@ int main(int argc, char **argv)
 	}
 	if (o.command == HK_CMD_COMPARE)	/* reads files: no root, no target */
 		return hk_compare_main(&o);
+	if (o.command == HK_CMD_MERGE)		/* likewise */
+		return hk_merge_main(&o);
 	if (o.command == HK_CMD_SERVE)	/* runs this binary per request */
 		return hk_serve_main(&o);
 	if (!privileged())

@@ -116,6 +116,12 @@ static const struct {
 	  { 'p', OPT_DURATION, OPT_COUNT, OPT_FORMAT, OPT_FRAMES,
 	    OPT_CUMULATIVE, OPT_MAX_BLOCKS, OPT_STATS, OPT_SAMPLE,
 	    OPT_SAMPLE_RATES, 'o', OPT_LABEL } },
+	/* merge reads profiles or pickles: nothing is traced. */
+	{ HK_CMD_MERGE, "merge",
+	  "which merges files and traces no process",
+	  { 'p', OPT_DURATION, OPT_COUNT, OPT_FORMAT, OPT_FRAMES, OPT_CUMULATIVE,
+	    OPT_MAX_BLOCKS, OPT_STATS, OPT_SAMPLE, OPT_SAMPLE_RATES, OPT_MATCH,
+	    OPT_CONTAINER, OPT_CGROUP, OPT_MERGE } },
 	/* serve runs hawk-bpf once per request, with the request's options. */
 	{ HK_CMD_SERVE, "serve",
 	  "which takes the PID and report options from each HTTP request",
@@ -298,6 +304,14 @@ static int bad_option(const struct hk_options *o, char **argv,
 static int positional(struct hk_options *o, const char *arg,
 		      char *err, size_t errlen)
 {
+	if (o->command == HK_CMD_MERGE) {
+		if (!*arg)
+			return fail(err, errlen, "merge: expected a file name, got ''");
+		if (o->nfiles == HK_MERGE_MAX)
+			return fail(err, errlen, "merge: more than %d files", HK_MERGE_MAX);
+		o->files[o->nfiles++] = arg;
+		return 0;
+	}
 	const char **slot = !o->old_file ? &o->old_file
 			  : !o->new_file ? &o->new_file : NULL;
 
@@ -492,7 +506,8 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 		if (c == -1) {
 			/* At the end, at "--" (optind then steps past it),
 			 * or, with '+', at the first non-option. */
-			if (optind >= argc || o->command != HK_CMD_COMPARE)
+			if (optind >= argc || (o->command != HK_CMD_COMPARE &&
+					       o->command != HK_CMD_MERGE))
 				break;
 			if (optind > before) {
 				while (optind < argc)
@@ -636,6 +651,9 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 	}
 	if (o->command == HK_CMD_COMPARE)
 		return compare_checks(o, err, errlen);
+	if (o->command == HK_CMD_MERGE)
+		return o->nfiles ? 0 : fail(err, errlen,
+					    "merge: no files (pprof profiles or snapshot pickles)");
 	if (optind < argc)
 		return fail(err, errlen, "unexpected argument '%s'",
 			    argv[optind]);

@@ -34,6 +34,8 @@
 #define HK_MAX_BLOCKS_HOSTWIDE	262144U
 /* serve: where it listens unless --listen says otherwise. */
 #define HK_LISTEN_DEFAULT	"127.0.0.1:8000"
+/* merge: the most inputs one run takes. */
+#define HK_MERGE_MAX		4096
 /* --label KEY=VALUE: the most one run takes. */
 #define HK_LABELS_MAX		16
 /* -p PID,...: the most processes one list names. */
@@ -47,6 +49,7 @@ enum hk_command {
 	HK_CMD_PROFILE, HK_CMD_COMPARE,
 	HK_CMD_START, HK_CMD_SNAPSHOT, HK_CMD_STOP, HK_CMD_STATUS,
 	HK_CMD_SERVE,
+	HK_CMD_MERGE,		/* merge FILE...: profiles or pickles into one */
 };
 
 enum hk_format {
@@ -81,6 +84,8 @@ struct hk_options {
 	const char *output;		/* -o: points into argv; NULL = stdout */
 	const char *old_file;		/* compare: OLD pickle (argv); else NULL */
 	const char *new_file;		/* compare: NEW pickle (argv); else NULL */
+	const char *files[HK_MERGE_MAX];	/* merge: the inputs (argv) */
+	size_t nfiles;
 	const char *listen;		/* serve --listen (argv or HK_LISTEN_DEFAULT) */
 	const char *token_file;		/* serve --token-file (argv); else NULL */
 	bool help;			/* -h: later arguments unread */
