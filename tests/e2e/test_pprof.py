@@ -280,3 +280,23 @@ def test_merge_refuses_bad_input(procs, tmp_path):
     for args, needle in cases:
         rc, out, err = helpers.run_hawk(*args)
         assert rc in (1, 2) and out == b"" and len(err) == 1 and needle in err[0], (args, err)
+
+
+def test_serve_pprof(procs, tmp_path):
+    """Over HTTP: format=pprof is a gzipped profile go tool pprof reads,
+    as an attachment; format=folded is text."""
+    from test_serve import Server
+
+    wl = Workload(procs, PYTHONS["debian-3.11.2"][0], "retain.py", tmp_path)
+    wl.go()
+    wl.wait("allocated")
+    srv = Server(procs)
+    status, headers, body = srv.get("", pid=wl.pid, duration="0.5", format="pprof", gc="0")
+    assert status == 200, body
+    assert headers["content-type"] == "application/octet-stream"
+    assert headers["content-disposition"].endswith('.pb.gz"')
+    prof = tmp_path / "h.pb.gz"
+    prof.write_bytes(body)
+    assert "Type: inuse_space" in go_pprof("-top", prof)
+    status, headers, body = srv.get("", pid=wl.pid, duration="0.5", format="folded", gc="0")
+    assert status == 200 and headers["content-type"].startswith("text/plain"), headers

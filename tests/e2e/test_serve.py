@@ -254,7 +254,7 @@ def test_pickle_download(procs, tmp_path, server):
     ("pid=1&duration=0", "duration: expected seconds from 0.001 to 300"),
     ("pid=1&duration=301", "duration: expected seconds from 0.001 to 300"),
     ("pid=1&duration=1e3", "duration"),
-    ("pid=1&format=json", "format: expected lineno, traceback or pickle"),
+    ("pid=1&format=json", "format: expected lineno, traceback, pickle, pprof or folded"),
     ("pid=1&format=LINENO", "format"),
     ("pid=1&frames=0", "frames: expected an integer from 1 to 65535"),
     ("pid=1&frames=65536", "frames"),

@@ -190,6 +190,7 @@ struct cmdline {
 	char pid[256], frames[16], count[16];
 	const char *format;
 	bool pickle;
+	bool pprof;		/* binary too: a gzipped profile.proto */
 	bool gc_warning;	/* gc=true asked where it would apply */
 	bool hostwide;		/* several processes (hostwide.h) */
 	unsigned long timeout_ms;
@@ -251,10 +252,11 @@ static int build_cmdline(enum endpoint ep, const struct params *p,
 		BAD("duration", what, dur);
 	}
 	if (strcmp(fmt, "lineno") && strcmp(fmt, "traceback") &&
-	    strcmp(fmt, "pickle"))
-		BAD("format", "lineno, traceback or pickle", fmt);
+	    strcmp(fmt, "pickle") && strcmp(fmt, "pprof") && strcmp(fmt, "folded"))
+		BAD("format", "lineno, traceback, pickle, pprof or folded", fmt);
 	cl->format = fmt;
 	cl->pickle = strcmp(fmt, "pickle") == 0;
+	cl->pprof = strcmp(fmt, "pprof") == 0;
 	if (!hk_parse_ulong(frames, 1, HK_FRAMES_MAX, &v))
 		BAD("frames", "an integer from 1 to 65535", frames);
 	snprintf(cl->frames, sizeof(cl->frames), "%lu", v);
@@ -327,7 +329,7 @@ static int build_cmdline(enum endpoint ep, const struct params *p,
 			add(cl, cl->frames);
 		}
 		cl->gc_warning = gc;
-		cl->pickle = false;
+		cl->pickle = cl->pprof = false;
 		break;
 	case EP_SNAPSHOT:
 		add(cl, "--format");
@@ -338,7 +340,7 @@ static int build_cmdline(enum endpoint ep, const struct params *p,
 			add(cl, "--cumulative");
 		break;
 	case EP_STOP:
-		cl->pickle = false;
+		cl->pickle = cl->pprof = false;
 		break;
 	}
 	return 0;
@@ -640,14 +642,15 @@ static enum MHD_Result answer(struct MHD_Connection *c, const struct cmdline *cl
 	r->out.p = NULL;
 	if (!body)
 		return MHD_NO;
-	if (cl->pickle) {
+	if (cl->pickle || cl->pprof) {
 		struct tm tm;
 		time_t t = time(NULL);
 		char ts[32];
 
 		localtime_r(&t, &tm);
 		strftime(ts, sizeof(ts), "%Y-%m-%d_%H-%M-%S", &tm);
-		snprintf(disp, sizeof(disp),
+		snprintf(disp, sizeof(disp), cl->pprof ?
+			 "attachment; filename=\"hwk_mem_heap_profile_%s.pb.gz\"" :
 			 "attachment; filename=\"hwk_mem_tracemalloc_snapshot_%s.pkl\"",
 			 ts);
 		hdrs[h++] = MHD_HTTP_HEADER_CONTENT_DISPOSITION;
@@ -663,7 +666,7 @@ static enum MHD_Result answer(struct MHD_Connection *c, const struct cmdline *cl
 	}
 	if (cl->gc_warning) {
 		size_t nlen;
-		char *nb = cl->pickle ? NULL
+		char *nb = cl->pickle || cl->pprof ? NULL
 			   : with_warning(body, len, GC_WARNING, &nlen);
 
 		if (nb) {
