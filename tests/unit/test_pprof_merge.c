@@ -846,6 +846,33 @@ static void hand_init(struct hand *h)
 	h->p.n_string_table = 5, h->p.string_table = h->strs;
 }
 
+/* Found by tests/fuzz/pprof_merge_fuzz.c: locations without lines, none
+ * with lines before them, compared as equal: NULL + 0 in loc_eq (UBSan). */
+Test(pprof_merge, locations_without_lines, .fini = cleanup)
+{
+	struct hand h;
+	struct img in[1], m;
+	Profile *pr;
+
+	hand_init(&h);
+	h.lc[0].n_line = h.lc[1].n_line = 0;
+	h.lc[0].mapping_id = 0;
+	h.lc[0].address = h.lc[1].address = 0x10;
+	in[0] = pack(&h.p);
+	m = merged(in, 1, NULL, 0);
+	pr = unpack(&m);
+	check_tables(pr);
+	cr_assert_eq(pr->n_location, 1);
+	cr_expect_eq(pr->location[0]->address, 0x10);
+	cr_expect_eq(pr->location[0]->n_line, 0);
+	cr_expect_eq(pr->n_function, 0);
+	cr_expect_eq(pr->n_mapping, 0);
+	cr_assert_eq(pr->n_sample, 1);
+	cr_assert_eq(pr->sample[0]->n_location_id, 2);
+	cr_expect(pr->sample[0]->location_id[0] == 1 && pr->sample[0]->location_id[1] == 1);
+	perftools__profiles__profile__free_unpacked(pr, NULL);
+}
+
 /* The hand-made profile after input 1 (a valid one): refused with want. */
 static void expect_malformed(struct hand *h, const char *want)
 {

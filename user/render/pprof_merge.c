@@ -421,13 +421,14 @@ static bool loc_eq(const void *ctx, size_t i)
 {
 	const struct loc_key *k = ctx;
 	const struct mloc *l = &k->m->loc[i];
-	const struct mline *a = k->m->line + l->line, *b = k->m->line + k->l.line;
+	const struct mline *line = k->m->line;	/* NULL while no location has lines */
 
 	if (l->map != k->l.map || l->addr != k->l.addr || l->folded != k->l.folded ||
 	    l->nline != k->l.nline)
 		return false;
 	for (size_t j = 0; j < l->nline; j++)
-		if (a[j].fn != b[j].fn || a[j].line != b[j].line)
+		if (line[l->line + j].fn != line[k->l.line + j].fn ||
+		    line[l->line + j].line != line[k->l.line + j].line)
 			return false;
 	return true;
 }
