@@ -84,9 +84,9 @@ int hk_folded_write(FILE *out, const struct hk_pprof *p, size_t value);
  * system_name, filename, start_line; equal location = equal mapping,
  * address, is_folded and lines; equal mapping = all fields equal).
  * Samples with the same stack and labels (as sets: a sample's labels are
- * written ordered by key, values of one key in their order) are summed,
- * and samples whose values are all 0 dropped, as go tool pprof -proto
- * does. Every input must have the same sample types (type and unit, in
+ * written ordered by key, as text, values of one key in their order) are
+ * summed, and samples whose values are all 0 dropped, as go tool pprof
+ * -proto does (one whose sum is all 0 is kept). Every input must have the same sample types (type and unit, in
  * order); period_type must agree where set (period: the first nonzero,
  * the first input's if it has one; a warning is not this function's
  * job).  default_sample_type, drop_frames and keep_frames: the first
@@ -95,7 +95,8 @@ int hk_folded_write(FILE *out, const struct hk_pprof *p, size_t value);
  * them; a sample that already has a label with that key keeps its own.
  * time_nanos: the earliest input's; duration_nanos: from the earliest
  * start to the latest end (an input without time_nanos counts by its
- * duration alone).
+ * duration alone).  The result is canonical: merged again alone, with
+ * the same extra labels, it comes back byte for byte (gunzipped).
  *
  * An input is gzip when it starts with 1f 8b (members end to end are
  * one stream), otherwise plain protobuf; one over 1 GiB uncompressed is

@@ -507,8 +507,9 @@ static bool smp_eq(const void *ctx, size_t i)
 }
 
 /* The sample's labels, mapped, with the extra ones it has no key of,
- * ordered by key (values of one key in their order) at the end of
- * m->labs: their number, or -1. */
+ * ordered by key, as text (values of one key in their order), at the end
+ * of m->labs: their number, or -1.  The order is the strings', not their
+ * indices', so that it does not change when renumber() renumbers them. */
 static int64_t sample_labels(struct merge *m, const Sample *s)
 {
 	struct mlabel *l;
@@ -539,7 +540,8 @@ static int64_t sample_labels(struct merge *m, const Sample *s)
 		struct mlabel t = l[j];
 		size_t k = j;
 
-		for (; k > 0 && l[k - 1].key > t.key; k--)
+		for (; k > 0 && l[k - 1].key != t.key &&
+		       strcmp(m->str[l[k - 1].key], m->str[t.key]) > 0; k--)
 			l[k] = l[k - 1];
 		l[k] = t;
 	}
@@ -942,6 +944,124 @@ static int merge_input(struct merge *m, const void *b, size_t len)
 
 /* ---- writing ------------------------------------------------------------ */
 
+/* Renumbers the string table in the order a merge of the merged profile
+ * would intern its strings: "", the extra labels', the header's, then
+ * each sample's locations' (a mapping's, then the functions', where
+ * first met) and labels'.  Strings came in the inputs' order, and a
+ * label's in its input's order of labels; now merging the merged profile
+ * alone gives it back byte for byte.  0, or -1 (ENOMEM). */
+static int renumber(struct merge *m)
+{
+	size_t n = m->sd.n, next = 0;
+	uint32_t *nx = nones(n);
+	char **order = malloc((n + 1) * sizeof(*order));
+	bool *lseen = calloc(m->ld.n + 1, 1), *mseen = calloc(m->md.n + 1, 1),
+	     *fseen = calloc(m->fd.n + 1, 1);
+	int r = -1;
+
+#define S(i) do {							\
+		uint32_t i_ = (i);					\
+		if (nx[i_] == NONE) {					\
+			nx[i_] = (uint32_t)next;			\
+			order[next++] = m->str[i_];			\
+		}							\
+	} while (0)
+#define RE(i) ((i) = nx[(i)])
+	if (!nx || !order || !lseen || !mseen || !fseen) {
+		errno = ENOMEM;
+		goto out;
+	}
+	S(0);
+	for (size_t i = 0; i < m->nextra; i++) {
+		S(m->extra[i].key);
+		S(m->extra[i].str);
+		S(m->extra[i].unit);
+	}
+	for (size_t i = 0; i < 2 * m->ntypes; i++)
+		S(m->types[i]);
+	if (m->period_from) {
+		S(m->period_type);
+		S(m->period_unit);
+	}
+	S(m->dflt);
+	S(m->drop);
+	S(m->keep);
+	for (size_t i = 0; i < m->cd.n; i++)
+		S(m->com[i]);
+	for (size_t i = 0; i < m->kd.n; i++) {
+		const struct msample *sm = &m->smp[i];
+
+		for (size_t j = 0; j < sm->nloc; j++) {
+			uint32_t li = m->locs[sm->loc + j];
+			const struct mloc *l = &m->loc[li];
+
+			if (lseen[li])
+				continue;
+			lseen[li] = true;
+			if (l->map && !mseen[l->map - 1]) {
+				mseen[l->map - 1] = true;
+				S(m->map[l->map - 1].file);
+				S(m->map[l->map - 1].build);
+			}
+			for (size_t k = 0; k < l->nline; k++) {
+				const struct mfn *f = &m->fn[m->line[l->line + k].fn];
+
+				if (fseen[m->line[l->line + k].fn])
+					continue;
+				fseen[m->line[l->line + k].fn] = true;
+				S(f->name);
+				S(f->sys);
+				S(f->file);
+			}
+		}
+		for (size_t j = 0; j < sm->nlab; j++) {
+			S(m->labs[sm->lab + j].key);
+			S(m->labs[sm->lab + j].str);
+			S(m->labs[sm->lab + j].unit);
+		}
+	}
+	for (size_t i = 0; i < n; i++)		/* none, by what merging keeps */
+		S(i);
+	for (size_t i = 0; i < 2 * m->ntypes; i++)
+		RE(m->types[i]);
+	RE(m->period_type);
+	RE(m->period_unit);
+	RE(m->dflt);
+	RE(m->drop);
+	RE(m->keep);
+	for (size_t i = 0; i < m->cd.n; i++)
+		RE(m->com[i]);
+	for (size_t i = 0; i < m->nlabs; i++) {
+		RE(m->labs[i].key);
+		RE(m->labs[i].str);
+		RE(m->labs[i].unit);
+	}
+	for (size_t i = 0; i < m->md.n; i++) {
+		RE(m->map[i].file);
+		RE(m->map[i].build);
+	}
+	for (size_t i = 0; i < m->fd.n; i++) {
+		RE(m->fn[i].name);
+		RE(m->fn[i].sys);
+		RE(m->fn[i].file);
+	}
+#undef S
+#undef RE
+	/* The same strings, now in order; the string hash table is stale. */
+	free(m->str);
+	m->str = order;
+	m->strcap = n + 1;
+	order = NULL;
+	r = 0;
+out:
+	free(nx);
+	free(order);
+	free(lseen);
+	free(mseen);
+	free(fseen);
+	return r;
+}
+
 static int put_samples(struct merge *m, struct hk_zout *z)
 {
 	uint64_t *ids = NULL;
@@ -1120,7 +1240,7 @@ static int write_out(struct merge *m, FILE *out)
 
 	if (!z)
 		return fail(m, ENOMEM, "out of memory");
-	r = put_all(m, z);
+	r = renumber(m) ? -1 : put_all(m, z);
 	e = errno;
 	if (hk_zout_close(z) && !r)
 		r = -1, e = errno;
