@@ -964,6 +964,24 @@ Test(pprof_merge, malformed_profiles_refused, .fini = cleanup)
 	CASE(h.sm.n_value = 2, "sample 1 has 2 values for 1 sample types");
 	CASE(h.sm.n_value = 0, "sample 1 has 0 values for 1 sample types");
 #undef CASE
+	/* a period type of "" and "" under other indices than 0 is none */
+	{
+		Perftools__Profiles__ValueType pt = PERFTOOLS__PROFILES__VALUE_TYPE__INIT;
+		struct img m;
+		Profile *pr;
+
+		hand_init(&h);
+		h.strs[2] = "";
+		h.strs[1] = "";
+		pt.type = 1, pt.unit = 2;
+		h.p.period_type = &pt;
+		in[0] = pack(&h.p);
+		m = merged(in, 1, NULL, 0);
+		pr = unpack(&m);
+		cr_expect_null(pr->period_type);
+		check_tables(pr);
+		perftools__profiles__profile__free_unpacked(pr, NULL);
+	}
 	/* a period type's strings */
 	{
 		Perftools__Profiles__ValueType pt = PERFTOOLS__PROFILES__VALUE_TYPE__INIT;

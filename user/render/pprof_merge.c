@@ -720,8 +720,9 @@ static int merge_header(struct merge *m)
 		if (!same)
 			return types_differ(m);
 	}
-	/* A period_type of "" and "" is none. */
-	if (pt && (pt->type || pt->unit)) {
+	/* A period_type of "" and "" is none (whatever indices say it: a
+	 * string table may have "" more than once). */
+	if (pt && (p->string_table[pt->type][0] || p->string_table[pt->unit][0])) {
 		const char *t = p->string_table[pt->type], *u = p->string_table[pt->unit];
 		int64_t ti, ui;
 
