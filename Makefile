@@ -115,28 +115,47 @@ $(OUT)/san/pb/%.pb-c.o: $(OUT)/%.pb-c.c $(PB_HDRS)
 $(OUT)/unit-tests-san: $(SAN_OBJS)
 	$(CLANG) $(SAN) $^ $(LDLIBS) -lcriterion -o $@
 
-# The fuzz harness (tests/fuzz/README.md): the same sources instrumented
-# for libFuzzer; seeds and regression inputs made by tracemalloc's Python.
+# The fuzz harnesses (tests/fuzz/README.md): the same sources instrumented
+# for libFuzzer; the pickle reader's seeds and regression inputs made by
+# tracemalloc's Python, the pprof merger's by hk_pprof_write.
 FUZZ_OBJS := $(patsubst %.c,$(OUT)/fuzz/%.o,$(SAN_LIB))
+FUZZ_PPROF_OBJS := $(patsubst %.c,$(OUT)/fuzz/%.o,$(filter user/%,$(SAN_PPROF))) \
+             $(patsubst proto/%.proto,$(OUT)/fuzz/pb/%.pb-c.o,$(PROTOS))
 
-$(OUT)/fuzz/%.o: %.c $(HEADERS)
+$(OUT)/fuzz/%.o: %.c $(HEADERS) $(PB_HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(SAN_CFLAGS) $(SAN) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(OUT)/fuzz/pb/%.pb-c.o: $(OUT)/%.pb-c.c $(PB_HDRS)
 	@mkdir -p $(@D)
 	$(CLANG) $(SAN_CFLAGS) $(SAN) -fsanitize=fuzzer-no-link -c $< -o $@
 
 $(OUT)/fuzz/pickle_read_fuzz: tests/fuzz/pickle_read_fuzz.c $(FUZZ_OBJS) $(HEADERS)
 	$(CLANG) $(SAN_CFLAGS) $(SAN) -fsanitize=fuzzer $< $(FUZZ_OBJS) $(LDLIBS) -o $@
 
+$(OUT)/fuzz/pprof_merge_fuzz: tests/fuzz/pprof_merge_fuzz.c $(FUZZ_PPROF_OBJS) $(HEADERS)
+	$(CLANG) $(SAN_CFLAGS) $(SAN) -fsanitize=fuzzer $< $(FUZZ_PPROF_OBJS) $(LDLIBS) -o $@
+
 $(OUT)/fuzz/seeds/.made: tests/fuzz/seeds.py tests/fuzz/regressions.txt
 	rm -rf $(OUT)/fuzz/seeds $(OUT)/fuzz/regress
 	/usr/bin/python3.11 tests/fuzz/seeds.py $(OUT)/fuzz/seeds $(OUT)/fuzz/regress
 	touch $@
 
-fuzz-build: $(OUT)/fuzz/pickle_read_fuzz $(OUT)/fuzz/seeds/.made
+$(OUT)/fuzz/pprof-seeds/.made: $(OUT)/fuzz/pprof_merge_fuzz tests/fuzz/pprof_regressions.txt
+	rm -rf $(OUT)/fuzz/pprof-seeds
+	mkdir -p $(OUT)/fuzz/pprof-seeds
+	HK_FUZZ_SEEDS=$(OUT)/fuzz/pprof-seeds HK_FUZZ_REGRESS=tests/fuzz/pprof_regressions.txt \
+		$(OUT)/fuzz/pprof_merge_fuzz
+	touch $@
 
-# A brief run (make test's); scripts/fuzz SECONDS for a longer one.
+fuzz-build: $(OUT)/fuzz/pickle_read_fuzz $(OUT)/fuzz/seeds/.made \
+            $(OUT)/fuzz/pprof_merge_fuzz $(OUT)/fuzz/pprof-seeds/.made
+
+# A brief run of each harness (make test's); scripts/fuzz SECONDS for a
+# longer one.
 FUZZ_SECONDS ?= 20
 fuzz: fuzz-build
-	@sh scripts/fuzz $(FUZZ_SECONDS)
+	@OUT=$(OUT) sh scripts/fuzz $(FUZZ_SECONDS)
 
 install: $(OUT)/hawk-bpf
 	install -D -m 0755 $(OUT)/hawk-bpf $(DESTDIR)$(PREFIX)/sbin/hawk-bpf
