@@ -86,10 +86,10 @@ int hk_folded_write(FILE *out, const struct hk_pprof *p, size_t value);
  * Samples with the same stack and labels (as sets: a sample's labels are
  * written ordered by key, as text, values of one key in their order) are
  * summed, and samples whose values are all 0 dropped, as go tool pprof
- * -proto does (one whose sum is all 0 is kept). Every input must have the same sample types (type and unit, in
- * order); period_type must agree where set (period: the first nonzero,
- * the first input's if it has one; a warning is not this function's
- * job).  default_sample_type, drop_frames and keep_frames: the first
+ * -proto does (one whose sum is all 0 is kept).  Every input must have
+ * the same sample types (type and unit, in order); period_type must
+ * agree where set (period: the first nonzero, the first input's if it
+ * has one; a warning is not this function's job).  default_sample_type, drop_frames and keep_frames: the first
  * input's that has one; comments: every input's, each distinct one once.
  * extra: labels added to every sample (--label KEY=VALUE), n_extra of
  * them; a sample that already has a label with that key keeps its own.
