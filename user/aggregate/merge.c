@@ -8,6 +8,7 @@
 #include "outfile.h"
 #include "pickle.h"
 #include "pprof.h"
+#include "profile_out.h"
 #include "util.h"
 
 /* A pickle starts with PROTO (0x80); a profile is gzip (1f 8b) or
@@ -20,18 +21,9 @@ static bool is_pickle(const uint8_t *b, size_t n)
 static int write_out(const struct hk_options *o, int (*fill)(FILE *, const void *),
 		     const void *arg)
 {
-	struct hk_out out;
 	char err[512];
 
-	if (hk_out_open(&out, o->output, err, sizeof(err)))
-		return hk_fail("%s", err);
-	errno = 0;
-	if (fill(out.f, arg)) {
-		hk_out_error(&out, errno ? errno : EIO, err, sizeof(err));
-		hk_out_discard(&out);
-		return hk_fail("%s", err);
-	}
-	return hk_out_commit(&out, err, sizeof(err)) ? hk_fail("%s", err) : 0;
+	return hk_out_write(o->output, fill, arg, err, sizeof(err)) ? hk_fail("%s", err) : 0;
 }
 
 static int fill_pickle(FILE *f, const void *arg)
@@ -97,39 +89,24 @@ static int fill_profile(FILE *f, const void *arg)
 
 static int merge_profiles(const struct hk_options *o, uint8_t **bufs, size_t *lens)
 {
-	struct hk_pprof_label extra[HK_LABELS_MAX];
-	char keys[HK_LABELS_MAX][256];
-	struct profiles p = { (const void **)bufs, lens, o->nfiles, extra, o->nlabels, "" };
-	struct hk_out out;
+	struct hk_labels l;
+	struct profiles p = { (const void **)bufs, lens, o->nfiles, l.v, 0, "" };
 	char err[512];
 
-	for (size_t i = 0; i < o->nlabels; i++) {
-		const char *eq = strchr(o->labels[i], '=');
-		size_t k = (size_t)(eq - o->labels[i]);
+	memset(&l, 0, sizeof(l));
+	hk_labels_user(&l, o);
+	p.nextra = l.n;
+	if (hk_out_write(o->output, fill_profile, &p, err, sizeof(err)) == 0)
+		return 0;
+	/* the inputs' fault, named by their index: say which file */
+	if (p.err[0]) {
+		unsigned long k = 0;
 
-		k = k < sizeof(keys[i]) ? k : sizeof(keys[i]) - 1;
-		memcpy(keys[i], o->labels[i], k);
-		keys[i][k] = 0;
-		extra[i] = (struct hk_pprof_label){ .key = keys[i], .str = eq + 1 };
+		if (sscanf(p.err, "input %lu", &k) == 1 && k >= 1 && k <= o->nfiles)
+			return hk_fail("%s: %s", o->files[k - 1], p.err);
+		return hk_fail("%s", p.err);
 	}
-	if (hk_out_open(&out, o->output, err, sizeof(err)))
-		return hk_fail("%s", err);
-	errno = 0;
-	if (fill_profile(out.f, &p)) {
-		/* the inputs' fault, named by their index: say which file */
-		if (p.err[0]) {
-			unsigned long k = 0;
-
-			hk_out_discard(&out);
-			if (sscanf(p.err, "input %lu", &k) == 1 && k >= 1 && k <= o->nfiles)
-				return hk_fail("%s: %s", o->files[k - 1], p.err);
-			return hk_fail("%s", p.err);
-		}
-		hk_out_error(&out, errno ? errno : EIO, err, sizeof(err));
-		hk_out_discard(&out);
-		return hk_fail("%s", err);
-	}
-	return hk_out_commit(&out, err, sizeof(err)) ? hk_fail("%s", err) : 0;
+	return hk_fail("%s", err);
 }
 
 int hk_merge_main(const struct hk_options *o)

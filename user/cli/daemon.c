@@ -121,7 +121,6 @@ static void serve_status(struct daemon *d, int fd)
 	uint64_t blocks = 0, counters[HK_CNT_MAX] = {0};
 	double bytes = 0;
 	json_t *j;
-	char *s;
 
 	if (d->tr) {
 		if (hk_trace_count(d->tr, &blocks, &bytes, counters)) {
@@ -130,25 +129,23 @@ static void serve_status(struct daemon *d, int fd)
 		}
 	} else {
 		blocks = d->last.ntraces;
-		for (size_t i = 0; i < d->last.ntraces; i++)
-			bytes += d->last.traces[i].weight > 0
-				 ? d->last.traces[i].size * d->last.traces[i].weight
-				 : (double)d->last.traces[i].size;
+		bytes = hk_result_bytes(&d->last);
 		memcpy(counters, d->last.counters, sizeof(counters));
 	}
-	json_t *c = json_object();
-
-	for (int i = 0; i < HK_CNT_MAX; i++)
-		json_object_set_new(c, hk_counter_name(i),
-				    json_integer((json_int_t)counters[i]));
 	j = json_pack("{s:i, s:i, s:s, s:s, s:s, s:b, s:I, s:f, s:I, s:b, s:i, s:o}",
 		      "pid", (int)d->t.pid, "daemon_pid", (int)getpid(),
 		      "comm", d->comm, "since", d->since, "python", d->t.version,
 		      "exited", d->exited, "blocks", (json_int_t)blocks,
 		      "bytes", bytes, "drops", (json_int_t)hk_losses(counters),
 		      "sampling", d->o->sample, "frames", (int)d->o->frames,
-		      "counters", c);
-	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		      "counters", hk_counters_json(counters));
+	hk_daemon_reply_json(fd, j);
+}
+
+void hk_daemon_reply_json(int fd, json_t *j)
+{
+	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
 	if (!s) {
 		hk_daemon_reply_error(fd, "out of memory");
 	} else {
@@ -160,7 +157,8 @@ static void serve_status(struct daemon *d, int fd)
 	json_decref(j);
 }
 
-int hk_daemon_accept(int lsock, char *line, size_t size)
+/* One request's line from a root client: its connection, or -1. */
+static int accept_request(int lsock, char *line, size_t size)
 {
 	struct timeval rto = { .tv_sec = 2 }, sto = { .tv_sec = 60 };
 	struct ucred cred;
@@ -190,29 +188,41 @@ int hk_daemon_accept(int lsock, char *line, size_t size)
 	return fd;
 }
 
-/* One request; the connection is closed after, except for "stop". */
-static void serve(struct daemon *d, int lsock)
+int hk_daemon_serve(int lsock, const struct hk_daemon_handlers *h, void *ctx,
+		    int *stop_conn)
 {
 	char line[256];
-	int fd = hk_daemon_accept(lsock, line, sizeof(line));
+	int fd = accept_request(lsock, line, sizeof(line));
 
 	if (fd < 0)
-		return;
+		return 0;
 	if (strcmp(line, "status") == 0) {
-		serve_status(d, fd);
+		h->status(ctx, fd);
 	} else if (strncmp(line, "snapshot ", 9) == 0) {
-		serve_snapshot(d, fd, line + 9);
+		h->snapshot(ctx, fd, line + 9);
 	} else if (strcmp(line, "stop") == 0) {
-		if (d->stop_conn >= 0)
-			close(d->stop_conn);
-		d->stop_conn = fd;
-		stop_flag = 1;
-		return;
+		if (*stop_conn >= 0)
+			close(*stop_conn);
+		*stop_conn = fd;
+		return 1;
 	} else {
 		hk_daemon_reply_error(fd, "unknown request");
 	}
 	close(fd);
+	return 0;
 }
+
+static void status_cb(void *d, int fd)
+{
+	serve_status(d, fd);
+}
+
+static void snapshot_cb(void *d, int fd, const char *args)
+{
+	serve_snapshot(d, fd, args);
+}
+
+static const struct hk_daemon_handlers handlers = { status_cb, snapshot_cb };
 
 /* ---- the daemon --------------------------------------------------------- */
 
@@ -296,11 +306,7 @@ static int daemon_main(const struct hk_options *o, int lock)
 		hk_pytarget_close(&d.t);
 		return 1;
 	}
-	snprintf(p, sizeof(p), "/proc/%d/root", (int)o->pid);
-	d.rootfd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	snprintf(p, sizeof(p), "/proc/%d/cwd", (int)o->pid);
-	d.cwdfd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	hk_creds_of(o->pid, &d.creds);
+	hk_creds_hold(o->pid, &d.rootfd, &d.cwdfd, &d.creds);
 	read_comm(o->pid, d.comm, sizeof(d.comm));
 	gmtime_r(&t0, &tm);
 	strftime(d.since, sizeof(d.since), "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -343,8 +349,9 @@ static int daemon_main(const struct hk_options *o, int lock)
 			d.tr = NULL;
 			d.exited = true;
 		}
-		if (pf[0].revents & POLLIN)
-			serve(&d, lsock);
+		if ((pf[0].revents & POLLIN) &&
+		    hk_daemon_serve(lsock, &handlers, &d, &d.stop_conn))
+			stop_flag = 1;
 	}
 	/* Tables back, probes off, files gone; then answer "stop". */
 	if (d.tr && hk_trace_stop(d.tr, NULL, warn, sizeof(warn)) == 0)

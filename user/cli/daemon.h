@@ -17,14 +17,23 @@
 int hk_daemon_start(const struct hk_options *o);
 
 /* Shared with the host-wide daemon: the listening socket of pid's
- * session (-1 with one line in err); one request's line from a root
- * client (its connection, or -1); "error MSG" to it; the snapshot
- * format words; stdio on /dev/null once the tracing line is out. */
+ * session (-1 with one line in err); one request from a root client
+ * answered by the handlers (1: it was "stop", whose connection goes to
+ * *stop_conn, to be answered last; 0 otherwise); "error MSG", or "ok"
+ * and one JSON line (j stolen), to a client; the snapshot format words;
+ * stdio on /dev/null once the tracing line is out. */
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+struct hk_daemon_handlers {
+	void (*status)(void *ctx, int fd);
+	void (*snapshot)(void *ctx, int fd, const char *args);
+};
 int hk_daemon_listen(pid_t pid, char *err, size_t errlen);
-int hk_daemon_accept(int lsock, char *line, size_t size);
+int hk_daemon_serve(int lsock, const struct hk_daemon_handlers *h, void *ctx,
+		    int *stop_conn);
 void hk_daemon_reply_error(int fd, const char *msg);
+void hk_daemon_reply_json(int fd, json_t *j);
 bool hk_daemon_parse_format(const char *s, enum hk_format *f);
 void hk_daemon_quiet(void);
 

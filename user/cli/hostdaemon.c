@@ -137,55 +137,31 @@ static void serve_status(struct host *h, int fd)
 	uint64_t blocks, counters[HK_CNT_MAX];
 	double bytes;
 	size_t live = 0;
-	json_t *j, *c = json_object();
-	char *s;
 
 	hk_procset_count(&h->ps, &blocks, &bytes, counters);
 	for (size_t i = 0; i < h->ps.ntraced; i++)
 		live += h->ps.traced[i]->tr != NULL;
-	for (int i = 0; i < HK_CNT_MAX; i++)
-		json_object_set_new(c, hk_counter_name(i), json_integer((json_int_t)counters[i]));
-	j = json_pack("{s:i, s:i, s:s, s:s, s:s, s:b, s:I, s:f, s:I, s:b, s:i, s:I, s:I, s:o}",
+	hk_daemon_reply_json(fd, json_pack("{s:i, s:i, s:s, s:s, s:s, s:b, s:I, s:f, s:I, s:b, s:i, s:I, s:I, s:o}",
 		      "pid", 0, "daemon_pid", (int)getpid(), "comm", "(host-wide)",
 		      "since", h->since, "python", "", "exited", false,
 		      "blocks", (json_int_t)blocks, "bytes", bytes,
 		      "drops", (json_int_t)hk_losses(counters), "sampling", h->o->sample,
 		      "frames", (int)h->o->frames, "processes", (json_int_t)live,
-		      "skipped", (json_int_t)h->ps.nskipped, "counters", c);
-	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	if (!s) {
-		hk_daemon_reply_error(fd, "out of memory");
-	} else {
-		hk_send_all(fd, "ok\n", 3);
-		hk_send_all(fd, s, strlen(s));
-		hk_send_all(fd, "\n", 1);
-	}
-	free(s);
-	json_decref(j);
+		      "skipped", (json_int_t)h->ps.nskipped,
+		      "counters", hk_counters_json(counters)));
 }
 
-static void serve(struct host *h, int lsock)
+static void status_cb(void *h, int fd)
 {
-	char line[256];
-	int fd = hk_daemon_accept(lsock, line, sizeof(line));
-
-	if (fd < 0)
-		return;
-	if (strcmp(line, "status") == 0) {
-		serve_status(h, fd);
-	} else if (strncmp(line, "snapshot ", 9) == 0) {
-		serve_snapshot(h, fd, line + 9);
-	} else if (strcmp(line, "stop") == 0) {
-		if (h->stop_conn >= 0)
-			close(h->stop_conn);
-		h->stop_conn = fd;
-		stop_flag = 1;
-		return;
-	} else {
-		hk_daemon_reply_error(fd, "unknown request");
-	}
-	close(fd);
+	serve_status(h, fd);
 }
+
+static void snapshot_cb(void *h, int fd, const char *args)
+{
+	serve_snapshot(h, fd, args);
+}
+
+static const struct hk_daemon_handlers handlers = { status_cb, snapshot_cb };
 
 int hk_hostdaemon_main(const struct hk_options *o, int lock)
 {
@@ -245,8 +221,9 @@ int hk_hostdaemon_main(const struct hk_options *o, int lock)
 
 		hk_procset_poll(&h.ps, 50);
 		write_pids(&h.ps, &written);
-		if (poll(&pf, 1, 0) == 1)
-			serve(&h, lsock);
+		if (poll(&pf, 1, 0) == 1 &&
+		    hk_daemon_serve(lsock, &handlers, &h, &h.stop_conn))
+			stop_flag = 1;
 	}
 	hk_procset_stop(&h.ps);
 	hk_procset_free(&h.ps);

@@ -196,9 +196,7 @@ static json_t *merged_json(const struct hk_options *o, const struct hk_procset *
 		for (int c = 0; c < HK_CNT_MAX; c++)
 			sum[c] += rec_of(tt)->counters[c];
 	}
-	counters = json_object();
-	for (int c = 0; c < HK_CNT_MAX; c++)
-		json_object_set_new(counters, hk_counter_name(c), json_integer((json_int_t)sum[c]));
+	counters = hk_counters_json(sum);
 	run = run_json(ps, o, window_s);
 	json_object_set_new(run, "merged", json_true());
 	json_object_set_new(run, "counters", counters);
@@ -307,18 +305,9 @@ static int write_file(const char *dir, const char *name, int (*fill)(FILE *, con
 		      const void *arg, char *err, size_t errlen)
 {
 	char path[4096];
-	struct hk_out out;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	if (hk_out_open(&out, path, err, errlen))
-		return -1;
-	errno = 0;
-	if (fill(out.f, arg)) {
-		hk_out_error(&out, errno ? errno : EIO, err, errlen);
-		hk_out_discard(&out);
-		return -1;
-	}
-	return hk_out_commit(&out, err, errlen);
+	return hk_out_write(path, fill, arg, err, errlen);
 }
 
 static int fill_pickle(FILE *f, const void *arg)

@@ -94,24 +94,29 @@ static int none(const struct hk_options *o, const struct hk_procset *ps)
 		       ps->nskipped, (int)ps->skipped[0].info.pid, ps->skipped[0].reason);
 }
 
+struct whole {
+	const struct hk_options *o;
+	const struct hk_procset *ps;
+	double window_s;
+};
+
+static int fill_report(FILE *f, const void *arg)
+{
+	const struct whole *w = arg;
+
+	return hk_hostreport_write(f, w->o, w->ps, w->window_s, false);
+}
+
 static int report(const struct hk_options *o, const struct hk_procset *ps,
 		  double window_s)
 {
-	struct hk_out out;
+	struct whole w = { o, ps, window_s };
 	char err[512];
 
 	if (o->format == HK_FMT_PICKLE && !o->merge)
 		return hk_hostreport_pickles(o->output, o, ps, window_s, err, sizeof(err))
 		       ? hk_fail("%s", err) : 0;
-	if (hk_out_open(&out, o->output, err, sizeof(err)))
-		return hk_fail("%s", err);
-	errno = 0;
-	if (hk_hostreport_write(out.f, o, ps, window_s, false)) {
-		hk_out_error(&out, errno ? errno : EIO, err, sizeof(err));
-		hk_out_discard(&out);
-		return hk_fail("%s", err);
-	}
-	return hk_out_commit(&out, err, sizeof(err)) ? hk_fail("%s", err) : 0;
+	return hk_out_write(o->output, fill_report, &w, err, sizeof(err)) ? hk_fail("%s", err) : 0;
 }
 
 int hk_hostwide_main(const struct hk_options *o, volatile sig_atomic_t *stop)

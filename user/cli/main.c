@@ -66,17 +66,6 @@ static void handle_signals(void)
 static int rootfd = -1, cwdfd = -1;
 static struct hk_creds creds;
 
-static void hold_dirs(pid_t pid)
-{
-	char p[64];
-
-	snprintf(p, sizeof(p), "/proc/%d/root", (int)pid);
-	rootfd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	snprintf(p, sizeof(p), "/proc/%d/cwd", (int)pid);
-	cwdfd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	hk_creds_of(pid, &creds);
-}
-
 /* The report into out, put in place: 0, or 1 with one line naming the
  * file and the reason. */
 static int write_out(struct hk_out *out, const struct hk_options *o,
@@ -189,7 +178,7 @@ int main(int argc, char **argv)
 		hk_pytarget_close(&t);
 		return 1;
 	}
-	hold_dirs(o.pid);
+	hk_creds_hold(o.pid, &rootfd, &cwdfd, &creds);
 	handle_signals();
 	to = (struct hk_trace_opts){ .frames = o.frames,
 				     .duration_ms = o.duration_ms,

@@ -221,3 +221,19 @@ void hk_out_discard(struct hk_out *o)
 		close(o->dirfd);
 	o->dirfd = -1;
 }
+
+int hk_out_write(const char *path, int (*fill)(FILE *f, const void *arg),
+		 const void *arg, char *err, size_t errlen)
+{
+	struct hk_out out;
+
+	if (hk_out_open(&out, path, err, errlen))
+		return -1;
+	errno = 0;
+	if (fill(out.f, arg)) {
+		hk_out_error(&out, errno ? errno : EIO, err, errlen);
+		hk_out_discard(&out);
+		return -1;
+	}
+	return hk_out_commit(&out, err, errlen);
+}

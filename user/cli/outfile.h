@@ -38,6 +38,11 @@ int hk_out_commit(struct hk_out *o, char *err, size_t errlen);
 /* The report will not be written: closes, and leaves nothing behind (a
  * file opened in place stays as it was). */
 void hk_out_discard(struct hk_out *o);
+/* The whole round: opens path (NULL: standard output), fill writes the
+ * report into the stream (0, or -1 with errno), and it is put in place.
+ * 0, or -1 with "cannot write the report to PATH: REASON" in err. */
+int hk_out_write(const char *path, int (*fill)(FILE *f, const void *arg),
+		 const void *arg, char *err, size_t errlen);
 /* "cannot write the report to NAME: strerror(e)" into err; returns -1. */
 int hk_out_error(const struct hk_out *o, int e, char *err, size_t errlen);
 

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "lock.h"
+#include "session.h"
 #include "procwatch.h"
 #include "procwatch.skel.h"
 
@@ -151,16 +152,6 @@ static bool exiting(pid_t pid)
 	return empty;
 }
 
-static void hold_dirs(struct hk_traced *tt)
-{
-	char p[64];
-
-	snprintf(p, sizeof(p), "/proc/%d/root", (int)tt->info.pid);
-	tt->rootfd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	snprintf(p, sizeof(p), "/proc/%d/cwd", (int)tt->info.pid);
-	tt->cwdfd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	hk_creds_of(tt->info.pid, &tt->creds);
-}
 
 static void traced_free(struct hk_traced *tt)
 {
@@ -280,7 +271,7 @@ static void run_job(struct hk_procset *ps, struct job *j)
 		traced_free(tt);
 		return;
 	}
-	hold_dirs(tt);
+	hk_creds_hold(tt->info.pid, &tt->rootfd, &tt->cwdfd, &tt->creds);
 	if (hk_trace_start(&tt->tr, &tt->t, &p->to, err, sizeof(err))) {
 		skip(ps, &tt->info, hk_pytarget_gone(&tt->t) ? HK_SKIP_EXITED
 							    : HK_SKIP_FAILED, err);
@@ -700,10 +691,7 @@ void hk_procset_count(struct hk_procset *ps, uint64_t *blocks, double *bytes,
 			hk_trace_count(tt->tr, &b, &y, c);
 		} else {
 			b = tt->res.ntraces;
-			for (size_t k = 0; k < tt->res.ntraces; k++)
-				y += tt->res.traces[k].weight > 0 ?
-				     tt->res.traces[k].size * tt->res.traces[k].weight :
-				     (double)tt->res.traces[k].size;
+			y = hk_result_bytes(&tt->res);
 			memcpy(c, tt->res.counters, sizeof(c));
 		}
 		*blocks += b;

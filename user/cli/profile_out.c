@@ -20,6 +20,11 @@ void hk_labels_make(struct hk_labels *l, const struct hk_options *o, pid_t pid,
 								 .str = container };
 	}
 	l->v[l->n++] = (struct hk_pprof_label){ .key = "host", .str = l->host };
+	hk_labels_user(l, o);
+}
+
+void hk_labels_user(struct hk_labels *l, const struct hk_options *o)
+{
 	for (size_t i = 0; i < o->nlabels; i++) {
 		const char *eq = strchr(o->labels[i], '=');
 		size_t k = (size_t)(eq - o->labels[i]);

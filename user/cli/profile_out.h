@@ -23,6 +23,9 @@ struct hk_labels {
 void hk_labels_make(struct hk_labels *l, const struct hk_options *o, pid_t pid,
 		    const char *comm, const char *python, const char *container);
 
+/* Only the --label KEY=VALUE pairs, appended to l (merge's). */
+void hk_labels_user(struct hk_labels *l, const struct hk_options *o);
+
 /* The profile of procs to out, for a window of seconds that began at
  * CLOCK_MONOTONIC began. 0, or -1 with errno. */
 int hk_profile_write(FILE *out, const struct hk_options *o,

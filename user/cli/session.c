@@ -71,11 +71,8 @@ unsigned long long hk_losses(const uint64_t counters[HK_CNT_MAX])
 json_t *hk_run_json(const struct hk_pytarget *t, const struct hk_result *r,
 		    const struct hk_options *o)
 {
-	json_t *c = json_object();
+	json_t *c = hk_counters_json(r->counters);
 
-	for (int i = 0; i < HK_CNT_MAX; i++)
-		json_object_set_new(c, counter_names[i],
-				    json_integer((json_int_t)r->counters[i]));
 	json_object_set_new(c, "unresolved_stacks",
 			    json_integer((json_int_t)r->unresolved));
 	json_object_set_new(c, "unreadable_code_objects",
@@ -91,6 +88,25 @@ json_t *hk_run_json(const struct hk_pytarget *t, const struct hk_result *r,
 			 "tables_changed_at_s", r->tables_changed ?
 				json_real(r->tables_changed_at) : json_null(),
 			 "counters", c);
+}
+
+json_t *hk_counters_json(const uint64_t counters[HK_CNT_MAX])
+{
+	json_t *c = json_object();
+
+	for (int i = 0; c && i < HK_CNT_MAX; i++)
+		json_object_set_new(c, counter_names[i], json_integer((json_int_t)counters[i]));
+	return c;
+}
+
+double hk_result_bytes(const struct hk_result *r)
+{
+	double bytes = 0;
+
+	for (size_t i = 0; i < r->ntraces; i++)
+		bytes += r->traces[i].weight > 0 ? r->traces[i].size * r->traces[i].weight
+						 : (double)r->traces[i].size;
+	return bytes;
 }
 
 /* Losses are never silent: one stderr line each. */

@@ -62,6 +62,10 @@ void hk_warn_losses(FILE *f, const struct hk_result *r);
 unsigned long long hk_losses(const uint64_t counters[HK_CNT_MAX]);
 /* Every counter by name, as in the report's "hawk_bpf.counters". */
 const char *hk_counter_name(int i);
+/* That object: {name: value} of every counter (NULL out of memory). */
+json_t *hk_counters_json(const uint64_t counters[HK_CNT_MAX]);
+/* The bytes r's blocks stand for (sampled ones weighed by 1/p). */
+double hk_result_bytes(const struct hk_result *r);
 
 /* The client commands: exit status, errors as one line on stderr. */
 int hk_session_snapshot(const struct hk_options *o);

@@ -1,5 +1,6 @@
 #include "creds.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,4 +133,15 @@ void hk_creds_leave(struct hk_creds_saved *s)
 	syscall(SYS_setgroups, s->ngroups, s->groups);
 	free(s->groups);
 	s->groups = NULL;
+}
+
+void hk_creds_hold(pid_t pid, int *rootfd, int *cwdfd, struct hk_creds *c)
+{
+	char p[64];
+
+	snprintf(p, sizeof(p), "/proc/%d/root", (int)pid);
+	*rootfd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	snprintf(p, sizeof(p), "/proc/%d/cwd", (int)pid);
+	*cwdfd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	hk_creds_of(pid, c);
 }

@@ -22,6 +22,11 @@ struct hk_creds {
 int hk_creds_of(pid_t pid, struct hk_creds *c);
 void hk_creds_free(struct hk_creds *c);
 
+/* What source lines of process pid are read with, taken at attach so
+ * they can still be read after it exits: its root and cwd held open
+ * (O_PATH; -1 where they cannot be) and its credentials. */
+void hk_creds_hold(pid_t pid, int *rootfd, int *cwdfd, struct hk_creds *c);
+
 struct hk_creds_saved {
 	uid_t fsuid;
 	gid_t fsgid;
