@@ -350,10 +350,10 @@ def perf_events(pid):
     return n
 
 
-def held_at_third_uprobe(pid, timeout=TIMEOUT):
-    """The hawk-bpf process tracing pid (the profile, or start's daemon)
-    once strace holds it stopped after its fourth perf_event_open (the
-    exec tracepoint's, then two uprobes live and a third made). Its PID."""
+def hawk_of(pid, ready, timeout=TIMEOUT, what="the hawk-bpf process of the target"):
+    """The hawk-bpf process (the profile, or start's daemon) whose command
+    line names pid, once ready(its /proc dir) holds: its PID. ready may
+    raise OSError (the process went meanwhile)."""
     exe = os.path.realpath(HAWK)
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -362,37 +362,36 @@ def held_at_third_uprobe(pid, timeout=TIMEOUT):
                 if not d.name.isdigit() or os.path.realpath(d / "exe") != exe or \
                         str(pid).encode() not in (d / "cmdline").read_bytes().split(b"\0"):
                     continue
-                n = perf_events(d.name)
+                if ready(d):
+                    return int(d.name)
             except OSError:
                 continue
-            assert n <= 4, f"hawk-bpf {d.name} was not held at its third uprobe ({n})"
-            if n == 4:
-                time.sleep(0.3)
-                assert perf_events(d.name) == 4, "hawk-bpf was not held at its third uprobe"
-                return int(d.name)
         time.sleep(0.02)
-    raise AssertionError("hawk-bpf never reached its third uprobe")
+    raise AssertionError(f"{what} never came")
 
 
-def stopped_hawk(pid, timeout=TIMEOUT):
+def held_at_third_uprobe(pid):
+    """The hawk-bpf process tracing pid once strace holds it stopped after
+    its fourth perf_event_open (the exec tracepoint's, then two uprobes
+    live and a third made). Its PID."""
+    def ready(d):
+        n = perf_events(d.name)
+        assert n <= 4, f"hawk-bpf {d.name} was not held at its third uprobe ({n})"
+        if n < 4:
+            return False
+        time.sleep(0.3)
+        assert perf_events(d.name) == 4, "hawk-bpf was not held at its third uprobe"
+        return True
+
+    return hawk_of(pid, ready, what="hawk-bpf at its third uprobe")
+
+
+def stopped_hawk(pid):
     """The hawk-bpf process tracing pid once it has stopped itself after
     its second uprobe_multi link (HAWK_BPF_TEST_STOP_AFTER_LINKS=2). Its
     PID."""
-    exe = os.path.realpath(HAWK)
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        for d in Path("/proc").iterdir():
-            try:
-                if not d.name.isdigit() or os.path.realpath(d / "exe") != exe or \
-                        str(pid).encode() not in (d / "cmdline").read_bytes().split(b"\0"):
-                    continue
-                state = (d / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if state == "T":
-                return int(d.name)
-        time.sleep(0.02)
-    raise AssertionError("hawk-bpf never stopped after its second probe link")
+    return hawk_of(pid, lambda d: (d / "stat").read_text().rsplit(")", 1)[1].split()[0] == "T",
+                   what="hawk-bpf stopped after its second probe link")
 
 
 @pytest.mark.parametrize("probes", ["multi", "perf"])
