@@ -172,6 +172,11 @@ static int draw(const struct hk_tramp_spec *s, uint64_t *state, uint64_t size)
 	u = *state >> 32;
 	if (size == 0)
 		size = 1;
+	/* by bytes: u < size * mult, as a signed 64-bit product whose
+	 * overflow (or a negative size) samples */
+	if (s->by_bytes)
+		return (size >> 63) || (unsigned __int128)size * s->bytes_mult > u
+		       ? M_SAMPLED : M_UNSAMPLED;
 	for (unsigned i = 0; i < s->nclasses; i++)
 		if (size < s->classes[i].bound) {
 			t = s->classes[i].always ? 1ull << 32 : s->classes[i].threshold;
@@ -678,6 +683,10 @@ Test(trampoline, disassembly_is_clean)
 	s.ring = s.table + 8 * (HK_TRAMP_MAX_CLASSES + 2);	/* ring mode */
 	check_disassembly(&s);
 	with_walk(&s, 0x1000);
+	check_disassembly(&s);
+	s.nclasses = 0;				/* by bytes */
+	s.by_bytes = true;
+	s.bytes_mult = 8192;
 	check_disassembly(&s);
 }
 
@@ -1422,11 +1431,47 @@ Test(trampoline, ring_object_realloc)
 	munmap((void *)(uintptr_t)ring_words[0], HK_RING_HEADER + 4096 + HK_RING_SLACK);
 }
 
+static void check_model(struct env *e_, unsigned min_each);
+
 /* Every decision and nonce, against the model, on random calls. */
 Test(trampoline, matches_model)
 {
-	static struct fake f;
 	struct env e;
+
+	env_init(&e);
+	add_class(&e.s, 16, 0.5);
+	add_class(&e.s, 64, 0.25);
+	add_class(&e.s, 100, 0.0);
+	add_class(&e.s, 128, 1.0);
+	add_class(&e.s, 129, 0.75);
+	add_class(&e.s, 400, 0.9999);
+	add_class(&e.s, 5000, 0.3);
+	env_load(&e);
+	check_model(&e, 10000);
+}
+
+/* Sampling by bytes: random < size * mult, for periods whose mult is
+ * small, large, and 2^32 (N = 1: everything). */
+Test(trampoline, matches_model_by_bytes)
+{
+	static const uint64_t periods[] = { 300, 4096, 1, 524288 };
+
+	for (size_t i = 0; i < sizeof(periods) / sizeof(periods[0]); i++) {
+		struct env e;
+
+		env_init(&e);
+		e.s.by_bytes = true;
+		e.s.bytes_mult = ((1ULL << 32) + periods[i] - 1) / periods[i];
+		env_load(&e);
+		check_model(&e, periods[i] == 1 || periods[i] == 524288 ? 0 : 10000);
+		munmap(e.map, 4 * (size_t)e.pg);
+	}
+}
+
+static void check_model(struct env *e_, unsigned min_each)
+{
+	static struct fake f;
+	struct env e = *e_;
 	uint64_t st = SEED, rng = 0x12345678abcdefull, p;
 	unsigned counts[3] = { 0 };
 	static const int entries[] = { HK_TE_OBJ_MALLOC, HK_TE_OBJ_CALLOC,
@@ -1438,15 +1483,6 @@ Test(trampoline, matches_model)
 	static const int sampled[] = { P_RAW_MALLOC, P_RAW_CALLOC, P_RAW_MALLOC,
 				       P_RAW_CALLOC, P_RAW_REALLOC, P_RAW_MALLOC };
 
-	env_init(&e);
-	add_class(&e.s, 16, 0.5);
-	add_class(&e.s, 64, 0.25);
-	add_class(&e.s, 100, 0.0);
-	add_class(&e.s, 128, 1.0);
-	add_class(&e.s, 129, 0.75);
-	add_class(&e.s, 400, 0.9999);
-	add_class(&e.s, 5000, 0.3);
-	env_load(&e);
 	p = fake_block(&f, 1000, false);
 	for (int i = 0; i < 300000; i++) {
 		uint64_t a, b2, r;
@@ -1491,8 +1527,8 @@ Test(trampoline, matches_model)
 	cr_log_info("model: %u skipped, %u unsampled, %u sampled\n",
 		    counts[0], counts[1], counts[2]);
 	cr_assert_gt(counts[M_SKIP], 10000);
-	cr_assert_gt(counts[M_UNSAMPLED], 10000);
-	cr_assert_gt(counts[M_SAMPLED], 10000);
+	cr_assert_geq(counts[M_UNSAMPLED], min_each);
+	cr_assert_geq(counts[M_SAMPLED], min_each);
 	env_check_clean(&e);
 }
 

@@ -81,7 +81,7 @@ int hk_sampler_prepare(struct hk_sampler *s, struct hk_pytarget *t, char *err,
 	if (reuse && (memcmp(&have, &hdr, sizeof(hdr)) ||
 		      hk_mem_read(t->memfd, s->code, old, s->out.len) ||
 		      memcmp(old, s->buf, s->out.len)))
-		return ERR("process %d keeps the sampling trampoline of an earlier hawk-bpf, made for other --sample-rates BOUNDs or by another version, for its whole life (its code may be running; see --help): sample it with the same BOUNDs (any P) and version",
+		return ERR("process %d keeps the sampling trampoline of an earlier hawk-bpf, made for other --sample-rates BOUNDs (or for sampling by bytes, or by classes) or by another version, for its whole life (its code may be running; see --help): sample it the same way (the same BOUNDs (any P), or --sample-bytes with any N) and version",
 			   (int)t->pid);
 	while (!seed)
 		if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))

@@ -163,6 +163,8 @@ int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 	spec.raw_ctx = t->tables[HK_DOM_RAW];
 	spec.magic = HK_SAMPLE_MAGIC;
 	spec.small_max = t->layout->small_max;
+	spec.by_bytes = r->period != 0;
+	spec.bytes_mult = r->mult;
 	spec.nclasses = r->n;
 	for (unsigned i = 0; i < r->n; i++) {
 		uint64_t th = hk_sample_threshold(r->prob[i]);
@@ -228,7 +230,7 @@ int hk_sampler_plan(struct hk_sampler *s, struct hk_pytarget *t,
 	rc = place(s, t, v, n, &spec);
 	free(v);
 	if (rc)
-		return ERR("no room for the sampling trampoline in the images of process %d (or an earlier hawk-bpf left one with other --sample-rates there)",
+		return ERR("no room for the sampling trampoline in the images of process %d (or an earlier hawk-bpf left one made for other --sample-rates BOUNDs, or for --sample-bytes, there)",
 			   (int)t->pid);
 	s->tagging = spec.tagging;
 	s->raw = spec.raw;

@@ -26,6 +26,8 @@
  *	mov r11,r10; shr r11,32				the 32-bit random
  *	xor ecx,ecx; { cmp rax,bound-1; sbb ecx,-1 }*	ecx = class index
  *	lea r8,[table]; cmp r11,[r8+rcx*8]; jae UN
+ *   by_bytes, instead: lea rcx,[rax+1]; cmp rcx,1; adc rcx,0	size (0: 1)
+ *	mov r8,[table]; imul rcx,r8; jo BOK; cmp r11,rcx; jae UN; BOK:
  *	mov r11,[MAGIC]; (with OR: cmp r9d,OR; je ORS)
  * SAMPLED: mov rdi,[RAWCTX]; mov rdi,[rdi]
  *   no tag: lea r8,[S]; jmp [r8+r9*8]
@@ -72,6 +74,7 @@ enum { L_UOC, L_URC, L_UOM, L_RRD, L_RFR, L_D, L_SAMPLED, L_ADJC, L_ADJR,
        L_UN, L_RAWANN, L_FLOOP, L_FCOUNT, L_FC, L_FDONE, L_RESERVE, L_RHAVE,
        L_RRETRY, L_RFULL, L_RNONE, L_RINGNEW, L_RNFAIL, L_RNDONE, L_ACFAIL,
        L_AC1, L_AC2, L_WALKREC, L_ARDONE, L_OLDUPLAIN, L_OLDUT, L_RCOPY, L_RCDONE, L_RREST, L_UOR, L_ORS, L_ORQ, L_ORRET,
+       L_BYTES_OK,
        L_POOL, L_N };
 #define MAX_JUMPS 96
 
@@ -1091,14 +1094,28 @@ static void gen(struct em *e, const struct hk_tramp_spec *s,
 	mov_store_rip(e, R10, s->state);
 	mov_rr(e, R11, R10);
 	shift(e, true, 5, R11, 32);
-	xor32_self(e, RCX);
-	for (unsigned i = 0; i < s->nclasses; i++) {
-		cmp_ri(e, RAX, (uint32_t)(s->classes[i].bound - 1));
-		arith_ri8(e, false, 3, RCX, -1);
+	if (s->by_bytes) {
+		/* sampled iff random < size * table[0] (64-bit; a signed
+		 * overflow, from a size past 2^62, samples); size 0 as 1 */
+		lea_rd8(e, RCX, RAX, 1);
+		cmp_ri(e, RCX, 1);
+		arith_ri8(e, true, 2, RCX, 0);
+		mov_load_rip(e, R8, s->table);
+		imul_rr(e, RCX, R8);
+		jump(e, CC_O, L_BYTES_OK);
+		op_rr(e, 0x39, R11, RCX);	/* cmp r11, rcx */
+		jump(e, CC_AE, L_UN);
+		label(e, L_BYTES_OK);
+	} else {
+		xor32_self(e, RCX);
+		for (unsigned i = 0; i < s->nclasses; i++) {
+			cmp_ri(e, RAX, (uint32_t)(s->classes[i].bound - 1));
+			arith_ri8(e, false, 3, RCX, -1);
+		}
+		lea_rip(e, R8, s->table);
+		cmp_r_mem(e, R11, R8, RCX);
+		jump(e, CC_AE, L_UN);
 	}
-	lea_rip(e, R8, s->table);
-	cmp_r_mem(e, R11, R8, RCX);
-	jump(e, CC_AE, L_UN);
 	mov_load_rip(e, R11, pool(e, P_MAGIC));
 	if (obj_realloc(s)) {
 		arith_ri8(e, false, 7, R9, HK_TE_OBJ_REALLOC);
@@ -1251,6 +1268,8 @@ static bool valid(const struct hk_tramp_spec *s)
 
 	if (s->small_max < 1 || s->small_max > INT32_MAX ||
 	    s->nclasses > HK_TRAMP_MAX_CLASSES || (s->table & 7) ||
+	    (s->by_bytes && (s->nclasses || !s->bytes_mult ||
+			     s->bytes_mult > 1ULL << 32)) ||
 	    (s->raw && !s->tagging) || (s->sys_nr && !s->raw) ||
 	    (s->py.tstate && (!s->sys_nr || (s->py.walk & 3))) ||
 	    (s->ring && (!s->py.tstate || (s->ring & 7))) ||
@@ -1302,6 +1321,10 @@ unsigned hk_tramp_thresholds(const struct hk_tramp_spec *s,
 {
 	unsigned i;
 
+	if (s->by_bytes) {
+		t[0] = s->bytes_mult;
+		return 1;
+	}
 	for (i = 0; i < s->nclasses && i < HK_TRAMP_MAX_CLASSES; i++)
 		t[i] = s->classes[i].always ? 1ull << 32 : s->classes[i].threshold;
 	t[i] = 1ull << 32;

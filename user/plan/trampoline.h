@@ -29,7 +29,8 @@
  * A draw advances the PRNG word at spec->state once (xorshift64 13/7/17,
  * plain load and store: racing threads only lose randomness); the size's
  * class decides: sampled iff (new state >> 32) < T, T from the threshold
- * table at spec->table (hk_tramp_thresholds).
+ * table at spec->table (hk_tramp_thresholds); by bytes, T = size * the
+ * table's first word.
  * Unsampled: tail jump to the entry's real function, rdi/rsi/rdx untouched,
  * r11 = 0.
  * Sampled: rdi = the raw ctx, r10 = the new PRNG state (a per-call nonce),
@@ -133,6 +134,11 @@ struct hk_tramp_spec {
 	uint64_t ring;
 	bool tagging;		/* call and tag (else tail-jump) */
 	bool raw;		/* generate the raw entries (needs tag) */
+	/* Sampling by bytes (include/samplebytes.h): sampled iff random <
+	 * size * table[0] (table[0] = bytes_mult, which a later run may
+	 * change), no classes. */
+	bool by_bytes;
+	uint64_t bytes_mult;	/* 1..2^32 */
 	unsigned nclasses;	/* 0..HK_TRAMP_MAX_CLASSES, bounds increasing;
 				 * sizes >= the last bound are always sampled */
 	struct hk_tramp_class classes[HK_TRAMP_MAX_CLASSES];
