@@ -14,6 +14,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "hawk.h"
+#include "samplebytes.h"
 
 /* Interpreter layout and limits, set by the loader before load. */
 const volatile struct hk_py_layout L = {};
@@ -41,6 +42,20 @@ const volatile __u32 sample_raw = 0;
 const volatile __u32 sample_nclasses = 0;
 const volatile __u64 sample_bound[8] = {};
 const volatile __u64 sample_thresh[8] = {};	/* 2^32: always */
+/* --sample-bytes: N (0: by classes), the trampoline's multiplier, and
+ * the table of include/samplebytes.h. A block the trampoline sampled with
+ * p1 is kept with p / p1; one BPF draws for is kept with p. */
+/* --sample, raw domain switched, announcing by system call or ring: a
+ * sampled call is announced after the raw function returns, but for the
+ * realloc of a traced block without a ring (it goes through the realloc
+ * probe, padded, and is recorded there). A probe inside that function (no padding to
+ * probe) sees the marked call first, and leaves it to the announcement:
+ * one record and one draw, where two would count it twice (and, by
+ * bytes, keep it with 1 - (1 - q)^2). */
+const volatile __u32 sample_sys = 0;
+const volatile __u64 sample_period = 0;
+const volatile __u64 sample_mult = 0;
+const volatile __u64 sample_ptab[HK_SB_TAB] = {};
 /* The target's pid namespace (dev, ino of /proc/PID/ns/pid) and its
  * thread group id there: announcements by system call (sys_announce) are
  * the target's when the caller is that tgid in that namespace, and the
@@ -155,16 +170,37 @@ struct {
 	__type(value, struct hk_alloc_sum);
 } allocated SEC(".maps");
 
-static __always_inline void note_alloc(__u32 stack, __u64 size)
+/* The Q32 probability a block of this size in class cls (HK_BLOCK) was
+ * kept with: 2^32 unsampled or always sampled. */
+static __always_inline __u64 block_thresh(__u32 cls, __u64 size)
+{
+	if (!cls)
+		return HK_SB_ONE;
+	if (sample_period)
+		return hk_sb_threshold(size, sample_period, sample_ptab);
+	if (cls > 8)
+		return HK_SB_ONE;
+	return sample_thresh[(cls - 1) & 7] ?: 1;
+}
+
+/* Sums estimates (hk_alloc_sum): each allocation counts 1/p. */
+static __always_inline void note_alloc(__u32 stack, __u64 size, __u32 cls)
 {
 	struct hk_alloc_sum *a;
+	__u64 th, n = HK_ALLOC_ONE, bytes = size;
 
 	if (!count_allocs || stack >= HK_ALLOC_IDS)
 		return;
+	th = block_thresh(cls, size);
+	if (th < HK_SB_ONE) {
+		n = (HK_ALLOC_ONE << 32) / th;
+		bytes = size < (1ULL << 31) ? (size << 32) / th
+					    : size * (HK_SB_ONE / th);
+	}
 	a = bpf_map_lookup_elem(&allocated, &stack);
 	if (a) {
-		__sync_fetch_and_add(&a->count, 1);
-		__sync_fetch_and_add(&a->bytes, size);
+		__sync_fetch_and_add(&a->count, n);
+		__sync_fetch_and_add(&a->bytes, bytes);
 	}
 }
 
@@ -525,11 +561,22 @@ static __always_inline int sample_marker(struct pt_regs *ctx,
  * trampoline decides with the same classes, by the same size. */
 static __always_inline int sample_decide(int marker, __u64 size, __u32 *cls)
 {
-	__u64 th = 1ULL << 32;
+	__u64 th = 1ULL << 32, p1;
 
 	*cls = 0;
 	if (!size)
 		size = 1;	/* as the allocator serves it */
+	if (sample_period) {
+		th = hk_sb_threshold(size, sample_period, sample_ptab);
+		if (th >= HK_SB_ONE)
+			return marker == 1 || !sample_raw;
+		*cls = 1;
+		if (marker != 1)
+			return !sample_raw && bpf_get_prandom_u32() < th;
+		/* kept with p / p1: random * p1 < p * 2^32 */
+		p1 = hk_sb_first(size, sample_mult);
+		return th >= p1 || (__u64)bpf_get_prandom_u32() * p1 < th << 32;
+	}
 	for (int i = 0; i < 8; i++) {
 		if (i < sample_nclasses && size < sample_bound[i]) {
 			th = sample_thresh[i];
@@ -582,6 +629,9 @@ int BPF_KPROBE(alloc_enter)
 	a->cls = 0;
 	if (!sample_mode)
 		a->sampled = 1;
+	else if (marker && sample_raw && sample_sys &&
+		 (a->kind != HK_REALLOC || ring_word || !a->had_old))
+		a->sampled = 0;		/* announced: see sample_sys */
 	else
 		a->sampled = sample_decide(marker, call_size(a), &a->cls);
 	return 0;
@@ -631,7 +681,7 @@ int BPF_KRETPROBE(alloc_return)
 		count(HK_CNT_LIVE_FULL);
 	} else {
 		count(HK_CNT_ALLOCS);
-		note_alloc(HK_BLOCK_ID(blk), size);
+		note_alloc(HK_BLOCK_ID(blk), size, a->cls);
 	}
 	return 0;
 }
@@ -640,24 +690,32 @@ int BPF_KRETPROBE(alloc_return)
  * sampled and tagged (addr), of the size asked for, with the nonce of its
  * draw. Through the free probe (free(NULL), see free_enter) a nonce seen
  * before is a stale marker; a system call is never stale (check 0). */
-/* --sample: keep a block the trampoline sampled, with its stack's id. */
-static __always_inline void keep_sampled(__u64 addr, __u64 size, __u32 stack)
+/* --sample: keep a block the trampoline sampled (cls from sampled()),
+ * with its stack's id. */
+static __always_inline void keep_sampled(__u64 addr, __u64 size, __u32 cls,
+					 __u32 stack)
 {
-	__u32 cls;
-
-	sample_decide(1, size, &cls);
 	if (live_put(addr, HK_BLOCK(size, cls, stack))) {
 		count(HK_CNT_LIVE_FULL);
 	} else {
 		count(HK_CNT_ALLOCS);
-		note_alloc(stack, size);
+		note_alloc(stack, size, cls);
 	}
+}
+
+/* Whether to keep a block the trampoline sampled: by bytes, it drew with
+ * p1 only and BPF's stage may drop it (before its stack is captured; its
+ * tag then stays, and its free finds no block). */
+static __always_inline int sampled(__u64 size, __u32 *cls)
+{
+	return sample_decide(1, size, cls);
 }
 
 static __always_inline void announced(__u64 addr, __u64 size, __u64 nonce,
 				      int check)
 {
 	struct inflight *in;
+	__u32 cls;
 
 	if (!addr)
 		return;
@@ -671,7 +729,8 @@ static __always_inline void announced(__u64 addr, __u64 size, __u64 nonce,
 			return;
 		in->last_nonce = nonce;
 	}
-	keep_sampled(addr, size, capture_stack());
+	if (sampled(size, &cls))
+		keep_sampled(addr, size, cls, capture_stack());
 }
 
 /* --sample, raw domain switched: a realloc of a traced block whose result
@@ -736,6 +795,7 @@ int sys_announce(void *ctx)
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	__u64 k = BPF_CORE_READ(regs, di) - sample_magic, addr, blk;
 	struct bpf_pidns_info ns;
+	__u32 cls;
 
 	if (k < HK_ANN_ALLOC || k > HK_ANN_WALK || bare)
 		return 0;
@@ -756,8 +816,10 @@ int sys_announce(void *ctx)
 	if (frozen)
 		return 0;
 	if (k == HK_ANN_FRAMES) {
-		if (addr)
-			keep_sampled(addr, BPF_CORE_READ(regs, dx),
+		__u64 size = BPF_CORE_READ(regs, dx);
+
+		if (addr && sampled(size, &cls))
+			keep_sampled(addr, size, cls,
 				     user_stack(BPF_CORE_READ(regs, r10),
 						(__u32)BPF_CORE_READ(regs, r8),
 						(__u32)BPF_CORE_READ(regs, r9), 0));
@@ -836,7 +898,7 @@ static long drain_one(__u32 i, struct drain *d)
 {
 	struct hk_ring_rec r;
 	__u64 len, blk, at = d->buf + d->off;
-	__u32 *id, stack = 0;
+	__u32 *id, stack = 0, cls;
 
 	if (d->off + sizeof(r) > d->len)
 		return 1;
@@ -856,8 +918,9 @@ static long drain_one(__u32 i, struct drain *d)
 	d->applied++;
 	switch (r.type) {
 	case HK_ANN_FRAMES:
-		keep_sampled(r.addr, r.size,
-			     user_stack(at + sizeof(r), r.nframes, r.total, 1));
+		if (sampled(r.size, &cls))
+			keep_sampled(r.addr, r.size, cls,
+				     user_stack(at + sizeof(r), r.nframes, r.total, 1));
 		break;
 	case HK_ANN_WALK:
 		id = bpf_map_lookup_elem(&walked, &r.pos);
@@ -867,7 +930,8 @@ static long drain_one(__u32 i, struct drain *d)
 		} else {
 			count(HK_CNT_ARGS_LOST);
 		}
-		keep_sampled(r.addr, r.size, stack);
+		if (sampled(r.size, &cls))
+			keep_sampled(r.addr, r.size, cls, stack);
 		break;
 	case HK_ANN_FREE:
 		if (live_take(r.addr, &blk))

@@ -195,6 +195,9 @@ struct hk_bucket {
  * from 0 (no Python frame) below HK_ALLOC_IDS, as many as the stacks map
  * holds. */
 #define HK_ALLOC_IDS ((1 << 16) + 1)
+/* Estimates when sampled (each allocation counts 1/p): count in units of
+ * HK_ALLOC_ONE, bytes in bytes. */
+#define HK_ALLOC_ONE (1ULL << 16)
 struct hk_alloc_sum {
 	__u64 count;
 	__u64 bytes;

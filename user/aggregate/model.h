@@ -45,7 +45,7 @@ struct hk_trace {
  * alloc_objects and alloc_space). */
 struct hk_alloc_total {
 	const struct hk_traceback *tb;
-	uint64_t count, bytes;
+	double count, bytes;	/* estimates when sampled */
 };
 
 /* Sums of sizes.  A trace's size is a size_t, as tracemalloc records it;

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "hawk.skel.h"
+#include "samplebytes.h"
 #include "slots.h"
 #include "ring.h"
 #include "tablewatch.h"
@@ -319,7 +320,8 @@ static int add_trace(struct run *run, struct hk_result *res, size_t *cap,
 	}
 	res->traces[res->ntraces++] = (struct hk_trace){
 		.domain = 0, .size = HK_BLOCK_SIZE(blk), .tb = tb,
-		.weight = run->rates ? hk_sample_weight(run->rates, HK_BLOCK_CLASS(blk)) : 0 };
+		.weight = run->rates ? hk_sample_weight(run->rates, HK_BLOCK_CLASS(blk),
+							HK_BLOCK_SIZE(blk)) : 0 };
 	return 0;
 }
 
@@ -415,7 +417,7 @@ static int collect_one(void *ctx, uint64_t blk)
 
 /* Every live block, with its traceback. */
 /* pprof's alloc_*: what each stack allocated in the window, freed or
- * not (exact runs with alloc_totals only). */
+ * not (with alloc_totals; estimates when sampled). */
 static int collect_allocs(struct run *run, struct hk_result *res)
 {
 	uint32_t ids = run->skel->bss->next_stack_id + 1;
@@ -443,7 +445,7 @@ static int collect_allocs(struct run *run, struct hk_result *res)
 		}
 		res->allocs[res->nallocs++] = (struct hk_alloc_total){
 			.tb = tb ? tb : hk_sym_empty(run->sym),
-			.count = a.count, .bytes = a.bytes };
+			.count = (double)a.count / HK_ALLOC_ONE, .bytes = (double)a.bytes };
 	}
 	return 0;
 }
@@ -779,8 +781,7 @@ static int start(struct hk_tracer **out, struct hk_pytarget *t,
 	run->skel->rodata->bare = getenv("HAWK_BPF_BARE") != NULL;
 	run->skel->rodata->count_total = o->need_total;
 	run->skel->rodata->stats_mode = o->stats;
-	/* exact runs only: a sampled block's size is not its estimate */
-	run->skel->rodata->count_allocs = o->alloc_totals && !o->sample && !o->stats;
+	run->skel->rodata->count_allocs = o->alloc_totals && !o->stats;
 	if (!run->skel->rodata->count_allocs)
 		bpf_map__set_max_entries(run->skel->maps.allocated, 1);
 	if (o->sample) {
@@ -793,11 +794,17 @@ static int start(struct hk_tracer **out, struct hk_pytarget *t,
 		}
 		run->skel->rodata->sample_pad = tr->sampler.tagging ? HK_TRAMP_TAG_PAD : 0;
 		run->skel->rodata->sample_raw = tr->sampler.raw;
+		run->skel->rodata->sample_sys = tr->sampler.sys;
 		run->skel->rodata->sample_mode = 1;
 		run->skel->rodata->sample_magic = HK_SAMPLE_MAGIC;
 		tr->ring = tr->sampler.ring;
 		if (tr->ring)
 			run->skel->rodata->ring_word = tr->sampler.ringaddr;
+		run->skel->rodata->sample_period = o->sample->period;
+		run->skel->rodata->sample_mult = o->sample->mult;
+		if (o->sample->period)
+			memcpy((void *)run->skel->rodata->sample_ptab, hk_sb_table(),
+			       sizeof(run->skel->rodata->sample_ptab));
 		run->skel->rodata->sample_nclasses = o->sample->n;
 		for (unsigned i = 0; i < o->sample->n; i++) {
 			run->skel->rodata->sample_bound[i] = o->sample->bound[i];
@@ -955,7 +962,7 @@ static int count_one(void *ctx, uint64_t blk)
 	uint64_t size = HK_BLOCK_SIZE(blk);
 
 	c->blocks++;
-	c->bytes += c->rates ? size * hk_sample_weight(c->rates, HK_BLOCK_CLASS(blk))
+	c->bytes += c->rates ? size * hk_sample_weight(c->rates, HK_BLOCK_CLASS(blk), size)
 			     : (double)size;
 	return 0;
 }
