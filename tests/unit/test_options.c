@@ -825,6 +825,40 @@ Test(options, sample_rates_refused)
 		   "--stats", NULL);
 }
 
+Test(options, sample_bytes)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "-p", "1", "--sample-bytes", NULL);
+	cr_assert(o.sample);
+	cr_assert_eq(o.rates.period, HK_SAMPLE_BYTES_DEFAULT);
+	cr_assert_eq(o.rates.n, 0);
+	EXPECT_OK(&o, "-p", "1", "--sample-bytes", "65536", "--duration", "2", NULL);
+	cr_assert_eq(o.rates.period, 65536);
+	cr_assert_eq(o.duration_ms, 2000);
+	EXPECT_OK(&o, "-p", "1", "--sample-bytes=64K", NULL);
+	cr_assert_eq(o.rates.period, 65536);
+	EXPECT_OK(&o, "--sample-bytes", "--duration", "3", NULL);
+	cr_assert_eq(o.rates.period, HK_SAMPLE_BYTES_DEFAULT);
+	cr_assert(o.hostwide);
+	EXPECT_OK(&o, "start", "-p", "7", "--sample-bytes", "1M", NULL);
+	cr_assert_eq(o.rates.period, 1 << 20);
+	EXPECT_ERR("--sample-bytes: expected bytes from 1 to 67108864", "-p", "1",
+		   "--sample-bytes", "0", NULL);
+	EXPECT_ERR("--sample-bytes: expected bytes from 1 to 67108864", "-p", "1",
+		   "--sample-bytes=65M", NULL);
+	EXPECT_ERR("--sample-bytes: expected a number", "-p", "1",
+		   "--sample-bytes=x", NULL);
+	EXPECT_ERR("--sample-bytes cannot be used with --sample or --sample-rates",
+		   "-p", "1", "--sample", "--sample-bytes", NULL);
+	EXPECT_ERR("--sample-bytes cannot be used with --sample or --sample-rates",
+		   "-p", "1", "--sample-bytes", "4096", "--sample-rates", "64:0.5", NULL);
+	EXPECT_ERR("--sample cannot be used with --stats", "-p", "1", "--sample-bytes",
+		   "--stats", NULL);
+	EXPECT_ERR("--sample-bytes cannot be used with compare", "compare", "a", "b",
+		   "--sample-bytes", NULL);
+}
+
 /* ---- sessions: start, snapshot, stop, status ----------------------------- */
 
 Test(session, start)

@@ -24,6 +24,7 @@ enum {
 	OPT_STATS,
 	OPT_SAMPLE,
 	OPT_SAMPLE_RATES,
+	OPT_SAMPLE_BYTES,
 	OPT_LISTEN,
 	OPT_TOKEN_FILE,
 	OPT_MATCH,
@@ -44,6 +45,7 @@ static const struct option longopts[] = {
 	{ "stats",	no_argument,		NULL, OPT_STATS },
 	{ "sample",	no_argument,		NULL, OPT_SAMPLE },
 	{ "sample-rates", required_argument,	NULL, OPT_SAMPLE_RATES },
+	{ "sample-bytes", optional_argument,	NULL, OPT_SAMPLE_BYTES },
 	{ "output",	required_argument,	NULL, 'o' },
 	{ "listen",	required_argument,	NULL, OPT_LISTEN },
 	{ "token-file",	required_argument,	NULL, OPT_TOKEN_FILE },
@@ -77,6 +79,7 @@ static const struct {
 	{ OPT_STATS,		"--stats",	NULL },
 	{ OPT_SAMPLE,		"--sample",	NULL },
 	{ OPT_SAMPLE_RATES,	"--sample-rates", "SPEC" },
+	{ OPT_SAMPLE_BYTES,	"--sample-bytes", "N" },
 	{ 'o',			"-o/--output",	"FILE" },
 	{ OPT_LISTEN,		"--listen",	"ADDR:PORT" },
 	{ OPT_TOKEN_FILE,	"--token-file",	"FILE" },
@@ -100,7 +103,7 @@ static const struct {
 	{ HK_CMD_COMPARE, "compare",
 	  "which reads two pickle files and traces no process",
 	  { 'p', OPT_DURATION, OPT_FRAMES, OPT_MAX_BLOCKS, OPT_STATS,
-	    OPT_SAMPLE, OPT_SAMPLE_RATES, OPT_LABEL } },
+	    OPT_SAMPLE, OPT_SAMPLE_RATES, OPT_SAMPLE_BYTES, OPT_LABEL } },
 	{ HK_CMD_START, "start",
 	  "which traces until hawk-bpf stop (report options go to snapshot)",
 	  { OPT_DURATION, OPT_COUNT, OPT_FORMAT, OPT_CUMULATIVE, OPT_STATS,
@@ -108,26 +111,26 @@ static const struct {
 	{ HK_CMD_SNAPSHOT, "snapshot",
 	  "which reports the session as hawk-bpf start set it up",
 	  { OPT_DURATION, OPT_FRAMES, OPT_MAX_BLOCKS, OPT_STATS, OPT_SAMPLE,
-	    OPT_SAMPLE_RATES } },
+	    OPT_SAMPLE_RATES, OPT_SAMPLE_BYTES } },
 	{ HK_CMD_STOP, "stop", "which takes only -p PID",
 	  { OPT_DURATION, OPT_COUNT, OPT_FORMAT, OPT_FRAMES, OPT_CUMULATIVE,
-	    OPT_MAX_BLOCKS, OPT_STATS, OPT_SAMPLE, OPT_SAMPLE_RATES, 'o', OPT_LABEL } },
+	    OPT_MAX_BLOCKS, OPT_STATS, OPT_SAMPLE, OPT_SAMPLE_RATES, OPT_SAMPLE_BYTES, 'o', OPT_LABEL } },
 	{ HK_CMD_STATUS, "status", "which lists every session and takes no option",
 	  { 'p', OPT_DURATION, OPT_COUNT, OPT_FORMAT, OPT_FRAMES,
 	    OPT_CUMULATIVE, OPT_MAX_BLOCKS, OPT_STATS, OPT_SAMPLE,
-	    OPT_SAMPLE_RATES, 'o', OPT_LABEL } },
+	    OPT_SAMPLE_RATES, OPT_SAMPLE_BYTES, 'o', OPT_LABEL } },
 	/* merge reads profiles or pickles: nothing is traced. */
 	{ HK_CMD_MERGE, "merge",
 	  "which merges files and traces no process",
 	  { 'p', OPT_DURATION, OPT_COUNT, OPT_FORMAT, OPT_FRAMES, OPT_CUMULATIVE,
-	    OPT_MAX_BLOCKS, OPT_STATS, OPT_SAMPLE, OPT_SAMPLE_RATES, OPT_MATCH,
+	    OPT_MAX_BLOCKS, OPT_STATS, OPT_SAMPLE, OPT_SAMPLE_RATES, OPT_SAMPLE_BYTES, OPT_MATCH,
 	    OPT_CONTAINER, OPT_CGROUP, OPT_MERGE } },
 	/* serve runs hawk-bpf once per request, with the request's options. */
 	{ HK_CMD_SERVE, "serve",
 	  "which takes the PID and report options from each HTTP request",
 	  { 'p', OPT_DURATION, OPT_COUNT, OPT_FORMAT, OPT_FRAMES,
 	    OPT_CUMULATIVE, OPT_MAX_BLOCKS, OPT_STATS, OPT_SAMPLE,
-	    OPT_SAMPLE_RATES, 'o', OPT_LABEL } },
+	    OPT_SAMPLE_RATES, OPT_SAMPLE_BYTES, 'o', OPT_LABEL } },
 };
 
 static const char *const format_names[] = {
@@ -471,6 +474,7 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 	unsigned long v;
 	int c;
 	bool format_given = false;
+	unsigned sampling_by = 0;	/* 1: classes, 2: bytes */
 
 	*o = (struct hk_options){
 		.command = HK_CMD_PROFILE,
@@ -598,6 +602,7 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 			break;
 		case OPT_SAMPLE:
 			o->sample = true;
+			sampling_by |= 1;
 			break;
 		case OPT_SAMPLE_RATES: {
 			char why[200];
@@ -605,6 +610,24 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 			if (hk_sample_rates_parse(optarg, &o->rates, why, sizeof(why)))
 				return fail(err, errlen, "%s: %s", opt_name(c), why);
 			o->sample = true;
+			sampling_by |= 1;
+			break;
+		}
+		case OPT_SAMPLE_BYTES: {
+			/* "--sample-bytes" alone is Go's 512 KiB; its N may be
+			 * the next word ("--sample-bytes 65536") */
+			const char *n = optarg;
+			char why[200];
+
+			if (!n && optind < argc && argv[optind][0] >= '0' &&
+			    argv[optind][0] <= '9')
+				n = argv[optind++];
+			if (hk_sample_bytes_parse(n ? n : HK_SAMPLE_BYTES_DEFAULT_STR,
+						  &o->rates, why, sizeof(why))) {
+				return fail(err, errlen, "%s: %s", opt_name(c), why);
+			}
+			o->sample = true;
+			sampling_by |= 2;
 			break;
 		}
 		case OPT_MAX_BLOCKS:
@@ -697,6 +720,8 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 			    hk_format_name(o->format));
 	if (o->stats && o->sample)
 		return fail(err, errlen, "--sample cannot be used with --stats");
+	if (sampling_by == 3)
+		return fail(err, errlen, "--sample-bytes cannot be used with --sample or --sample-rates (by bytes, or by size classes)");
 	if (o->stats && o->cumulative)
 		return fail(err, errlen, "--cumulative cannot be used with --stats");
 	/* Snapshot.statistics('traceback', cumulative=True) raises too. */

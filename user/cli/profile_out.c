@@ -54,8 +54,11 @@ int hk_profile_write(FILE *out, const struct hk_options *o,
 		.time_nanos = (int64_t)(start * 1e9),
 		.duration_nanos = (int64_t)(seconds * 1e9),
 		.folded = o->format == HK_FMT_FOLDED,
-		.comment = o->sample ? "sampled: values are estimates (each sampled block counts 1/p)"
-				     : NULL,
+		.comment = !o->sample ? NULL : o->rates.period
+			? "sampled by bytes: each allocation with p = 1 - exp(-size/period); values are estimates (each sampled block counts 1/p)"
+			: "sampled by size classes: values are estimates (each sampled block counts 1/p)",
+		/* Go's heap profiles say their MemProfileRate so */
+		.period = o->sample ? (int64_t)o->rates.period : 0,
 	};
 
 	return hk_heapprofile_write(out, &hp);

@@ -160,9 +160,18 @@ int hk_write_pickle(FILE *out, const struct hk_snapshot *snap)
 /* The JSON "sampling" object: that the figures are estimates, and how. */
 json_t *hk_sampling_json(const struct hk_options *o, size_t sampled_blocks)
 {
-	json_t *classes = json_array();
+	json_t *classes;
 	char spec[256];
 	uint64_t lo = 0;
+
+	hk_sample_rates_str(&o->rates, spec, sizeof(spec));
+	if (o->rates.period)
+		return json_pack("{s:b, s:s, s:I, s:s, s:I, s:s}", "sampled", 1,
+				 "rates", spec, "sample_bytes", (json_int_t)o->rates.period,
+				 "probability", "1 - exp(-size / sample_bytes)",
+				 "sampled_blocks", (json_int_t)sampled_blocks,
+				 "estimates", "sizes and counts weigh each sampled block 1/p");
+	classes = json_array();
 
 	for (unsigned i = 0; i < o->rates.n; i++) {
 		json_array_append_new(classes, json_pack("{s:I, s:I, s:f}",
@@ -173,7 +182,6 @@ json_t *hk_sampling_json(const struct hk_options *o, size_t sampled_blocks)
 	}
 	json_array_append_new(classes, json_pack("{s:I, s:n, s:f}", "min_size",
 		(json_int_t)lo, "max_size", "probability", 1.0));
-	hk_sample_rates_str(&o->rates, spec, sizeof(spec));
 	return json_pack("{s:b, s:s, s:o, s:I, s:s}", "sampled", 1, "rates", spec,
 			 "classes", classes, "sampled_blocks", (json_int_t)sampled_blocks,
 			 "estimates", "sizes and counts weigh each sampled block 1/p");

@@ -121,6 +121,9 @@ int hk_heapprofile_write(FILE *out, const struct hk_heap_profile *hp)
 		.time_nanos = hp->time_nanos, .duration_nanos = hp->duration_nanos,
 		.comments = hp->comment ? &hp->comment : NULL, .ncomments = hp->comment ? 1 : 0,
 		.samples = s, .nsamples = b.n,
+		.period_type = hp->period ? "space" : NULL,
+		.period_unit = hp->period ? "bytes" : NULL,
+		.period = hp->period,
 	};
 	rc = hp->folded ? hk_folded_write(out, &p, V_INUSE_B) : hk_pprof_write(out, &p);
 out:

@@ -27,6 +27,7 @@ struct hk_heap_profile {
 	int64_t time_nanos, duration_nanos;	/* the window */
 	bool folded;				/* else pprof */
 	const char *comment;			/* NULL: none */
+	int64_t period;		/* sampled by bytes: period_type space/bytes */
 };
 
 /* 0, or -1 with errno. Sampled blocks (weight > 0) count as
