@@ -125,3 +125,45 @@ def test_session_pprof_equals_lineno(procs, tmp_path):
         # both round sums of the same weighted blocks, in their own ways
         assert abs(got[k][0] - want[k][0]) <= 1 + 1e-9 * want[k][0], (k, got[k], want[k])
         assert abs(got[k][1] - want[k][1]) <= 1, (k, got[k], want[k])
+
+
+def test_fleet_merge_splits_by_host(procs, tmp_path):
+    """The README's fleet run on one machine: two "hosts" (UTS namespaces
+    with their own host names) each profile their process sampled by
+    bytes; merge gives one profile whose total is theirs and which
+    -tagfocus host= splits again, period and all."""
+    runs = []
+    for host in ("web-1", "web-2"):
+        (tmp_path / host).mkdir()
+        wl = Workload(procs, PYTHONS["debian-3.11.2"][0], SCRIPT, tmp_path / host)
+        out = tmp_path / f"heap-{host}.pb.gz"
+        p = procs.popen(["unshare", "--uts", "sh", "-c",
+                         f'hostname {host} && exec "$0" "$@"', helpers.HAWK,
+                         "-p", wl.pid, "--duration", "600", "--sample-bytes",
+                         "--format", "pprof", "--label", "service=checkout", "-o", out],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        err = helpers.Lines(helpers._text(p.stderr), "hawk-bpf stderr")
+        err.wait_for(lambda l: helpers.TRACING.match(l) is not None, what="tracing")
+        runs.append((wl, p, out))
+    for wl, p, out in runs:
+        wl.go()
+        wl.wait("allocated")
+        p.send_signal(2)
+        assert p.wait(timeout=helpers.TIMEOUT) == 0
+    merged = tmp_path / "fleet.pb.gz"
+    rc, _, err = helpers.run_hawk("merge", *(o for _, _, o in runs), "--label", "build=1234",
+                                  "-o", merged)
+    assert rc == 0, err
+
+    def total(path, *extra):
+        top = go_pprof("-top", "-sample_index=inuse_space", "-unit=B", "-nodecount=1000000",
+                       "-nodefraction=0", *extra, path)
+        return int(re.search(r"accounting for (\d+)B", top).group(1))
+
+    one, two = (total(o) for _, _, o in runs)
+    assert one > 15 << 20 and two > 15 << 20, (one, two)
+    assert total(merged) == one + two
+    assert total(merged, "-tagfocus=host=web-1") == one
+    assert total(merged, "-tagfocus=host=web-2") == two
+    raw = go_pprof("-raw", merged)
+    assert re.search(r"^Period: 524288$", raw, re.M), raw[:400]
