@@ -744,7 +744,8 @@ Test(usage, mentions_everything)
 		"EXIT STATUS", "EXAMPLES",
 		"-p, --pid", "--duration", "--count", "--format", "--frames",
 		"--cumulative", "--max-blocks", "-o, --output", "-h, --help",
-		"-V, --version",
+		"-V, --version", "--interval SEC", "--svg FILE", "\"times_s\"",
+		"at most 10000 snapshots", "first 20 series",
 		"COMMANDS", "compare OLD NEW", "hawk-bpf compare OLD NEW",
 		"hawk-bpf start -p PID", "hawk-bpf snapshot -p PID",
 		"hawk-bpf stop -p PID", "hawk-bpf status",
@@ -1167,4 +1168,64 @@ Test(options, merge_files_and_labels)
 	EXPECT_ERR("--label needs --format pprof or folded", "-p", "1", "--label", "a=b", NULL);
 	EXPECT_ERR("--format cannot be used with start", "start", "-p", "1",
 		   "--format", "pprof", NULL);
+}
+
+Test(options, interval)
+{
+	struct hk_options o;
+
+	EXPECT_OK(&o, "-p", "1", NULL);
+	cr_assert_eq(o.interval_ms, 0);
+	cr_assert_null(o.svg);
+	EXPECT_OK(&o, "-p", "1", "--interval", "0.5", "--duration", "10", NULL);
+	cr_assert_eq(o.interval_ms, 500);
+	cr_assert_eq(o.duration_ms, 10000);
+	/* --duration may come after; the check waits for it */
+	EXPECT_OK(&o, "-p", "1", "--interval=1", "--svg=plot.svg", "--duration=3",
+		  "--format", "traceback", "-o", "s.json", NULL);
+	cr_assert_eq(o.interval_ms, 1000);
+	cr_assert_str_eq(o.svg, "plot.svg");
+	cr_assert_eq(o.format, HK_FMT_TRACEBACK);
+	EXPECT_OK(&o, "-p", "1", "--interval", "2", "--cumulative", "--sample", NULL);
+	cr_assert(o.cumulative && o.sample);
+	/* host-wide, merged or not */
+	EXPECT_OK(&o, "--match", "x", "--interval", "1", "--duration", "3", NULL);
+	cr_assert(o.hostwide);
+	EXPECT_OK(&o, "--merge", "--interval", "1", "--duration", "3", NULL);
+	cr_assert(o.hostwide && o.merge);
+	/* exactly HK_INTERVAL_POINTS_MAX snapshots */
+	EXPECT_OK(&o, "-p", "1", "--interval", "0.001", "--duration", "10", NULL);
+}
+
+Test(options, interval_refused)
+{
+	EXPECT_ERR("--interval: expected seconds from 0.001 to 86400, got 'x'",
+		   "-p", "1", "--interval", "x", NULL);
+	EXPECT_ERR("--interval: expected seconds", "-p", "1", "--interval", "0", NULL);
+	EXPECT_ERR("--interval: expected seconds", "-p", "1", "--interval", "-1", NULL);
+	EXPECT_ERR("--interval: expected seconds", "-p", "1", "--interval", "1e3", NULL);
+	EXPECT_ERR("--interval: missing argument SEC", "-p", "1", "--interval", NULL);
+	EXPECT_ERR("--interval 5 s must be shorter than the window (--duration 5 s)",
+		   "-p", "1", "--interval", "5", NULL);
+	EXPECT_ERR("--interval 2.5 s must be shorter than the window (--duration 0.5 s)",
+		   "-p", "1", "--interval", "2.5", "--duration", "0.5", NULL);
+	EXPECT_ERR("--interval 0.001 s over --duration 10.001 s makes 10001 snapshots; at most 10000",
+		   "-p", "1", "--interval", "0.001", "--duration", "10.001", NULL);
+	EXPECT_ERR("--svg needs --interval", "-p", "1", "--svg", "p.svg", NULL);
+	EXPECT_ERR("--svg: expected a file name, got ''", "-p", "1", "--svg", "", NULL);
+	EXPECT_ERR("--interval takes --format lineno or traceback (what each series is of), not pickle",
+		   "-p", "1", "--interval", "1", "--format", "pickle", NULL);
+	EXPECT_ERR("not pprof", "-p", "1", "--interval", "1", "--format", "pprof", NULL);
+	EXPECT_ERR("--interval cannot be used with --stats", "-p", "1", "--interval", "1",
+		   "--stats", NULL);
+	EXPECT_ERR("--svg and -o name the same file, x", "-p", "1", "--interval", "1",
+		   "--svg", "x", "-o", "x", NULL);
+	EXPECT_ERR("--interval can only be used with the one-shot profile", "start", "-p",
+		   "1", "--interval", "1", NULL);
+	EXPECT_ERR("--interval can only be used with the one-shot profile", "snapshot",
+		   "-p", "1", "--interval", "1", NULL);
+	EXPECT_ERR("--svg can only be used with the one-shot profile", "compare", "a",
+		   "b", "--svg", "p.svg", NULL);
+	EXPECT_ERR("--interval can only be used with the one-shot profile", "serve",
+		   "--interval", "1", NULL);
 }

@@ -32,6 +32,8 @@ enum {
 	OPT_CGROUP,
 	OPT_MERGE,
 	OPT_LABEL,
+	OPT_INTERVAL,
+	OPT_SVG,
 };
 
 static const struct option longopts[] = {
@@ -54,6 +56,8 @@ static const struct option longopts[] = {
 	{ "cgroup",	required_argument,	NULL, OPT_CGROUP },
 	{ "merge",	no_argument,		NULL, OPT_MERGE },
 	{ "label",	required_argument,	NULL, OPT_LABEL },
+	{ "interval",	required_argument,	NULL, OPT_INTERVAL },
+	{ "svg",	required_argument,	NULL, OPT_SVG },
 	{ "help",	no_argument,		NULL, 'h' },
 	{ "version",	no_argument,		NULL, 'V' },
 	{ NULL, 0, NULL, 0 },
@@ -88,6 +92,8 @@ static const struct {
 	{ OPT_CGROUP,		"--cgroup",	"PATH" },
 	{ OPT_MERGE,		"--merge",	NULL },
 	{ OPT_LABEL,		"--label",	"KEY=VALUE" },
+	{ OPT_INTERVAL,		"--interval",	"SEC" },
+	{ OPT_SVG,		"--svg",	"FILE" },
 	{ 'h',			"-h/--help",	NULL },
 	{ 'V',			"-V/--version",	NULL },
 };
@@ -193,6 +199,10 @@ static int refuse_for_command(const struct hk_options *o, int val,
 	    o->command != HK_CMD_PROFILE && o->command != HK_CMD_START)
 		return fail(err, errlen,
 			    "%s can only be used with the one-shot profile and start",
+			    opt_name(val));
+	/* a time series is the one-shot window's, snapshot by snapshot */
+	if ((val == OPT_INTERVAL || val == OPT_SVG) && o->command != HK_CMD_PROFILE)
+		return fail(err, errlen, "%s can only be used with the one-shot profile",
 			    opt_name(val));
 	if (val == OPT_MERGE && o->command != HK_CMD_PROFILE &&
 	    o->command != HK_CMD_SNAPSHOT)
@@ -451,6 +461,49 @@ static int serve_checks(const struct hk_options *o, char *err, size_t errlen)
 	return 0;
 }
 
+/* --interval and --svg, once --duration and --format are read: at least
+ * two snapshots, and not more than the series may hold. */
+static const char *seconds(char buf[32], unsigned long ms)
+{
+	int n = snprintf(buf, 32, "%lu.%03lu", ms / 1000, ms % 1000);
+
+	while (buf[n - 1] == '0')
+		buf[--n] = 0;
+	if (buf[n - 1] == '.')
+		buf[--n] = 0;
+	return buf;
+}
+
+static int interval_checks(const struct hk_options *o, char *err, size_t errlen)
+{
+	char a[32], b[32];
+	unsigned long points;
+
+	if (o->svg && !o->interval_ms)
+		return fail(err, errlen, "--svg needs --interval (it plots the time series)");
+	if (!o->interval_ms)
+		return 0;
+	if (o->stats)
+		return fail(err, errlen, "--interval cannot be used with --stats");
+	if (o->format != HK_FMT_LINENO && o->format != HK_FMT_TRACEBACK)
+		return fail(err, errlen,
+			    "--interval takes --format lineno or traceback (what each series is of), not %s",
+			    hk_format_name(o->format));
+	if (o->interval_ms >= o->duration_ms)
+		return fail(err, errlen,
+			    "--interval %s s must be shorter than the window (--duration %s s)",
+			    seconds(a, o->interval_ms), seconds(b, o->duration_ms));
+	points = (o->duration_ms + o->interval_ms - 1) / o->interval_ms;
+	if (points > HK_INTERVAL_POINTS_MAX)
+		return fail(err, errlen,
+			    "--interval %s s over --duration %s s makes %lu snapshots; at most %lu",
+			    seconds(a, o->interval_ms), seconds(b, o->duration_ms), points,
+			    HK_INTERVAL_POINTS_MAX);
+	if (o->svg && o->output && strcmp(o->svg, o->output) == 0)
+		return fail(err, errlen, "--svg and -o name the same file, %s", o->svg);
+	return 0;
+}
+
 /* The final checks of "compare OLD NEW", once every option is read. */
 static int compare_checks(const struct hk_options *o, char *err, size_t errlen)
 {
@@ -570,6 +623,19 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 				return fail(err, errlen,
 					    "%s: expected seconds from 0.001 to %lu, got '%s'",
 					    opt_name(c), HK_DURATION_MS_MAX / 1000, optarg);
+			break;
+		case OPT_INTERVAL:
+			if (!parse_duration(optarg, &o->interval_ms))
+				return fail(err, errlen,
+					    "%s: expected seconds from 0.001 to %lu, got '%s'",
+					    opt_name(c), HK_DURATION_MS_MAX / 1000, optarg);
+			break;
+		case OPT_SVG:
+			if (!*optarg)
+				return fail(err, errlen,
+					    "%s: expected a file name, got ''",
+					    opt_name(c));
+			o->svg = optarg;
 			break;
 		case OPT_COUNT:
 			if (!parse_ulong(optarg, 1, HK_COUNT_MAX, &v))
@@ -728,5 +794,5 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 	if (o->cumulative && o->format == HK_FMT_TRACEBACK)
 		return fail(err, errlen,
 			    "--cumulative cannot be used with --format traceback");
-	return 0;
+	return interval_checks(o, err, errlen);
 }

@@ -40,6 +40,11 @@
 #define HK_LABELS_MAX		16
 /* -p PID,...: the most processes one list names. */
 #define HK_PIDS_MAX		1024
+/* --interval: the most snapshots one window takes (the time series is
+ * held in memory until the window ends: every line's size at each). */
+#define HK_INTERVAL_POINTS_MAX	10000UL
+/* --svg: the most series one plot draws (past that no legend is read). */
+#define HK_SVG_LINES_MAX	20
 
 /* What to do: the one-shot profile of a process (no subcommand word),
  * "compare OLD NEW", or a session command: "start" (trace PID until
@@ -72,6 +77,8 @@ struct hk_options {
 	bool hostwide;			/* several processes: no -p, a list,
 					 * a selector or --merge */
 	unsigned long duration_ms;	/* --duration: 1 .. HK_DURATION_MS_MAX */
+	unsigned long interval_ms;	/* --interval: a time series; 0: none */
+	const char *svg;		/* --svg FILE (argv): its plot; else NULL */
 	unsigned count;			/* --count: 1 .. HK_COUNT_MAX */
 	enum hk_format format;		/* --format */
 	unsigned frames;		/* --frames: 1 .. HK_FRAMES_MAX */
