@@ -88,6 +88,11 @@ static json_t *str(const char *s)
 	return str_n(s, strlen(s));
 }
 
+json_t *hk_report_str(const char *s)
+{
+	return str(s);
+}
+
 static json_t *bytes_str(hk_i128 v)
 {
 	char buf[HK_SIZE_BUFLEN];
@@ -121,7 +126,7 @@ static void put(json_t *o, const char *key, json_t *value, int *err)
 		(*err)++;
 }
 
-static json_t *code_line(struct hk_source *src, const struct hk_frame *f)
+json_t *hk_report_code(struct hk_source *src, const struct hk_frame *f)
 {
 	size_t n = 0;
 	const char *line = src ? hk_source_line(src, f->filename, f->lineno, &n) : "";
@@ -143,7 +148,7 @@ static json_t *lineno_entry(const struct hk_stat *s, bool diff, struct hk_source
 		put(o, "mem_blocks_size", bytes_str((hk_i128)s->size), &err);
 		put(o, "filename", str(f->filename), &err);
 		put(o, "lineno", json_integer(f->lineno), &err);
-		put(o, "code", code_line(src, f), &err);
+		put(o, "code", hk_report_code(src, f), &err);
 	}
 	free(text);
 	if (err) {
@@ -153,8 +158,7 @@ static json_t *lineno_entry(const struct hk_stat *s, bool diff, struct hk_source
 	return o;
 }
 
-/* Traceback.format(): oldest frame first, source line when there is one. */
-static json_t *format_traceback(const struct hk_traceback *tb, struct hk_source *src)
+json_t *hk_report_traceback(const struct hk_traceback *tb, struct hk_source *src)
 {
 	json_t *lines = json_array();
 	int err = !lines;
@@ -197,7 +201,7 @@ static json_t *traceback_entry(const struct hk_stat *s, struct hk_source *src)
 		put(o, "mem_blocks_count", json_integer(s->count), &err);
 		put(o, "mem_blocks_size_bytes", size_int((hk_i128)s->size), &err);
 		put(o, "mem_blocks_size", bytes_str((hk_i128)s->size), &err);
-		put(o, "traceback", format_traceback(&s->tb, src), &err);
+		put(o, "traceback", hk_report_traceback(&s->tb, src), &err);
 	}
 	if (err) {
 		json_decref(o);

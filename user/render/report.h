@@ -50,6 +50,16 @@ json_t *hk_report_build(const struct hk_snapshot *snap, const struct hk_snapshot
 			enum hk_key_type key, bool cumulative, size_t count,
 			struct hk_source *src);
 
+/* The pieces of an entry, for other reports of the same groups (the
+ * time series, timeseries.h); each a new reference, NULL when out of
+ * memory.  A JSON string of s as Python holds it (lone surrogates
+ * included, as hk_report_dumps writes them); the "code" of frame f, its
+ * source line stripped ("" without src); Traceback.format() of tb, the
+ * "traceback" lines, oldest frame first. */
+json_t *hk_report_str(const char *s);
+json_t *hk_report_code(struct hk_source *src, const struct hk_frame *f);
+json_t *hk_report_traceback(const struct hk_traceback *tb, struct hk_source *src);
+
 /* Exactly the bytes of Python's json.dumps(report, indent=2) (default
  * ensure_ascii: lower-case \u escapes, DEL escaped too); malloc'ed, NULL
  * when out of memory. */
