@@ -42,10 +42,11 @@ SAN_CFLAGS := -O1 -g $(filter-out -O% -g,$(CFLAGS))
 SAN_LIB   := $(addprefix user/render/,pickle_read.c pickle_map.c pickle_utf8.c \
              pickle_write.c format.c report.c report_dump.c) user/aggregate/stats.c \
              user/aggregate/series.c user/aggregate/u64map.c user/render/svg.c \
+             user/render/timeseries.c \
              user/symbolize/source.c user/symbolize/creds.c
 SAN_UNIT  := $(addprefix tests/unit/,oracle.c test_pickle.c test_format.c \
              test_stats.c test_weights.c test_report.c test_source.c \
-             test_bigsizes.c test_series.c test_svg.c)
+             test_bigsizes.c test_series.c test_svg.c test_timeseries.c)
 # The pprof writer and merger (which reads profiles users hand it) and
 # their tests, sanitized too, stay out of SAN_LIB: the pickle fuzz harness
 # links that without protoc-c's code.

@@ -122,10 +122,11 @@ static size_t utf8_next(const unsigned char *s, uint32_t *cp)
 	return k;
 }
 
-/* s as XML character data or attribute value. Only what XML 1.0 allows
- * goes through: a lone surrogate (which a Python str may hold and the
- * symbolizer writes as CPython's surrogatepass does), U+FFFE, U+FFFF, a
- * control character or a byte that is no UTF-8 is U+FFFD. */
+/* s as XML character data. Only what XML 1.0 allows goes through: a
+ * lone surrogate (which a Python str may hold and the symbolizer writes
+ * as CPython's surrogatepass does), U+FFFE, U+FFFF, a control character
+ * but tab and newline (a tooltip's lines), or a byte that is no UTF-8 is
+ * U+FFFD. */
 static void put_text(FILE *f, const char *s)
 {
 	const unsigned char *u = (const unsigned char *)s;
@@ -134,8 +135,8 @@ static void put_text(FILE *f, const char *s)
 		uint32_t c = 0;
 		size_t k = utf8_next(u, &c);
 
-		if (!k || c < 0x20 || (c >= 0xd800 && c <= 0xdfff) || c == 0xfffe ||
-		    c == 0xffff)
+		if (!k || (c < 0x20 && c != '\t' && c != '\n') ||
+		    (c >= 0xd800 && c <= 0xdfff) || c == 0xfffe || c == 0xffff)
 			fputs("\xef\xbf\xbd", f);
 		else if (c == '&')
 			fputs("&amp;", f);

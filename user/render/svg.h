@@ -7,7 +7,7 @@
  * a legend of one row per line under the chart.  Every tick carries its
  * value in data-value (bytes, seconds) beside its label, so that scripts
  * can read a chart back.  Text is escaped for XML; bytes that are not
- * UTF-8, and control characters, become U+FFFD. */
+ * UTF-8, and control characters but tab and newline, become U+FFFD. */
 #ifndef HAWK_SVG_H
 #define HAWK_SVG_H
 
