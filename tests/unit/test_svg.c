@@ -62,6 +62,13 @@ Test(svg, axes_in_their_units)
 	expect_axis(&a, "h", 5, 6);
 	hk_axis_seconds(0.3, &a);
 	expect_axis(&a, "s", 0.1, 4);
+	/* a 5 s window that ended a few ms late keeps its 5 s axis */
+	hk_axis_seconds(5.0004, &a);
+	expect_axis(&a, "s", 1, 6);
+	hk_axis_seconds(5.05, &a);
+	expect_axis(&a, "s", 2, 4);
+	hk_axis_label(&a, 0, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "0");
 }
 
 /* Over ranges from a byte to petabytes: the last tick is at or past max

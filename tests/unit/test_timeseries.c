@@ -215,7 +215,8 @@ Test(timeseries, json_traceback, .init = make_source, .fini = drop_source)
 Test(timeseries, svg, .init = make_source, .fini = drop_source)
 {
 	struct hk_series_set *s = two_owners(HK_KEY_TRACEBACK);
-	struct hk_ts_owners who = { NULL, NULL, NULL, tag };
+	struct who w = { hk_source_new(NULL, NULL) };
+	struct hk_ts_owners who = { &w, source_of, NULL, tag };
 	const struct hk_series *top[4];
 	char path[] = "/tmp/hk-ts-svg-XXXXXX", args[128];
 	int fd = mkstemp(path);
@@ -233,9 +234,9 @@ Test(timeseries, svg, .init = make_source, .fini = drop_source)
 	cr_assert_str_eq(json_string_value(json_object_get(doc, "title")), "PID 1001");
 	cr_assert_eq(json_array_size(leg), 2);
 	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(leg, 0), "label")),
-			 "PID 1001 app/leak.py:2 < main.py:30   6000 B");
+			 "PID 1001 app/leak.py:2 < main.py:30  kept.append(bytes(1000)) \xe2\x80\x94 6000 B");
 	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(leg, 1), "label")),
-			 "PID 1002 other.py:9   300 B");
+			 "PID 1002 other.py:9 \xe2\x80\x94 300 B");
 	json_t *series = json_object_get(doc, "series");
 
 	/* drawn last first */
@@ -248,5 +249,6 @@ Test(timeseries, svg, .init = make_source, .fini = drop_source)
 	cr_assert_eq(json_array_size(json_array_get(json_object_get(first, "runs"), 0)), 6);
 	cr_assert_eq(json_array_size(json_array_get(json_object_get(second, "runs"), 0)), 3);
 	json_decref(doc);
+	hk_source_free(w.src);
 	hk_series_free(s);
 }

@@ -38,15 +38,17 @@ static double nice_step(double span)
 	return (r <= 1 ? 1 : r <= 2 ? 2 : r <= 2.5 ? 2.5 : r <= 5 ? 5 : 10) * mag;
 }
 
-/* max in units of unit, with ticks at a nice step up to max or past it. */
-static void axis(double max, double unit, const char *name, struct hk_axis *a)
+/* max in units of unit, with ticks at a nice step up to max or past it;
+ * slack: how far past a round top max may go and keep it. */
+static void axis(double max, double unit, const char *name, double slack,
+		 struct hk_axis *a)
 {
-	double span = max / unit, n;
+	double span = max / unit / (1 + slack), n;
 
 	a->unit = unit;
 	a->unit_name = name;
 	a->step = nice_step(span);
-	/* a hair's tolerance: 10 MiB over a 2 MiB step is 5 steps, not 6 */
+	/* and a hair's: 10 MiB over a 2 MiB step is 5 steps, not 6 */
 	n = ceil(span / a->step - 1e-9);
 	a->nticks = (unsigned)(n < 1 ? 1 : n) + 1;
 	a->decimals = 0;
@@ -71,23 +73,30 @@ void hk_axis_bytes(double max, struct hk_axis *a)
 		unit *= 1024;
 		k++;
 	}
-	axis(max, unit, names[k], a);
+	axis(max, unit, names[k], 0, a);
 }
 
 void hk_axis_seconds(double max, struct hk_axis *a)
 {
+	/* a window of 5 s ends a few ms past 5 s: its axis still ends at 5
+	 * (the last point is then drawn a fraction of a pixel past it) */
+	double slack = 0.002;
+
 	max = usable(max, 1);
 	if (max >= 2 * 3600)
-		axis(max, 3600, "h", a);
+		axis(max, 3600, "h", slack, a);
 	else if (max >= 20 * 60)
-		axis(max, 60, "min", a);
+		axis(max, 60, "min", slack, a);
 	else
-		axis(max, 1, "s", a);
+		axis(max, 1, "s", slack, a);
 }
 
 void hk_axis_label(const struct hk_axis *a, unsigned i, char *buf, size_t len)
 {
-	snprintf(buf, len, "%.*f %s", a->decimals, i * a->step, a->unit_name);
+	if (i == 0)	/* nothing is nothing in any unit */
+		snprintf(buf, len, "0");
+	else
+		snprintf(buf, len, "%.*f %s", a->decimals, i * a->step, a->unit_name);
 }
 
 static double axis_top(const struct hk_axis *a)

@@ -32,8 +32,8 @@ struct hk_plot {
 };
 
 /* The ticks of an axis from 0 to max (> 0; anything else counts as one
- * unit): 0, step, ..., (nticks - 1) * step, the last at or above max,
- * all in units of unit. */
+ * unit): 0, step, ..., (nticks - 1) * step, the last at or above max
+ * (for time, or less than 0.2 % below it), all in units of unit. */
 struct hk_axis {
 	double unit;		/* bytes or seconds a unit is */
 	const char *unit_name;	/* "B", "KiB", ...; "s", "min", "h" */
@@ -45,7 +45,7 @@ struct hk_axis {
 void hk_axis_bytes(double max, struct hk_axis *a);
 void hk_axis_seconds(double max, struct hk_axis *a);
 
-/* "2.5 MiB": tick i of a into buf. */
+/* "2.5 MiB": tick i of a into buf ("0" for the first). */
 void hk_axis_label(const struct hk_axis *a, unsigned i, char *buf, size_t len);
 
 /* The chart to f. 0, or -1 with errno. */

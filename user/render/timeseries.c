@@ -189,6 +189,30 @@ static char *whole_key(const struct hk_series *x)
 	return buf;
 }
 
+/* The source line of x's most recent frame, cut to fit a legend (at a
+ * character's boundary, with an ellipsis); "" without one. */
+static void code_of(const struct hk_series *x, const struct hk_ts_owners *who,
+		    char *buf, size_t len)
+{
+	enum { MAX_CHARS = 60 };
+	struct hk_source *src = who && who->source ? who->source(who->ctx, x->owner) : NULL;
+	size_t n = 0, chars = 0, at = 0;
+	const char *line = src ? hk_source_line(src, x->tb.frames[0].filename,
+						x->tb.frames[0].lineno, &n) : "";
+
+	/* a NUL in the line ends it here: it is a label, not the record */
+	while (at < n && line[at] && chars < MAX_CHARS && at + 4 < len) {
+		at++;
+		while (at < n && ((unsigned char)line[at] & 0xc0) == 0x80)
+			at++;
+		chars++;
+	}
+	if (at > len - 4)
+		at = 0;
+	memcpy(buf, line, at);
+	strcpy(buf + at, at < n && line[at] ? "\xe2\x80\xa6" : "");
+}
+
 /* x's size at its owner's last point, "1.5 MiB" as tracemalloc prints it. */
 static void last_size(const struct hk_series_set *s, const struct hk_series *x,
 		      char *buf, size_t len)
@@ -222,14 +246,16 @@ int hk_timeseries_svg(FILE *f, const struct hk_series_set *s,
 	for (size_t k = 0; k < np; k++)
 		x[k] = hk_series_time(s, k);
 	for (size_t i = 0; i < ntop; i++) {
-		char tag[64] = "", where[600], size[HK_SIZE_BUFLEN];
+		char tag[64] = "", where[600], code[256], size[HK_SIZE_BUFLEN];
 		double *yi = y + i * np;
 
 		if (who && who->tag)
 			who->tag(who->ctx, top[i]->owner, tag, sizeof(tag));
 		place(s, top[i], where, sizeof(where));
+		code_of(top[i], who, code, sizeof(code));
 		last_size(s, top[i], size, sizeof(size));
-		if (asprintf(&labels[i], "%s%s   %s", tag, where, size) < 0) {
+		if (asprintf(&labels[i], "%s%s%s%s \xe2\x80\x94 %s", tag, where, *code ? "  " : "",
+			     code, size) < 0) {
 			labels[i] = NULL;
 			goto out;
 		}

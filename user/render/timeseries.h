@@ -39,8 +39,8 @@ json_t *hk_timeseries_json(const struct hk_series_set *s,
 
 /* The chart of top[0 .. ntop) to f: each series' size over time, its
  * legend entry the group's place (the last two parts of a file's path
- * and the line; a traceback's two most recent frames) and its size at
- * the end, its tooltip the whole key; the time axis runs to x_end at
+ * and the line; a traceback's two most recent frames), the most recent
+ * one's source line and the size at the end, its tooltip the whole key; the time axis runs to x_end at
  * least (the window's length).  0, or -1 with errno. */
 int hk_timeseries_svg(FILE *f, const struct hk_series_set *s,
 		      const struct hk_series *const *top, size_t ntop,
