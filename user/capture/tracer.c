@@ -992,6 +992,11 @@ int hk_trace_stop(struct hk_tracer *tr, struct hk_result *res, char *err,
 	return teardown(tr, res, 0, err, errlen);
 }
 
+double hk_trace_began(const struct hk_tracer *tr)
+{
+	return tr->start;
+}
+
 int hk_trace_run(struct hk_pytarget *t, const struct hk_trace_opts *o,
 		 struct hk_result *res, char *err, size_t errlen)
 {

@@ -83,6 +83,9 @@ int hk_trace_count(struct hk_tracer *tr, uint64_t *blocks, double *bytes,
 		   uint64_t counters[HK_CNT_MAX]);
 int hk_trace_stop(struct hk_tracer *tr, struct hk_result *r, char *err,
 		  size_t errlen);
+/* CLOCK_MONOTONIC seconds when its probes went live: the window's start
+ * (hk_result's began), to time snapshots from. */
+double hk_trace_began(const struct hk_tracer *tr);
 
 /* Runs the window; prints "hawk-bpf: tracing …" to stderr once probes are
  * live. 0, or -1 with one line in err. The target's tables are restored

@@ -17,6 +17,7 @@
 #include "merge.h"
 #include "daemon.h"
 #include "hostwide.h"
+#include "interval.h"
 #include "options.h"
 #include "outfile.h"
 #include "pickle.h"
@@ -115,6 +116,7 @@ int main(int argc, char **argv)
 	struct hk_trace_opts to;
 	char err[512];
 	struct hk_out out;
+	struct hk_ts_out series;
 	int lock, rc;
 
 	if (hk_options_parse(&o, argc, argv, err, sizeof(err))) {
@@ -168,13 +170,17 @@ int main(int argc, char **argv)
 	}
 	/* Checked before attaching; nothing is created until the report is
 	 * whole (outfile.h). */
-	if (hk_out_open(&out, o.output, err, sizeof(err))) {
+	if (o.interval_ms ? hk_ts_out_open(&series, &o, err, sizeof(err))
+			  : hk_out_open(&out, o.output, err, sizeof(err))) {
 		hk_pytarget_close(&t);
 		return hk_fail("%s", err);
 	}
 	lock = hk_lock_or_refuse(o.pid, "profile");
 	if (lock < 0) {
-		hk_out_discard(&out);
+		if (o.interval_ms)
+			hk_ts_out_discard(&series);
+		else
+			hk_out_discard(&out);
 		hk_pytarget_close(&t);
 		return 1;
 	}
@@ -189,6 +195,13 @@ int main(int argc, char **argv)
 				     .stats = o.stats,
 				     .sample = o.sample ? &o.rates : NULL,
 				     .stop = &stop_flag };
+	if (o.interval_ms) {
+		rc = hk_interval_profile(&o, &t, &to, &series, rootfd, cwdfd, &creds,
+					 &stop_flag);
+		hk_pytarget_close(&t);
+		hk_lock_release(lock, o.pid);
+		return rc;
+	}
 	if (hk_trace_run(&t, &to, &r, err, sizeof(err))) {
 		hk_out_discard(&out);
 		hk_result_free(&r);
@@ -196,17 +209,7 @@ int main(int argc, char **argv)
 		hk_lock_release(lock, o.pid);
 		return hk_fail("%s", err);
 	}
-	if (r.target_exited)
-		fprintf(stderr, "hawk-bpf: process %d exited during the window; reporting %s\n",
-			(int)o.pid, r.finalizing ? "the blocks alive when it began to shut down"
-						 : "what was traced until then");
-	if (r.execd)
-		fprintf(stderr, "hawk-bpf: process %d exec'd during the window; reporting what was traced until then\n",
-			(int)o.pid);
-	hk_warn_losses(stderr, &r);
-	if (r.warning[0] && !r.target_exited && !r.execd)
-		fprintf(stderr, "hawk-bpf: warning: %s (the sampling trampoline stays; it works without hawk-bpf)\n",
-			r.warning);
+	hk_warn_window_end(stderr, o.pid, &r);
 	rc = write_out(&out, &o, &t, &r);
 	/* a lost report's error line is the last word, not a summary */
 	if (!rc)

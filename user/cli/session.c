@@ -133,6 +133,21 @@ void hk_warn_losses(FILE *f, const struct hk_result *r)
 			r->tables_changed_at, hk_tablewatch_slot_name(r->tables_changed_slot));
 }
 
+void hk_warn_window_end(FILE *f, pid_t pid, const struct hk_result *r)
+{
+	if (r->target_exited)
+		fprintf(f, "hawk-bpf: process %d exited during the window; reporting %s\n",
+			(int)pid, r->finalizing ? "the blocks alive when it began to shut down"
+						: "what was traced until then");
+	if (r->execd)
+		fprintf(f, "hawk-bpf: process %d exec'd during the window; reporting what was traced until then\n",
+			(int)pid);
+	hk_warn_losses(f, r);
+	if (r->warning[0] && !r->target_exited && !r->execd)
+		fprintf(f, "hawk-bpf: warning: %s (the sampling trampoline stays; it works without hawk-bpf)\n",
+			r->warning);
+}
+
 /* A sampled block is written as one trace of size * 1/p, so that
  * Snapshot.statistics() sizes are estimates (counts are sampled blocks). */
 int hk_write_pickle(FILE *out, const struct hk_snapshot *snap)

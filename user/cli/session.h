@@ -58,6 +58,9 @@ struct hk_source *hk_source_at(int rootfd, int cwdfd, const struct hk_creds *cre
 
 /* One "hawk-bpf: warning: ..." line to f for each loss in r. */
 void hk_warn_losses(FILE *f, const struct hk_result *r);
+/* What the one-shot profile says of pid's window once it has ended: its
+ * exit or exec during it, every loss, a sampler left in place. */
+void hk_warn_window_end(FILE *f, pid_t pid, const struct hk_result *r);
 /* The sum of the loss counters. */
 unsigned long long hk_losses(const uint64_t counters[HK_CNT_MAX]);
 /* Every counter by name, as in the report's "hawk_bpf.counters". */
