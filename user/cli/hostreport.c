@@ -59,8 +59,7 @@ static json_t *size_json(hk_u128 v)
 	return v <= (hk_u128)INT64_MAX ? json_integer((json_int_t)v) : json_real((double)v);
 }
 
-/* Who a process is: the keys every listing of it starts with. */
-static void identity(json_t *o, const struct hk_found *f)
+void hk_hostreport_identity(json_t *o, const struct hk_found *f)
 {
 	json_object_set_new(o, "pid", json_integer(f->pid));
 	json_object_set_new(o, "nspid", json_integer(f->nspid));
@@ -72,7 +71,7 @@ static void identity(json_t *o, const struct hk_found *f)
 		json_object_set_new(o, "cgroup", json_string(f->cgroup));
 }
 
-static void window(json_t *o, const struct hk_traced *tt)
+void hk_hostreport_window(json_t *o, const struct hk_traced *tt)
 {
 	json_object_set_new(o, "python", json_string(tt->t.version));
 	json_object_set_new(o, "window_began_s", json_real(tt->began));
@@ -84,7 +83,7 @@ static void window(json_t *o, const struct hk_traced *tt)
 			    json_integer(tt->forked_from) : json_null());
 }
 
-static json_t *skipped_json(const struct hk_procset *ps)
+json_t *hk_hostreport_skipped(const struct hk_procset *ps)
 {
 	json_t *a = json_array();
 
@@ -92,7 +91,7 @@ static json_t *skipped_json(const struct hk_procset *ps)
 		const struct hk_skipped *s = &ps->skipped[i];
 		json_t *o = json_object();
 
-		identity(o, &s->info);
+		hk_hostreport_identity(o, &s->info);
 		json_object_set_new(o, "reason", json_string(hk_skip_name(s->why)));
 		json_object_set_new(o, "detail", json_string(s->reason));
 		json_array_append_new(a, o);
@@ -100,8 +99,8 @@ static json_t *skipped_json(const struct hk_procset *ps)
 	return a;
 }
 
-static json_t *run_json(const struct hk_procset *ps, const struct hk_options *o,
-			double window_s)
+json_t *hk_hostreport_run(const struct hk_procset *ps, const struct hk_options *o,
+			  double window_s)
 {
 	return json_pack("{s:f, s:f, s:i, s:I, s:I, s:I}",
 			 "window_seconds", window_s, "started_unix", ps->started_unix,
@@ -127,8 +126,8 @@ static json_t *process_json(const struct hk_options *o, const struct hk_traced *
 		json_decref(e);
 		return NULL;
 	}
-	identity(e, &tt->info);
-	window(e, tt);
+	hk_hostreport_identity(e, &tt->info);
+	hk_hostreport_window(e, tt);
 	if (tt->stop_err[0])
 		json_object_set_new(e, "error", json_string(tt->stop_err));
 	json_object_foreach(rep, k, v)
@@ -186,8 +185,8 @@ static json_t *merged_json(const struct hk_options *o, const struct hk_procset *
 		const struct hk_traced *tt = r[i].tt;
 		json_t *e = json_object();
 
-		identity(e, &tt->info);
-		window(e, tt);
+		hk_hostreport_identity(e, &tt->info);
+		hk_hostreport_window(e, tt);
 		json_object_set_new(e, "traced_blocks", json_integer((json_int_t)rec_of(tt)->ntraces));
 		json_object_set_new(e, "traced_bytes", size_json(r[i].heap));
 		json_object_set_new(e, "target_exited", json_boolean(rec_of(tt)->target_exited));
@@ -197,11 +196,11 @@ static json_t *merged_json(const struct hk_options *o, const struct hk_procset *
 			sum[c] += rec_of(tt)->counters[c];
 	}
 	counters = hk_counters_json(sum);
-	run = run_json(ps, o, window_s);
+	run = hk_hostreport_run(ps, o, window_s);
 	json_object_set_new(run, "merged", json_true());
 	json_object_set_new(run, "counters", counters);
 	json_object_set_new(run, "processes", procs);
-	json_object_set_new(run, "skipped", skipped_json(ps));
+	json_object_set_new(run, "skipped", hk_hostreport_skipped(ps));
 	json_object_set_new(rep, "hawk_bpf", run);
 out:
 	hk_source_free(src);
@@ -233,8 +232,8 @@ static json_t *per_process_json(const struct hk_options *o, const struct hk_proc
 	free(r);
 	rep = json_object();
 	json_object_set_new(rep, "processes", procs);
-	json_object_set_new(rep, "skipped", skipped_json(ps));
-	json_object_set_new(rep, "hawk_bpf", run_json(ps, o, window_s));
+	json_object_set_new(rep, "skipped", hk_hostreport_skipped(ps));
+	json_object_set_new(rep, "hawk_bpf", hk_hostreport_run(ps, o, window_s));
 	return rep;
 }
 
@@ -356,8 +355,8 @@ int hk_hostreport_pickles(const char *dir, const struct hk_options *o,
 			goto out;
 		}
 		json_object_set_new(e, "file", json_string(name));
-		identity(e, &tt->info);
-		window(e, tt);
+		hk_hostreport_identity(e, &tt->info);
+		hk_hostreport_window(e, tt);
 		json_object_set_new(e, "traced_blocks", json_integer((json_int_t)rec_of(tt)->ntraces));
 		json_object_set_new(e, "traced_bytes", size_json(r[i].heap));
 		json_object_set_new(e, "hawk_bpf", hk_run_json(&tt->t, rec_of(tt), o));
@@ -365,8 +364,8 @@ int hk_hostreport_pickles(const char *dir, const struct hk_options *o,
 	}
 	json_object_set_new(index, "processes", files);
 	files = NULL;
-	json_object_set_new(index, "skipped", skipped_json(ps));
-	json_object_set_new(index, "hawk_bpf", run_json(ps, o, window_s));
+	json_object_set_new(index, "skipped", hk_hostreport_skipped(ps));
+	json_object_set_new(index, "hawk_bpf", hk_hostreport_run(ps, o, window_s));
 	rc = write_file(dir, "index.json", fill_json, index, err, errlen);
 out:
 	json_decref(files);

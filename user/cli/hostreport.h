@@ -30,4 +30,17 @@ int hk_hostreport_pickles(const char *dir, const struct hk_options *o,
 			  const struct hk_procset *ps, double window_s,
 			  char *err, size_t errlen);
 
+/* The pieces every host-wide document shares, for the time series
+ * (interval.h): who a process is, the keys every listing of it starts
+ * with (pid, nspid, comm, cmdline, container, cgroup); its python and
+ * window (window_began_s, window_ended_s: null while traced,
+ * found_at_start, forked_from) into o; the "skipped" list; and the run's
+ * "hawk_bpf" object (a new reference each). */
+#include <jansson.h>
+void hk_hostreport_identity(json_t *o, const struct hk_found *f);
+void hk_hostreport_window(json_t *o, const struct hk_traced *tt);
+json_t *hk_hostreport_skipped(const struct hk_procset *ps);
+json_t *hk_hostreport_run(const struct hk_procset *ps, const struct hk_options *o,
+			  double window_s);
+
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "hostinterval.h"
 #include "hostreport.h"
 #include "outfile.h"
 #include "procset.h"
@@ -130,6 +131,8 @@ int hk_hostwide_main(const struct hk_options *o, volatile sig_atomic_t *stop)
 				    .sample = o->sample ? &o->rates : NULL,
 				    .stop = stop, .quiet = true };
 	struct hk_procset ps;
+	struct hk_ts_out series;
+	struct hk_hostseries *hs = NULL;
 	char err[512], vers[256];
 	double start, deadline;
 	size_t blocks = 0;
@@ -137,8 +140,12 @@ int hk_hostwide_main(const struct hk_options *o, volatile sig_atomic_t *stop)
 
 	if (o->format == HK_FMT_PICKLE && !o->merge && !o->output)
 		return hk_fail("--format pickle over several processes writes one PID.pickle each into the directory -o DIR names (or one pickle with --merge)");
-	/* an -o that cannot be written is refused before anything is touched */
-	if (!(o->format == HK_FMT_PICKLE && !o->merge)) {
+	/* an -o that cannot be written is refused before anything is touched;
+	 * a time series keeps its files open until it is written */
+	if (o->interval_ms) {
+		if (hk_ts_out_open(&series, o, err, sizeof(err)))
+			return hk_fail("%s", err);
+	} else if (!(o->format == HK_FMT_PICKLE && !o->merge)) {
 		struct hk_out probe;
 
 		if (hk_out_open(&probe, o->output, err, sizeof(err)))
@@ -146,10 +153,14 @@ int hk_hostwide_main(const struct hk_options *o, volatile sig_atomic_t *stop)
 		hk_out_discard(&probe);
 	}
 	if (hk_procset_start(&ps, &sel, &to, err, sizeof(err))) {
+		if (o->interval_ms)
+			hk_ts_out_discard(&series);
 		hk_procset_free(&ps);
 		return hk_fail("%s", err);
 	}
 	if (!ps.ntraced) {
+		if (o->interval_ms)
+			hk_ts_out_discard(&series);
 		rc = none(o, &ps);
 		hk_procset_free(&ps);
 		return rc;
@@ -161,7 +172,9 @@ int hk_hostwide_main(const struct hk_options *o, volatile sig_atomic_t *stop)
 	fflush(stderr);
 	start = now();
 	deadline = start + o->duration_ms / 1000.0;
-	while (!*stop) {
+	if (o->interval_ms)
+		hs = hk_hostinterval_watch(o, &ps, start, stop, err, sizeof(err));
+	while (!o->interval_ms && !*stop) {
 		double left = deadline - now();
 
 		if (left <= 0)
@@ -173,6 +186,16 @@ int hk_hostwide_main(const struct hk_options *o, volatile sig_atomic_t *stop)
 	if (ps.lost_events)
 		fprintf(stderr, "hawk-bpf: warning: %llu process start events were lost; processes started then may be missing\n",
 			ps.lost_events);
+	if (o->interval_ms) {
+		if (hs) {
+			rc = hk_hostinterval_write(o, &ps, hs, &series);
+		} else {
+			hk_ts_out_discard(&series);
+			rc = hk_fail("%s", err);
+		}
+		hk_procset_free(&ps);
+		return rc;
+	}
 	rc = report(o, &ps, now() - start);
 	for (size_t i = 0; i < ps.ntraced; i++)
 		blocks += ps.traced[i]->res.ntraces;

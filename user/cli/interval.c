@@ -104,8 +104,9 @@ static void subtitle(char *buf, size_t len, const struct hk_options *o, size_t n
 {
 	bool tb = o->format == HK_FMT_TRACEBACK;
 	const char *what = tb ? "tracebacks" : "lines";
-	int n = snprintf(buf, len, "live blocks allocated in the window, by %s%s; a snapshot every %g s over %.1f s; ",
+	int n = snprintf(buf, len, "live blocks allocated in the window, by %s%s%s; a snapshot every %g s over %.1f s; ",
 			 tb ? "traceback" : "line", o->cumulative ? " (cumulative)" : "",
+			 !o->hostwide ? "" : o->merge ? " over every process" : " of each process",
 			 o->interval_ms / 1000.0, seconds);
 
 	if (n < 0 || (size_t)n >= len)
@@ -133,7 +134,7 @@ int hk_ts_out_write(struct hk_ts_out *w, const struct hk_options *o,
 		return hk_fail("%s", err);
 	}
 	if (w->has_svg) {
-		subtitle(sub, sizeof(sub), o, c->ntop, drawn, c->x_end);
+		subtitle(sub, sizeof(sub), o, c->ntop, drawn, c->window_s);
 		errno = 0;
 		if (hk_timeseries_svg(w->svg.f, c->s, c->top, drawn, c->title, sub, c->x_end,
 				      c->who)) {
@@ -280,7 +281,7 @@ int hk_interval_profile(const struct hk_options *o, struct hk_pytarget *t,
 	c.s = s;
 	c.top = top;
 	c.ntop = ntop;
-	c.x_end = r.seconds;
+	c.x_end = c.window_s = r.seconds;
 	snprintf(c.title, sizeof(c.title), "hawk-bpf: PID %d (%s), CPython %s", (int)t->pid,
 		 comm, t->version);
 	rc = hk_ts_out_write(w, o, doc, &c);

@@ -58,7 +58,8 @@ struct hk_ts_chart {
 	const struct hk_series *const *top;
 	size_t ntop;			/* all of them: it draws the first few */
 	char title[256];
-	double x_end;			/* the window's length */
+	double x_end;			/* where the time axis must reach */
+	double window_s;		/* the window's length */
 	const struct hk_ts_owners *who;
 };
 
