@@ -14,8 +14,8 @@
  *
  * The ranking the writers use (user/render/timeseries.h): the series
  * holding the most at the last point where their owner was added, as
- * tracemalloc orders statistics (size, then count; ties in the order of
- * that snapshot's statistics, then by owner). */
+ * tracemalloc orders statistics (size, then count; ties by owner, then
+ * in the order of that snapshot's statistics). */
 #ifndef HAWK_SERIES_H
 #define HAWK_SERIES_H
 

@@ -67,7 +67,7 @@ void hk_ticker_json(const struct hk_ticker *tk, json_t *o)
 void hk_ticker_warn(const struct hk_ticker *tk, const struct hk_options *o)
 {
 	if (tk->late)
-		fprintf(stderr, "hawk-bpf: warning: %lu snapshots were skipped: one took up to %.2f s, longer than --interval %g s (fewer live blocks, or a longer interval, keep up)\n",
+		fprintf(stderr, "hawk-bpf: warning: %lu snapshots were skipped: one took up to %.2f s, longer than --interval %g s\n",
 			tk->late, tk->took_max, o->interval_ms / 1000.0);
 }
 
