@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,14 +89,21 @@ int hk_sample_bytes_parse(const char *spec, struct hk_sample_rates *r,
 		   HK_SB_MAX_PERIOD, spec);
 }
 
+static uint64_t sb_tab[HK_SB_TAB];
+
+static void sb_fill(void)
+{
+	for (unsigned i = 0; i < HK_SB_TAB; i++)
+		sb_tab[i] = (uint64_t)llround(ldexp(-expm1(-(double)i / HK_SB_STEPS), 32));
+}
+
+/* Filled once: host-wide, tracer threads weigh blocks at the same time. */
 const uint64_t *hk_sb_table(void)
 {
-	static uint64_t tab[HK_SB_TAB];
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-	if (!tab[HK_SB_TAB - 1])
-		for (unsigned i = 0; i < HK_SB_TAB; i++)
-			tab[i] = (uint64_t)llround(ldexp(-expm1(-(double)i / HK_SB_STEPS), 32));
-	return tab;
+	pthread_once(&once, sb_fill);
+	return sb_tab;
 }
 
 double hk_sample_prob(const struct hk_sample_rates *r, uint64_t size)
