@@ -223,6 +223,15 @@ static int refuse_for_command(const struct hk_options *o, int val,
 	return 0;
 }
 
+/* An option naming a file: any name but "". */
+static int file_arg(int c, const char **dst, char *err, size_t errlen)
+{
+	if (!*optarg)
+		return fail(err, errlen, "%s: expected a file name, got ''", opt_name(c));
+	*dst = optarg;
+	return 0;
+}
+
 /* Strict decimal: strtoul alone would take spaces, signs and "-1". */
 static bool parse_ulong(const char *s, unsigned long min, unsigned long max,
 			unsigned long *out)
@@ -631,11 +640,8 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 					    opt_name(c), HK_DURATION_MS_MAX / 1000, optarg);
 			break;
 		case OPT_SVG:
-			if (!*optarg)
-				return fail(err, errlen,
-					    "%s: expected a file name, got ''",
-					    opt_name(c));
-			o->svg = optarg;
+			if (file_arg(c, &o->svg, err, errlen))
+				return -1;
 			break;
 		case OPT_COUNT:
 			if (!parse_ulong(optarg, 1, HK_COUNT_MAX, &v))
@@ -706,21 +712,15 @@ int hk_options_parse(struct hk_options *o, int argc, char **argv,
 			o->max_blocks_given = true;
 			break;
 		case 'o':
-			if (!*optarg)
-				return fail(err, errlen,
-					    "%s: expected a file name, got ''",
-					    opt_name(c));
-			o->output = optarg;
+			if (file_arg(c, &o->output, err, errlen))
+				return -1;
 			break;
 		case OPT_LISTEN:
 			o->listen = optarg;
 			break;
 		case OPT_TOKEN_FILE:
-			if (!*optarg)
-				return fail(err, errlen,
-					    "%s: expected a file name, got ''",
-					    opt_name(c));
-			o->token_file = optarg;
+			if (file_arg(c, &o->token_file, err, errlen))
+				return -1;
 			break;
 		case 'h':
 			o->help = true;
