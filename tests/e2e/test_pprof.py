@@ -77,15 +77,17 @@ def lineno_of(doc):
             for s in doc["stats"]}
 
 
-@pytest.mark.parametrize("name", ["debian-3.11.2", "pyenv-3.10.13", "sid-3.14.10"])
-def test_pprof_equals_lineno_of_the_same_session(procs, tmp_path, oracle, name):
-    """One session, two snapshots of the same blocks: pprof's inuse_space and
-    inuse_objects by leaf line equal the lineno report exactly, its total
-    equals heap_current_bytes (go tool pprof -top says so too), and both
-    are tracemalloc's within 2 %."""
-    py = ALL_PYTHONS[name][0]
-    wl = Workload(procs, py, "retain.py", tmp_path)
-    rc, _, err = helpers.run_hawk("start", "-p", wl.pid)
+def inuse_total(path, *extra):
+    """go tool pprof -top's inuse_space total, every node counted."""
+    top = go_pprof("-top", "-sample_index=inuse_space", "-unit=B", "-nodecount=1000000",
+                   "-nodefraction=0", *extra, path)
+    return int(re.search(r"accounting for (\d+)B", top).group(1))
+
+
+def session_snapshots(wl, tmp_path, *start):
+    """One session over wl (hawk-bpf start *start), two snapshots of the
+    same blocks once it has allocated: the lineno JSON and a pprof."""
+    rc, _, err = helpers.run_hawk("start", "-p", wl.pid, *start)
     assert rc == 0, err
     try:
         wl.go()
@@ -97,7 +99,20 @@ def test_pprof_equals_lineno_of_the_same_session(procs, tmp_path, oracle, name):
         rc, _, err = helpers.run_hawk("snapshot", "-p", wl.pid, "--format", "pprof", "-o", prof)
         assert rc == 0, err
     finally:
-        helpers.run_hawk("stop", "-p", wl.pid)
+        rc, _, err = helpers.run_hawk("stop", "-p", wl.pid)
+    assert rc == 0, err
+    return doc, prof
+
+
+@pytest.mark.parametrize("name", ["debian-3.11.2", "pyenv-3.10.13", "sid-3.14.10"])
+def test_pprof_equals_lineno_of_the_same_session(procs, tmp_path, oracle, name):
+    """One session, two snapshots of the same blocks: pprof's inuse_space and
+    inuse_objects by leaf line equal the lineno report exactly, its total
+    equals heap_current_bytes (go tool pprof -top says so too), and both
+    are tracemalloc's within 2 %."""
+    py = ALL_PYTHONS[name][0]
+    wl = Workload(procs, py, "retain.py", tmp_path)
+    doc, prof = session_snapshots(wl, tmp_path)
     assert gzip.open(prof).read(2), "not gzip"
     space = by_leaf_line(prof, "inuse_space")
     objects = by_leaf_line(prof, "inuse_objects")
@@ -237,14 +252,9 @@ def test_merge_profiles_keeps_labels(procs, tmp_path):
     rc, _, err = helpers.run_hawk("merge", pa, pb, "--label", "build=7", "-o", merged)
     assert rc == 0, err
 
-    def total(path, *extra):
-        top = go_pprof("-top", "-sample_index=inuse_space", "-unit=B", "-nodecount=1000000",
-                       "-nodefraction=0", *extra, path)
-        return int(re.search(r"accounting for (\d+)B", top).group(1))
-
-    assert total(merged) == total(pa) + total(pb)
-    assert total(merged, f"-tagfocus=pid={a.pid}") == total(pa)
-    assert total(merged, "-tagfocus=run=b") == total(pb)
+    assert inuse_total(merged) == inuse_total(pa) + inuse_total(pb)
+    assert inuse_total(merged, f"-tagfocus=pid={a.pid}") == inuse_total(pa)
+    assert inuse_total(merged, "-tagfocus=run=b") == inuse_total(pb)
     _, samples, _ = raw(merged)
     assert samples and all(l.get("build") == "7" for _, _, l in samples)
     assert {l["run"] for _, _, l in samples} == {"a", "b"}

@@ -7,7 +7,6 @@ block sizes), and within 15 % at N = 65536 as the issue asks on two
 interpreters (about 2.7 deviations: a 0.7 % chance each of a false
 alarm); go tool pprof reads the period; a session's pprof and lineno
 snapshots agree."""
-import json
 import math
 import re
 import subprocess
@@ -15,8 +14,9 @@ import subprocess
 import pytest
 
 import helpers
-from helpers import ALL_PYTHONS, PYTHONS, WORKLOADS, Hawk, Workload, assert_bpf_gone
-from test_pprof import by_leaf_line, go_pprof
+from helpers import ALL_PYTHONS, PYTHONS, WORKLOADS, Workload
+from test_pprof import by_leaf_line, go_pprof, inuse_total, lineno_of, session_snapshots
+from test_sampling import sampled_run
 
 SCRIPT = "leak_bytes.py"
 PERIOD = 65536
@@ -55,24 +55,15 @@ def test_leak_and_churn_estimates(procs, tmp_path, oracle, name):
     true_leak = sum(leak)
     assert true_leak >= 20 << 20, true_leak
 
-    wl = Workload(procs, py, SCRIPT, tmp_path)
     prof = tmp_path / "heap.pb.gz"
-    hawk = Hawk(procs, wl.pid, "--duration", "600", "--sample-bytes", str(PERIOD),
-                "--format", "pprof", "-o", prof)
-    line = hawk.wait_tracing()
-    assert line.rstrip().endswith(", sampling"), line
-    wl.go()
-    wl.wait("allocated")
-    rc, _, err = hawk.stop()
-    assert rc == 0, err
-    assert wl.alive()
-    assert_bpf_gone(hawk.ids)
-    assert wl.tables() == wl.tables_at_start
+    sampled_run(procs, tmp_path, py, "--sample-bytes", str(PERIOD), "--format", "pprof",
+                "-o", prof, script=SCRIPT)
 
     raw = go_pprof("-raw", prof)
     assert re.search(r"^PeriodType: space bytes$", raw, re.M), raw[:400]
     assert re.search(rf"^Period: {PERIOD}$", raw, re.M), raw[:400]
-    est = by_leaf_line(prof, "inuse_space")[(fn, line_of("leak = ["))]
+    inuse = by_leaf_line(prof, "inuse_space")
+    est = inuse[(fn, line_of("leak = ["))]
     bound = 4.5 * sd_of(leak)
     print(f"\n{name}: leak {est} of {true_leak} ({(est - true_leak) / true_leak:+.1%}, sd {sd_of(leak) / true_leak:.1%})")
     assert abs(est - true_leak) <= bound, (est, true_leak, bound)
@@ -88,7 +79,7 @@ def test_leak_and_churn_estimates(procs, tmp_path, oracle, name):
     assert abs(got - true_churn) <= bound, (got, true_churn, bound)
     if name in STRICT:
         assert abs(got - true_churn) <= 0.15 * true_churn, (got, true_churn)
-    assert by_leaf_line(prof, "inuse_space")[churn] <= 3 * size
+    assert inuse[churn] <= 3 * size
 
 
 def test_session_pprof_equals_lineno(procs, tmp_path):
@@ -97,28 +88,13 @@ def test_session_pprof_equals_lineno(procs, tmp_path):
     says how it sampled."""
     py = PYTHONS["debian-3.11.2"][0]
     wl = Workload(procs, py, SCRIPT, tmp_path)
-    rc, _, err = helpers.run_hawk("start", "-p", wl.pid, "--sample-bytes", "64K")
-    assert rc == 0, err
-    try:
-        wl.go()
-        wl.wait("allocated")
-        rc, out, err = helpers.run_hawk("snapshot", "-p", wl.pid, "--count", "1000000")
-        assert rc == 0, err
-        doc = json.loads(out)
-        prof = tmp_path / "heap.pb.gz"
-        rc, _, err = helpers.run_hawk("snapshot", "-p", wl.pid, "--format", "pprof",
-                                      "-o", prof)
-        assert rc == 0, err
-    finally:
-        rc, _, err = helpers.run_hawk("stop", "-p", wl.pid)
-    assert rc == 0, err
+    doc, prof = session_snapshots(wl, tmp_path, "--sample-bytes", "64K")
     s = doc["sampling"]
     assert s["sampled"] is True and s["sample_bytes"] == PERIOD and \
         s["rates"] == f"bytes:{PERIOD}", s
     assert s["sampled_blocks"] > 100, s
     space, objects = by_leaf_line(prof, "inuse_space"), by_leaf_line(prof, "inuse_objects")
-    want = {(x["filename"], x["lineno"]): (x["mem_blocks_size_bytes"], x["mem_blocks_count"])
-            for x in doc["stats"]}
+    want = lineno_of(doc)
     got = {k: (space[k], objects[k]) for k in space if space[k] or objects[k]}
     assert got.keys() == want.keys()
     for k in want:
@@ -155,15 +131,10 @@ def test_fleet_merge_splits_by_host(procs, tmp_path):
                                   "-o", merged)
     assert rc == 0, err
 
-    def total(path, *extra):
-        top = go_pprof("-top", "-sample_index=inuse_space", "-unit=B", "-nodecount=1000000",
-                       "-nodefraction=0", *extra, path)
-        return int(re.search(r"accounting for (\d+)B", top).group(1))
-
-    one, two = (total(o) for _, _, o in runs)
+    one, two = (inuse_total(o) for _, _, o in runs)
     assert one > 15 << 20 and two > 15 << 20, (one, two)
-    assert total(merged) == one + two
-    assert total(merged, "-tagfocus=host=web-1") == one
-    assert total(merged, "-tagfocus=host=web-2") == two
+    assert inuse_total(merged) == one + two
+    assert inuse_total(merged, "-tagfocus=host=web-1") == one
+    assert inuse_total(merged, "-tagfocus=host=web-2") == two
     raw = go_pprof("-raw", merged)
     assert re.search(r"^Period: 524288$", raw, re.M), raw[:400]
